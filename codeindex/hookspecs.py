@@ -1,0 +1,142 @@
+"""Hook specifications: the whole plugin surface of codeindex.
+
+A plugin is a module (or object) with functions decorated by ``codeindex.hookimpl`` whose names
+match the specs below, registered through an entry point in the ``codeindex.parsers`` or
+``codeindex.embedders`` group. The built-in parsers and embedders register through exactly these
+hooks. Every hook here is documented in ``docs/reference/hooks.md`` and tested
+(``tests/test_docs.py`` checks both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import pluggy
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from codeindex.models import Chunk
+
+hookspec = pluggy.HookspecMarker("codeindex")
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageSpec:
+    """How discovery recognises a language: file extensions (with dot), exact file names, shebang words."""
+
+    name: str
+    extensions: tuple[str, ...] = ()
+    filenames: tuple[str, ...] = ()
+    shebangs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkBudget:
+    """The token budget a chunk's ``embed_text`` should fit in, and how to count tokens.
+
+    ``count_tokens`` maps a list of texts to their token counts with the embedder's tokenizer, so the
+    chunker's notion of "too long" is the model's.
+    """
+
+    max_tokens: int
+    count_tokens: Callable[[Sequence[str]], list[int]]
+
+
+@runtime_checkable
+class Parser(Protocol):
+    """A language parser plugin: turns one file's bytes into chunks.
+
+    Instances travel to Dask workers by pickling, so keep them light: create tree-sitter parsers
+    (which do not pickle) lazily inside ``chunk``.
+    """
+
+    name: str
+    version: str
+
+    def languages(self) -> Sequence[LanguageSpec]:
+        """The languages this parser claims."""
+        ...
+
+    def config_hash(self, language: str) -> str:
+        """A short hash of the rules used for ``language``; part of each chunk's parser identity."""
+        ...
+
+    def chunk(self, source: bytes, path: str, language: str, budget: ChunkBudget) -> list[Chunk]:
+        """Split ``source`` into chunks. Raise ``ValueError`` for input it cannot handle."""
+        ...
+
+
+@hookspec
+def codeindex_parsers() -> list[Parser]:  # type: ignore[empty-body]
+    """Return parser plugin objects this plugin provides.
+
+    Every plugin contributes. When two parsers claim the same extension, the one registered last
+    (third-party plugins load after the built-ins) wins, so a package can replace a built-in language.
+    """
+
+
+# --------------------------------------------------------------------------- embedders
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedderSettings:
+    """What a backend needs to construct an embedder. Picklable; sent to Dask workers."""
+
+    model: str = ""
+    """A sentence-transformers model directory or name; empty means the packaged all-MiniLM-L6-v2."""
+    device: str = "auto"
+    """``auto`` picks (and reports) the best device; ``cpu``/``cuda`` are demands, never silently ignored."""
+    batch_tokens: int = 16384
+    """Padded-token budget of one embedding batch (rows x longest row)."""
+    threads: int = 0
+    """Intra-op threads for the runtime; 0 means one per core available to this process."""
+    fp16: bool = False
+    """Half precision on GPU (sentence-transformers backend)."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """A loaded model. Created once per process and reused."""
+
+    backend: str
+    model_id: str
+    """Stable identity of the model weights (name + content hash); recorded in the index."""
+    dim: int
+    max_tokens: int
+    device: str
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Token counts as this model's tokenizer sees them (before truncation)."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return an ``(len(texts), dim)`` float32 array of L2-normalised vectors."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedderBackend:
+    """A named way to build an embedder. ``create`` does the heavy imports, only when chosen.
+
+    ``identify`` returns ``(model_id, dim, max_tokens)`` cheaply, without loading a runtime, so that a
+    no-op ``update`` can check model identity without importing torch or onnxruntime.
+    ``token_counter`` returns a light callable counting tokens (used by parse tasks for chunk budgets).
+    """
+
+    name: str
+    description: str
+    create: Callable[[EmbedderSettings], Embedder]
+    identify: Callable[[EmbedderSettings], tuple[str, int, int]]
+    token_counter: Callable[[EmbedderSettings], Callable[[Sequence[str]], list[int]]]
+
+
+@hookspec
+def codeindex_embedders() -> list[EmbedderBackend]:  # type: ignore[empty-body]
+    """Return embedder backends this plugin provides. One backend is chosen by configuration."""

@@ -1,0 +1,59 @@
+"""Plain data records shared between stages. Picklable, so they travel to Dask workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    """What ``stat`` says about a file: the fields that gate re-hashing."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    ctime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """A file discovery decided to index. ``path`` is POSIX, relative to the indexed root."""
+
+    path: str
+    language: str
+    stat: FileStat
+
+
+@dataclass(slots=True)
+class Chunk:
+    """One searchable unit of a file.
+
+    ``text`` is what users see (the code itself); ``embed_text`` is what the model sees: a short
+    context header (enclosing signatures) followed by the code. The header deliberately omits the
+    file path, so that a chunk's vector key depends on content only and moves re-embed nothing.
+    Lines are 1-based and inclusive; bytes are a half-open ``[start_byte, end_byte)`` range.
+    """
+
+    path: str
+    language: str
+    start_line: int
+    end_line: int
+    start_byte: int
+    end_byte: int
+    kind: str
+    symbol: str
+    text: str
+    embed_text: str
+    n_tokens: int = 0
+
+
+@dataclass(slots=True)
+class ParseResult:
+    """Chunks of one file, or the reason it was skipped."""
+
+    path: str
+    content_hash: str
+    parser_id: str
+    chunks: list[Chunk] = field(default_factory=list)
+    skip_reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
