@@ -1,0 +1,70 @@
+"""Compaction: merge live segments into one, dropping tombstoned vectors.
+
+Runs automatically after a commit when there are more live segments than ``store.compact_segments``
+or the dead share exceeds ``store.compact_dead_ratio``, and on ``codeindex compact``. It follows
+the same protocol as a run: write the new segment, switch to it in one transaction, then delete the
+old files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from codeindex.config import Config
+from codeindex.store import db as dbm
+from codeindex.store.segments import SegmentWriter, read_segment, remove_orphans, vectors_of
+
+
+def needs_compaction(index_dir: Path, config: Config) -> bool:
+    with dbm.open_db(index_dir / dbm.DB_NAME, read_only=True) as con:
+        n_segments = (con.execute("SELECT count(*) FROM segments").fetchone() or (0,))[0]
+        live = (con.execute("SELECT count(*) FROM vectors").fetchone() or (0,))[0]
+        dead = (con.execute("SELECT count(*) FROM tombstones").fetchone() or (0,))[0]
+    if n_segments <= 1:
+        return False
+    return n_segments > config["store.compact_segments"] or dead > config["store.compact_dead_ratio"] * max(1, live + dead)
+
+
+def compact(index_dir: Path, config: Config) -> dict[str, int]:
+    db_path = index_dir / dbm.DB_NAME
+    with dbm.open_db(db_path, read_only=True) as con:
+        meta = dbm.get_meta(con)
+        segments = con.execute("SELECT segment, file FROM segments ORDER BY segment").fetchall()
+        dead = {r[0] for r in con.execute("SELECT vec_id FROM tombstones").fetchall()}
+    if len(segments) <= 1 and not dead:
+        return {"segments_before": len(segments), "segments_after": len(segments), "dropped_vectors": 0}
+    writer = SegmentWriter(index_dir, int(meta["dim"]), int(meta.get("next_segment", "0")),
+                           max_vectors=config["store.segment_max_vectors"],
+                           ann_min_vectors=config["store.ann_min_vectors"], bulk=True)
+    new_ids: list[np.ndarray] = []
+    new_segs: list[int] = []
+    try:
+        for _, file in segments:
+            ids, vecs = vectors_of(read_segment(index_dir / file))
+            keep = ~np.isin(ids, np.fromiter(dead, dtype=np.int64, count=len(dead))) if dead else slice(None)
+            ids, vecs = ids[keep], vecs[keep]
+            new_segs.extend(writer.add(ids, vecs))
+            new_ids.append(ids)
+        sealed = writer.finish()
+        all_ids = np.concatenate(new_ids) if new_ids else np.zeros(0, np.int64)
+        with dbm.open_db(db_path, read_only=False) as con:
+            con.execute("BEGIN")
+            con.register("seg_map", pa.table({"vec_id": pa.array(all_ids, pa.int64()),
+                                              "segment": pa.array(new_segs, pa.int32())}))
+            con.execute("UPDATE vectors SET segment = m.segment FROM seg_map m WHERE vectors.vec_id = m.vec_id")
+            con.execute("DELETE FROM segments")
+            con.execute("DELETE FROM tombstones")
+            dbm.insert_arrow(con, "segments", pa.table({
+                "segment": pa.array([s.segment for s in sealed], pa.int32()), "file": [s.file for s in sealed],
+                "n_vectors": pa.array([s.n_vectors for s in sealed], pa.int64()),
+                "index_type": [s.index_type for s in sealed]}))
+            dbm.set_meta(con, {"next_segment": str(writer.next_number)})
+            con.execute("COMMIT")
+    except BaseException:
+        writer.abort()
+        raise
+    remove_orphans(index_dir, {s.file for s in sealed})
+    return {"segments_before": len(segments), "segments_after": len(sealed), "dropped_vectors": len(dead)}

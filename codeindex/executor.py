@@ -1,0 +1,144 @@
+"""Where graphs run: in-process (``sync``), a ``LocalCluster`` (``local``), or an existing scheduler.
+
+Every executor exposes the same three calls (submit a delayed object, wait for any of several
+futures, close), so the pipeline driver is written once.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from dask.delayed import Delayed
+
+from codeindex.errors import UsageError
+
+log = logging.getLogger("codeindex.executor")
+
+
+class Executor(Protocol):
+    name: str
+    n_workers: int
+    has_gpu: bool
+
+    def submit(self, task: Delayed) -> Any: ...
+    def wait_any(self, futures: Iterable[Any]) -> tuple[set[Any], set[Any]]: ...
+    def close(self) -> None: ...
+
+
+class SyncExecutor:
+    """Runs each task immediately in this process: no overlap, no start-up cost, easy to debug."""
+
+    name = "sync"
+    n_workers = 1
+    has_gpu = False
+
+    def submit(self, task: Delayed) -> cf.Future[Any]:
+        fut: cf.Future[Any] = cf.Future()
+        try:
+            fut.set_result(task.compute(scheduler="sync"))
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            fut.set_exception(exc)
+        return fut
+
+    def wait_any(self, futures: Iterable[Any]) -> tuple[set[Any], set[Any]]:
+        done, pending = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
+        return set(done), set(pending)
+
+    def close(self) -> None:
+        pass
+
+
+def local_gpu_count() -> int:
+    """GPUs visible on this host, without importing torch (``nvidia-smi -L``)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
+        return 0
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return 0
+    try:
+        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+class DaskExecutor:
+    """A ``distributed.Client`` over a new LocalCluster or an existing scheduler address."""
+
+    def __init__(self, address: str | None, *, n_workers: int = 0, threads_per_worker: int = 1,
+                 embed_threads: int = 1) -> None:
+        from distributed import Client, LocalCluster
+
+        self._cluster: Any = None
+        if address is None:
+            self.name = "local"
+            gpus = local_gpu_count()
+            workers = n_workers or max(1, len(os.sched_getaffinity(0)))
+            env = {"OMP_NUM_THREADS": str(embed_threads), "ORT_DISABLE_TELEMETRY": "1"}
+            if gpus:
+                self._cluster = _gpu_spec_cluster(gpus, workers, env)
+            else:
+                self._cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
+                                             processes=True, dashboard_address=None, env=env)
+            self.client = Client(self._cluster)
+        else:
+            self.name = address
+            try:
+                self.client = Client(address, timeout="10s")
+            except (OSError, TimeoutError) as exc:
+                raise UsageError(f"cannot reach Dask scheduler {address}: {exc}",
+                                 hint="check the address, or use --scheduler local") from exc
+        info = self.client.scheduler_info()
+        workers_info = info.get("workers", {})
+        self.n_workers = max(1, len(workers_info))
+        self.has_gpu = any(w.get("resources", {}).get("GPU", 0) for w in workers_info.values())
+
+    def submit(self, task: Delayed) -> Any:
+        return self.client.compute(task)
+
+    def wait_any(self, futures: Iterable[Any]) -> tuple[set[Any], set[Any]]:
+        from distributed import wait
+
+        result = wait(list(futures), return_when="FIRST_COMPLETED")
+        return set(result.done), set(result.not_done)
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            if self._cluster is not None:
+                self._cluster.close()
+
+
+def _gpu_spec_cluster(gpus: int, cpu_workers: int, env: dict[str, str]) -> Any:
+    """One GPU worker per device (resource GPU=1, pinned with CUDA_VISIBLE_DEVICES) plus CPU workers."""
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    workers: dict[str, Any] = {}
+    for i in range(gpus):
+        workers[f"gpu-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, "resources": {"GPU": 1},
+                                                          "env": {**env, "CUDA_VISIBLE_DEVICES": str(i)}}}
+    for i in range(max(1, cpu_workers - gpus)):
+        workers[f"cpu-{i}"] = {"cls": Nanny, "options": {"nthreads": 1,
+                                                          "env": {**env, "CUDA_VISIBLE_DEVICES": ""}}}
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
+    return SpecCluster(workers=workers, scheduler=scheduler)
+
+
+def make_executor(scheduler: str, *, n_dirty: int, small_threshold: int, workers: int = 0) -> Executor:
+    """Pick the executor: small dirty sets on the default scheduler run in-process (no cluster start-up)."""
+    if scheduler == "sync" or (scheduler == "local" and n_dirty < small_threshold):
+        return SyncExecutor()
+    if scheduler == "local":
+        return DaskExecutor(None, n_workers=workers)
+    if scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+        return DaskExecutor(scheduler)
+    raise UsageError(f"unknown scheduler {scheduler!r}", hint="use local, sync or tcp://host:port")

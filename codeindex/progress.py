@@ -1,0 +1,24 @@
+"""Progress events: the library reports, the CLI renders. The library never prints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class ProgressEvent:
+    """``stage`` is one of discover, hash, plan, parse, embed, write, commit, done, warning."""
+
+    stage: str
+    done: int = 0
+    total: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+def no_progress(event: ProgressEvent) -> None:
+    """The default callback: ignore events."""

@@ -1,0 +1,235 @@
+"""Search: vector (FAISS segments) and lexical (BM25 over postings) results fused by reciprocal rank.
+
+Chunk rows are the authority: a vector id maps to result rows only through ``chunks``, so a
+tombstoned vector or a deleted file can never appear in results. The database is opened read-only
+per query and closed at once, so a writer can commit between two searches; loaded segments are
+cached and reloaded only when the live-segment list changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codeindex.config import Config
+from codeindex.embedding_choice import settings_from_config
+from codeindex.errors import ModelMismatchError, NotIndexedError, UsageError
+from codeindex.store import db as dbm
+
+MODES = ("hybrid", "vector", "lexical")
+
+
+@dataclass(slots=True)
+class SearchResult:
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str
+    kind: str
+    language: str
+    score: float
+    text: str
+    chunk_id: int
+    vector_rank: int | None = None
+    lexical_rank: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+
+class Searcher:
+    def __init__(self, index_dir: Path, config: Config) -> None:
+        self.index_dir = index_dir
+        self.config = config
+        self._segments: dict[str, Any] = {}
+        self._embedder: Any = None
+        self._embedder_key: tuple[str, str] | None = None
+
+    # ------------------------------------------------------------------ filters
+
+    @staticmethod
+    def _where(languages: Sequence[str], paths: Sequence[str], exclude_paths: Sequence[str],
+               kinds: Sequence[str], symbol: str | None) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if languages:
+            clauses.append(f"c.language IN ({', '.join('?' * len(languages))})")
+            params.extend(languages)
+        if kinds:
+            clauses.append(f"c.kind IN ({', '.join('?' * len(kinds))})")
+            params.extend(kinds)
+        if paths:
+            clauses.append("(" + " OR ".join("regexp_full_match(c.path, ?)" for _ in paths) + ")")
+            params.extend(_glob_regex(p) for p in paths)
+        for pattern in exclude_paths:
+            clauses.append("NOT regexp_full_match(c.path, ?)")
+            params.append(_glob_regex(pattern))
+        if symbol:
+            clauses.append("lower(c.symbol) LIKE ?")
+            params.append(f"%{symbol.lower()}%")
+        return " AND ".join(clauses), params
+
+    # ------------------------------------------------------------------ vector side
+
+    def _load_segments(self, files: Sequence[str]) -> list[Any]:
+        from codeindex.store.segments import read_segment
+
+        wanted = set(files)
+        for name in list(self._segments):
+            if name not in wanted:
+                del self._segments[name]
+        out = []
+        for name in files:
+            if name not in self._segments:
+                path = self.index_dir / name
+                self._segments[name] = read_segment(path, mmap=path.stat().st_size > 64 * 1024 * 1024)
+            out.append(self._segments[name])
+        return out
+
+    def _query_vector(self, query: str, meta: dict[str, str], embedder: str | None) -> np.ndarray:
+        from codeindex.embedders.runtime import get_embedder
+        from codeindex.plugins import get_plugin_manager
+
+        backend = embedder or meta["embedder_backend"]
+        settings = settings_from_config(self.config, meta.get("embedder_model", ""))
+        if embedder is not None:
+            model_id = get_plugin_manager().embedder_backend(backend).identify(settings)[0]
+            if backend != meta["embedder_backend"] or model_id != meta["model_id"]:
+                raise ModelMismatchError(
+                    f"the index was built with {meta['embedder_backend']}:{meta['model_id']}, "
+                    f"not {backend}:{model_id}; vectors of two models are not comparable")
+        key = (backend, meta["model_id"])
+        if self._embedder is None or self._embedder_key != key:
+            self._embedder = get_embedder(backend, settings)
+            self._embedder_key = key
+        return np.asarray(self._embedder.embed([query]), dtype=np.float32)
+
+    def _vector_candidates(self, con: Any, query: str, meta: dict[str, str], n: int, where: str,
+                           params: list[Any], embedder: str | None) -> list[tuple[int, float]]:
+        import faiss
+
+        files = [r[0] for r in con.execute("SELECT file FROM segments ORDER BY segment").fetchall()]
+        if not files:
+            return []
+        qv = self._query_vector(query, meta, embedder)
+        allowed = None
+        if where:
+            ids = con.execute(f"SELECT DISTINCT c.vec_id FROM chunks c WHERE {where}", params).fetchnumpy()["vec_id"]
+            if len(ids) == 0:
+                return []
+            allowed = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+        dead_total = (con.execute("SELECT count(*) FROM tombstones").fetchone() or (0,))[0]
+        hits: list[tuple[float, int]] = []
+        for index in self._load_segments(files):
+            kk = min(index.ntotal, n + dead_total)
+            if kk <= 0:
+                continue
+            if allowed is not None:
+                params_ = faiss.SearchParameters(sel=allowed)
+                scores, ids = index.search(qv, kk, params=params_)
+            else:
+                scores, ids = index.search(qv, kk)
+            hits.extend((float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0)
+        hits.sort(key=lambda t: (-t[0], t[1]))
+        vec_ids = [i for _, i in hits]
+        if not vec_ids:
+            return []
+        dbm.register_list(con, "hit_ids", "vec_id", vec_ids)
+        extra = f" AND {where}" if where else ""
+        rows = con.execute(f"SELECT c.chunk_id, c.vec_id FROM chunks c WHERE c.vec_id IN "
+                           f"(SELECT vec_id FROM hit_ids){extra}", params).fetchall()
+        chunks_of: dict[int, list[int]] = {}
+        for chunk_id, vec_id in rows:
+            chunks_of.setdefault(vec_id, []).append(chunk_id)
+        ranked: list[tuple[int, float]] = []
+        for score, vec_id in hits:
+            for chunk_id in sorted(chunks_of.get(vec_id, ())):
+                ranked.append((chunk_id, score))
+        return ranked[:n]
+
+    # ------------------------------------------------------------------ entry point
+
+    def search(self, query: str, *, k: int, mode: str, languages: Sequence[str] = (), paths: Sequence[str] = (),
+               exclude_paths: Sequence[str] = (), kinds: Sequence[str] = (), symbol: str | None = None,
+               embedder: str | None = None) -> list[SearchResult]:
+        from codeindex.lexical import rrf
+        from codeindex.store.postings import bm25_search
+
+        if mode not in MODES:
+            raise UsageError(f"unknown search mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
+        if not query.strip():
+            raise UsageError("empty query", hint="pass some words or an identifier")
+        if k < 1:
+            raise UsageError("k must be at least 1")
+        db_path = self.index_dir / dbm.DB_NAME
+        if not db_path.exists():
+            raise NotIndexedError(f"no index at {self.index_dir}")
+        where, params = self._where(languages, paths, exclude_paths, kinds, symbol)
+        n = max(50, 5 * k)
+        with dbm.open_db(db_path, read_only=True) as con:
+            dbm.check_schema(con, db_path)
+            meta = dbm.get_meta(con)
+            vector: list[tuple[int, float]] = []
+            lexical: list[tuple[int, float]] = []
+            if mode in ("hybrid", "vector"):
+                vector = self._vector_candidates(con, query, meta, n, where, params, embedder)
+            if mode in ("hybrid", "lexical"):
+                lexical = bm25_search(con, query, n, where_sql=where, params=params)
+            if mode == "vector":
+                ranked = vector[:k]
+            elif mode == "lexical":
+                ranked = lexical[:k]
+            else:
+                ranked = rrf([[c for c, _ in vector], [c for c, _ in lexical]])[:k]
+            v_rank = {c: i + 1 for i, (c, _) in enumerate(vector)}
+            l_rank = {c: i + 1 for i, (c, _) in enumerate(lexical)}
+            ids = [c for c, _ in ranked]
+            if not ids:
+                return []
+            dbm.register_list(con, "result_ids", "chunk_id", ids)
+            rows = con.execute("SELECT chunk_id, path, start_line, end_line, symbol, kind, language, text "
+                               "FROM chunks WHERE chunk_id IN (SELECT chunk_id FROM result_ids)").fetchall()
+        by_id = {r[0]: r for r in rows}
+        results = []
+        for chunk_id, score in ranked:
+            r = by_id.get(chunk_id)
+            if r is None:
+                continue
+            results.append(SearchResult(path=r[1], start_line=r[2], end_line=r[3], symbol=r[4] or "", kind=r[5],
+                                        language=r[6], score=round(float(score), 6), text=r[7], chunk_id=chunk_id,
+                                        vector_rank=v_rank.get(chunk_id), lexical_rank=l_rank.get(chunk_id)))
+        return results
+
+
+def _glob_regex(pattern: str) -> str:
+    """Translate a path glob into a regex: ``**`` matches across ``/``, ``*`` and ``?`` do not.
+
+    A pattern without ``/`` matches the file name anywhere (``*.py``), as in .gitignore.
+    """
+    if "/" not in pattern:
+        pattern = "**/" + pattern
+    out = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif ch == "*":
+            out.append("[^/]*")
+            i += 1
+        elif ch == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append("\\" + ch if ch in ".^$+{}[]()|\\" else ch)
+            i += 1
+    return "".join(out)

@@ -1,0 +1,1 @@
+"""Persistent state: DuckDB metadata (``db``), FAISS vector segments (``segments``), the writer lock (``lock``)."""

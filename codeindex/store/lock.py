@@ -1,0 +1,65 @@
+"""One writer at a time: an advisory ``flock`` on ``.codeindex/lock`` holding the writer's pid and host.
+
+``flock`` is released by the kernel when the holder dies (even by SIGKILL), so a lock file left by a
+dead writer is detected as stale and taken over, with a warning naming the dead pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from codeindex.errors import LockedError
+
+log = logging.getLogger("codeindex.lock")
+
+
+def _read_holder(path: Path) -> dict[str, object]:
+    try:
+        return json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+@contextlib.contextmanager
+def writer_lock(index_dir: Path, *, wait: bool = False, timeout_s: float = 3600.0) -> Iterator[list[str]]:
+    """Hold the writer lock for the duration of the block; yields a list of warnings (e.g. stale takeover)."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    path = index_dir / "lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    warnings: list[str] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _read_holder(path)
+                if not wait or time.monotonic() > deadline:
+                    raise LockedError(f"index {index_dir} is locked by pid {holder.get('pid', '?')} on "
+                                      f"{holder.get('host', '?')}") from None
+                time.sleep(0.1)
+        previous = _read_holder(path)
+        if previous.get("pid"):
+            message = (f"previous writer pid {previous.get('pid')} on {previous.get('host')} died without "
+                       "finishing; taking over the stale lock")
+            warnings.append(message)
+            log.warning(message)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                  "since": time.time()}).encode(), 0)
+        try:
+            yield warnings
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

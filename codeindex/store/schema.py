@@ -1,0 +1,30 @@
+"""The DuckDB schema, one place. Bump ``SCHEMA_VERSION`` on any incompatible change."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS meta (k VARCHAR PRIMARY KEY, v VARCHAR);
+CREATE TABLE IF NOT EXISTS files (
+    path VARCHAR, language VARCHAR, size BIGINT, mtime_ns BIGINT, inode BIGINT, ctime_ns BIGINT,
+    hash VARCHAR, parser_id VARCHAR, n_chunks INTEGER, skip_reason VARCHAR
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk_id BIGINT, path VARCHAR, language VARCHAR, start_line INTEGER, end_line INTEGER,
+    start_byte BIGINT, end_byte BIGINT, kind VARCHAR, symbol VARCHAR, text VARCHAR,
+    n_tokens INTEGER, vec_id BIGINT, lex_len INTEGER
+);
+CREATE TABLE IF NOT EXISTS vectors (vec_key VARCHAR, vec_id BIGINT, segment INTEGER);
+CREATE TABLE IF NOT EXISTS tombstones (vec_id BIGINT, segment INTEGER);
+CREATE TABLE IF NOT EXISTS segments (segment INTEGER, file VARCHAR, n_vectors BIGINT, index_type VARCHAR);
+CREATE TABLE IF NOT EXISTS merkle_nodes (path VARCHAR, hash VARCHAR);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER, kind VARCHAR, started_at TIMESTAMP, wall_s DOUBLE, status VARCHAR,
+    scheduler VARCHAR, embedder VARCHAR, model_id VARCHAR,
+    files_seen INTEGER, files_added INTEGER, files_modified INTEGER, files_deleted INTEGER,
+    files_moved INTEGER, files_reparsed INTEGER, files_skipped INTEGER, files_unreadable INTEGER,
+    chunks_total BIGINT, chunks_written BIGINT, chunks_embedded BIGINT, chunks_reused BIGINT,
+    tokens_embedded BIGINT, stages_json VARCHAR, skipped_json VARCHAR
+);
+"""

@@ -1,0 +1,169 @@
+"""Immutable FAISS vector segments.
+
+A rebuild writes base segments; an update writes a small delta segment. Vectors are never modified
+in place: replaced vectors become tombstones (rows in DuckDB) and searches drop them; compaction
+rewrites live vectors into one segment. Files are written under a temporary name, fsynced and
+renamed, and become live only when the DuckDB transaction that lists them commits.
+
+Index type per segment: ``flat`` (``IndexIDMap2`` over exact inner product) by default; a bulk
+rebuild's segment of at least ``ann_min_vectors`` vectors gets ``hnsw`` (built once, at the end).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import faiss
+
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    segment: int
+    file: str
+    n_vectors: int
+    index_type: str
+
+
+def segment_file(number: int) -> str:
+    return f"seg-{number:06d}.faiss"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_index_atomically(index: Any, target: Path) -> None:
+    import faiss
+
+    tmp = target.with_name(target.name + ".tmp")
+    faiss.write_index(index, str(tmp))
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
+
+
+def flat_index(dim: int) -> faiss.IndexIDMap2:
+    import faiss
+
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+def hnsw_index(dim: int) -> faiss.IndexIDMap2:
+    import faiss
+
+    inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    inner.hnsw.efSearch = HNSW_EF_SEARCH
+    return faiss.IndexIDMap2(inner)
+
+
+def vectors_of(index: Any) -> tuple[np.ndarray, np.ndarray]:
+    """All (ids, vectors) stored in an ``IndexIDMap2`` segment, in storage order."""
+    import faiss
+
+    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+    vecs = index.index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), "float32")
+    return ids, np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+class SegmentWriter:
+    """Collects one run's new vectors into segments of at most ``max_vectors``; nothing is live until commit."""
+
+    def __init__(self, index_dir: Path, dim: int, first_number: int, *, max_vectors: int,
+                 ann_min_vectors: int, bulk: bool) -> None:
+        self.index_dir = index_dir
+        self.dim = dim
+        self.next_number = first_number
+        self.max_vectors = max_vectors
+        self.ann_min_vectors = ann_min_vectors
+        self.bulk = bulk
+        self.sealed: list[SegmentInfo] = []
+        self._current: Any = None
+        self.bytes_written = 0
+
+    @property
+    def current_number(self) -> int:
+        return self.next_number
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> list[int]:
+        """Add vectors; returns the segment number each landed in (segments seal as they fill)."""
+        placed: list[int] = []
+        start = 0
+        while start < len(ids):
+            if self._current is None:
+                self._current = flat_index(self.dim)
+            room = self.max_vectors - self._current.ntotal
+            end = min(len(ids), start + room)
+            self._current.add_with_ids(np.ascontiguousarray(vectors[start:end], dtype=np.float32),
+                                       np.ascontiguousarray(ids[start:end], dtype=np.int64))
+            placed.extend([self.next_number] * (end - start))
+            start = end
+            if self._current.ntotal >= self.max_vectors:
+                self._seal_current()
+        return placed
+
+    def _seal_current(self) -> None:
+        index = self._current
+        self._current = None
+        if index is None or index.ntotal == 0:
+            return
+        index_type = "flat"
+        if self.bulk and index.ntotal >= self.ann_min_vectors:
+            ids, vecs = vectors_of(index)
+            index = hnsw_index(self.dim)
+            index.add_with_ids(vecs, ids)
+            index_type = "hnsw"
+        name = segment_file(self.next_number)
+        path = self.index_dir / name
+        write_index_atomically(index, path)
+        self.bytes_written += path.stat().st_size
+        self.sealed.append(SegmentInfo(self.next_number, name, int(index.ntotal), index_type))
+        self.next_number += 1
+
+    def finish(self) -> list[SegmentInfo]:
+        self._seal_current()
+        return list(self.sealed)
+
+    def abort(self) -> None:
+        """Remove files this writer created (they were never live)."""
+        self._current = None
+        for info in self.sealed:
+            (self.index_dir / info.file).unlink(missing_ok=True)
+        self.sealed.clear()
+
+
+def read_segment(path: Path, *, mmap: bool = False) -> Any:
+    """Load a segment for searching. ``mmap`` maps it read-only (never add/remove on a mapped index)."""
+    import faiss
+
+    flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
+    index = faiss.read_index(str(path), flags)
+    inner = faiss.downcast_index(index.index)
+    if isinstance(inner, faiss.IndexHNSWFlat):
+        inner.hnsw.efSearch = HNSW_EF_SEARCH
+    return index
+
+
+def remove_orphans(index_dir: Path, live_files: set[str]) -> list[str]:
+    """Delete segment files (and temp files) not listed as live; returns what was removed."""
+    removed = []
+    for path in index_dir.glob("seg-*.faiss*"):
+        if path.name not in live_files:
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed

@@ -1,0 +1,135 @@
+"""Functions that run inside tasks, in-process or on Dask workers.
+
+They are module-level so they pickle by reference, take only plain data, and cache heavy state
+(parsers, tokenizers, the model) per process: the model is loaded once per worker and reused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import blake3
+import numpy as np
+import pyarrow as pa
+
+from codeindex.hookspecs import ChunkBudget, EmbedderSettings
+from codeindex.models import Chunk, ParseResult
+
+BINARY_SNIFF_BYTES = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class ParseItem:
+    path: str
+    language: str
+    parser: str
+    content_hash: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedContext:
+    """Everything a worker needs to recreate the embedder and the chunk budget."""
+
+    backend: str
+    settings: EmbedderSettings
+    max_tokens: int
+    key_prefix: str
+
+
+@dataclass(slots=True)
+class ParsedBatch:
+    results: list[ParseResult]
+    postings: pa.Table  # term, chunk_id (index into the batch's chunks, in order), tf
+    lex_lens: list[int]
+    seconds: float
+
+
+def vector_key(key_prefix: str, embed_text: str) -> str:
+    """Content address of a vector: blake3(backend + model identity + embedded text), 128 bits hex."""
+    h = blake3.blake3(key_prefix.encode())
+    h.update(b"\0")
+    h.update(embed_text.encode("utf-8", "surrogatepass"))
+    return h.hexdigest(length=16)
+
+
+@lru_cache(maxsize=4)
+def _token_counter(backend: str, settings: EmbedderSettings):  # type: ignore[no-untyped-def]
+    from codeindex.plugins import get_plugin_manager
+
+    return get_plugin_manager().embedder_backend(backend).token_counter(settings)
+
+
+def _parser(name: str):  # type: ignore[no-untyped-def]
+    from codeindex.plugins import get_plugin_manager
+
+    return get_plugin_manager().parser_by_name(name)
+
+
+def looks_binary(data: bytes) -> bool:
+    return b"\0" in data[:BINARY_SNIFF_BYTES]
+
+
+def parse_one(item: ParseItem, ctx: EmbedContext) -> ParseResult:
+    """Chunk one file; problems become a recorded skip reason, never an exception."""
+    result = ParseResult(path=item.path, content_hash=item.content_hash, parser_id="")
+    try:
+        parser = _parser(item.parser)
+        result.parser_id = parser_identity(parser, item.language)
+    except Exception as exc:
+        result.skip_reason = f"parser-unavailable: {item.parser}: {exc}"
+        return result
+    if looks_binary(item.data):
+        result.skip_reason = "binary"
+        return result
+    budget = ChunkBudget(ctx.max_tokens, _token_counter(ctx.backend, ctx.settings))
+    try:
+        chunks = parser.chunk(item.data, item.path, item.language, budget)
+    except RecursionError:
+        result.skip_reason = f"parse-error: {item.parser}: nesting too deep"
+        return result
+    except Exception as exc:  # a plugin may fail in any way; record it, keep going
+        result.skip_reason = f"parse-error: {item.parser}: {type(exc).__name__}: {exc}"
+        return result
+    result.chunks = list(chunks)
+    return result
+
+
+def parser_identity(parser: object, language: str) -> str:
+    """``name@version#confighash``: stored per file, so a parser upgrade re-chunks only its languages."""
+    return f"{parser.name}@{parser.version}#{parser.config_hash(language)}"  # type: ignore[attr-defined]
+
+
+def parse_batch(items: Sequence[ParseItem], ctx: EmbedContext) -> ParsedBatch:
+    """Parse a batch of files and compute their lexical postings (coarse task: many files)."""
+    from codeindex.store.postings import postings_table
+
+    start = time.perf_counter()
+    results = [parse_one(item, ctx) for item in items]
+    chunks: list[Chunk] = [c for r in results for c in r.chunks]
+    postings, lex_lens = postings_table(list(range(len(chunks))), [c.text for c in chunks],
+                                        [c.path for c in chunks], [c.symbol for c in chunks])
+    return ParsedBatch(results, postings, list(lex_lens), time.perf_counter() - start)
+
+
+@dataclass(slots=True)
+class EmbeddedBatch:
+    vectors: np.ndarray
+    tokens: int
+    seconds: float
+    device: str
+
+
+def embed_texts(texts: Sequence[str], lengths: Sequence[int], ctx: EmbedContext) -> EmbeddedBatch:
+    """Embed one token-budget batch with the process's cached model."""
+    from codeindex.embedders.batching import embed_batched
+    from codeindex.embedders.runtime import get_embedder
+
+    start = time.perf_counter()
+    embedder = get_embedder(ctx.backend, ctx.settings)
+    vectors = embed_batched(embedder, list(texts), list(lengths), ctx.settings.batch_tokens)
+    return EmbeddedBatch(vectors, int(sum(min(n, embedder.max_tokens) for n in lengths)),
+                         time.perf_counter() - start, embedder.device)

@@ -1,0 +1,48 @@
+"""Shared fixtures: scenario folders copied into tmp_path, and the CLI run as a real process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture
+def scenario(tmp_path: Path):
+    """Copy ``tests/scenarios/<name>`` into a fresh temporary directory and return its path."""
+
+    def copy(name: str) -> Path:
+        target = tmp_path / name
+        shutil.copytree(SCENARIOS / name, target)
+        return target
+
+    return copy
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 300, user: int | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``codeindex`` in a subprocess, as a user would."""
+    cmd = [sys.executable, "-m", "codeindex.cli", *args]
+    if user is not None:
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+def corpus_dir() -> Path | None:
+    value = os.environ.get("CODEINDEX_TEST_CORPUS")
+    return Path(value) if value and Path(value).is_dir() else None
