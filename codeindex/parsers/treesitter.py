@@ -1,0 +1,208 @@
+"""The built-in tree-sitter parser: AST-aware chunks for 17 languages.
+
+Registered like any third-party plugin, through ``codeindex_parsers``. Grammars come from
+``tree-sitter-language-pack`` 0.13.0, which bundles them (no download at run time). Tree-sitter
+parsers do not pickle, so the parser object holds no state: parsers are created on first use in each
+process and kept in a module-level cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import codeindex
+from codeindex.chunking.build import build_chunks, header_allowance
+from codeindex.chunking.source import SourceLines
+from codeindex.chunking.syntax import LanguageRules, Splitter, node_text
+from codeindex.hookspecs import ChunkBudget, LanguageSpec
+from codeindex.models import Chunk
+
+PARSER_VERSION = "1.0.0"
+
+
+def _go_method_name(node: Any, data: bytes) -> str | None:
+    """Go methods are named ``Recv.Method`` so they group under their type like methods elsewhere."""
+    name = node.child_by_field_name("name")
+    receiver = node.child_by_field_name("receiver")
+    if name is None:
+        return None
+    words = re.findall(r"[A-Za-z_]\w*", node_text(receiver, data)) if receiver is not None else []
+    recv = words[-1] if words else ""
+    if receiver is not None and "[" in node_text(receiver, data):  # (s *Set[T]) → Set
+        recv = re.sub(r"\[.*", "", node_text(receiver, data)).split()[-1].lstrip("(*") if words else ""
+    method = node_text(name, data)
+    return f"{recv}.{method}" if recv else method
+
+
+def _rust_impl_name(node: Any, data: bytes) -> str | None:
+    typ = node.child_by_field_name("type")
+    return node_text(typ, data) if typ is not None else None
+
+
+_JS_UNITS = {
+    "function_declaration": "function", "generator_function_declaration": "function",
+    "method_definition": "function", "class_declaration": "class", "abstract_class_declaration": "class",
+    "interface_declaration": "interface", "enum_declaration": "enum", "module": "module",
+    "internal_module": "namespace", "type_alias_declaration": "type",
+}
+_JS_RULES = LanguageRules(
+    units=_JS_UNITS,
+    wrappers=frozenset({"export_statement", "decorated_definition", "ambient_declaration"}),
+    declarations=frozenset({"lexical_declaration", "variable_declaration"}),
+)
+
+RULES: dict[str, LanguageRules] = {
+    "python": LanguageRules(
+        units={"function_definition": "function", "class_definition": "class"},
+        wrappers=frozenset({"decorated_definition"}),
+    ),
+    "javascript": _JS_RULES,
+    "typescript": _JS_RULES,
+    "tsx": _JS_RULES,
+    "go": LanguageRules(
+        units={"function_declaration": "function", "method_declaration": "method",
+               "type_declaration": "type"},
+        namers={"method_declaration": _go_method_name},
+    ),
+    "rust": LanguageRules(
+        units={"function_item": "function", "struct_item": "struct", "enum_item": "enum",
+               "union_item": "struct", "trait_item": "trait", "impl_item": "impl", "mod_item": "module",
+               "macro_definition": "macro"},
+        namers={"impl_item": _rust_impl_name},
+    ),
+    "java": LanguageRules(
+        units={"class_declaration": "class", "interface_declaration": "interface",
+               "enum_declaration": "enum", "record_declaration": "record",
+               "annotation_type_declaration": "interface", "method_declaration": "function",
+               "constructor_declaration": "function"},
+    ),
+    "c": LanguageRules(
+        units={"function_definition": "function", "struct_specifier": "struct",
+               "union_specifier": "struct", "enum_specifier": "enum"},
+        wrappers=frozenset({"type_definition", "declaration"}),
+    ),
+    "cpp": LanguageRules(
+        units={"function_definition": "function", "class_specifier": "class",
+               "struct_specifier": "struct", "union_specifier": "struct", "enum_specifier": "enum",
+               "namespace_definition": "namespace"},
+        wrappers=frozenset({"template_declaration", "type_definition", "declaration",
+                            "linkage_specification"}),
+    ),
+    "csharp": LanguageRules(
+        units={"class_declaration": "class", "interface_declaration": "interface",
+               "struct_declaration": "struct", "enum_declaration": "enum", "record_declaration": "record",
+               "namespace_declaration": "namespace", "method_declaration": "function",
+               "constructor_declaration": "function", "local_function_statement": "function"},
+    ),
+    "ruby": LanguageRules(
+        units={"method": "function", "singleton_method": "function", "class": "class",
+               "module": "module", "singleton_class": "class"},
+    ),
+    "php": LanguageRules(
+        units={"function_definition": "function", "method_declaration": "function",
+               "class_declaration": "class", "interface_declaration": "interface",
+               "trait_declaration": "trait", "enum_declaration": "enum"},
+        attached=frozenset({"attribute_list"}),
+    ),
+    "kotlin": LanguageRules(
+        units={"function_declaration": "function", "class_declaration": "class",
+               "object_declaration": "object", "companion_object": "object"},
+    ),
+    "swift": LanguageRules(
+        units={"function_declaration": "function", "class_declaration": "class",
+               "protocol_declaration": "protocol", "extension_declaration": "extension",
+               "init_declaration": "function"},
+    ),
+    "scala": LanguageRules(
+        units={"function_definition": "function", "class_definition": "class",
+               "object_definition": "object", "trait_definition": "trait", "enum_definition": "enum"},
+    ),
+    "bash": LanguageRules(units={"function_definition": "function"}),
+    "lua": LanguageRules(units={"function_declaration": "function"}),
+}
+"""Per language: unit node types and their kinds. Containers need no rule: an oversize unit is split
+at its children, and units met there (methods in a class body) are named under it."""
+
+SPECS: tuple[LanguageSpec, ...] = (
+    LanguageSpec("python", (".py", ".pyi", ".pyw"), ("SConstruct", "SConscript"), ("python", "python3")),
+    LanguageSpec("javascript", (".js", ".mjs", ".cjs", ".jsx"), (), ("node", "nodejs")),
+    LanguageSpec("typescript", (".ts", ".mts", ".cts")),
+    LanguageSpec("tsx", (".tsx",)),
+    LanguageSpec("go", (".go",)),
+    LanguageSpec("rust", (".rs",)),
+    LanguageSpec("java", (".java",)),
+    LanguageSpec("c", (".c", ".h")),
+    LanguageSpec("cpp", (".cc", ".cpp", ".cxx", ".c++", ".hh", ".hpp", ".hxx", ".h++", ".ipp", ".inl")),
+    LanguageSpec("csharp", (".cs",)),
+    LanguageSpec("ruby", (".rb", ".rake", ".gemspec"), ("Rakefile", "Gemfile", "Guardfile"), ("ruby",)),
+    LanguageSpec("php", (".php", ".phtml"), (), ("php",)),
+    LanguageSpec("kotlin", (".kt", ".kts")),
+    LanguageSpec("swift", (".swift",)),
+    LanguageSpec("scala", (".scala", ".sc")),
+    LanguageSpec("bash", (".sh", ".bash", ".zsh"), (".bashrc", ".bash_profile", ".zshrc", ".profile"),
+                 ("sh", "bash", "zsh", "dash", "ksh")),
+    LanguageSpec("lua", (".lua",), (), ("lua",)),
+)
+
+_parsers: dict[str, Any] = {}
+_parsers_lock = threading.Lock()
+
+
+def _parser_for(language: str) -> Any:
+    """A tree-sitter parser for ``language``, created once per process (and thread-safe)."""
+    parser = _parsers.get(language)
+    if parser is None:
+        from tree_sitter_language_pack import get_parser
+
+        with _parsers_lock:
+            parser = _parsers.get(language)
+            if parser is None:
+                parser = _parsers[language] = get_parser(language)  # type: ignore[arg-type]
+    return parser
+
+
+def _rules_fingerprint(rules: LanguageRules) -> str:
+    data = {"units": dict(sorted(rules.units.items())), "wrappers": sorted(rules.wrappers),
+            "declarations": sorted(rules.declarations), "values": sorted(rules.function_values),
+            "attached": sorted(rules.attached), "namers": sorted(rules.namers)}
+    return json.dumps(data, sort_keys=True)
+
+
+class TreeSitterParser:
+    """AST-aware chunker. Stateless, so it pickles cheaply to Dask workers."""
+
+    name = "treesitter"
+    version = PARSER_VERSION
+
+    def languages(self) -> Sequence[LanguageSpec]:
+        return SPECS
+
+    def config_hash(self, language: str) -> str:
+        rules = RULES.get(language)
+        if rules is None:
+            raise ValueError(f"treesitter parser has no rules for language {language!r}")
+        return hashlib.blake2b(_rules_fingerprint(rules).encode(), digest_size=8).hexdigest()
+
+    def chunk(self, source: bytes, path: str, language: str, budget: ChunkBudget) -> list[Chunk]:
+        rules = RULES.get(language)
+        if rules is None:
+            raise ValueError(f"treesitter parser has no rules for language {language!r}")
+        if budget.max_tokens < 16:
+            raise ValueError(f"token budget {budget.max_tokens} is too small to chunk code")
+        lines = SourceLines.from_bytes(source)
+        tree = _parser_for(language).parse(source)
+        limit = max(8, budget.max_tokens - header_allowance(language, ()))
+        pieces = Splitter(rules, lines, limit).split(tree.root_node)
+        return build_chunks(pieces, lines, path, language, budget)
+
+
+
+
+@codeindex.hookimpl
+def codeindex_parsers() -> list[TreeSitterParser]:
+    return [TreeSitterParser()]
