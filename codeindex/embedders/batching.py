@@ -109,7 +109,8 @@ def embed_batched(embedder: Embedder, texts: Sequence[str], lengths: Sequence[in
             log.warning("%s: batch of %d rows ran out of memory; retrying halves (budget now %d tokens)",
                         embedder.backend, len(batch), budget)
             rest = [i for b in reversed(pending) for i in b]
-            pending = [[rest[j] for j in b] for b in plan_batches([clipped[i] for i in rest], budget, max_len)]
+            replanned = plan_batches([clipped[i] for i in rest], budget, max_len)
+            pending = [[rest[j] for j in b] for b in replanned]
             pending.reverse()
             pending.append(batch[half:])
             pending.append(batch[:half])

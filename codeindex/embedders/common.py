@@ -96,7 +96,7 @@ def model_name(path: Path) -> str:
 
 def _model_files(path: Path) -> list[Path]:
     """Regular files under the model dir, sorted, hidden entries (``.git``, ``.cache``) left out."""
-    files = []
+    files: list[Path] = []
     for root, dirs, names in os.walk(path, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         files.extend(Path(root) / n for n in names if not n.startswith("."))
@@ -343,4 +343,5 @@ def parse_device(device: str, backend: str) -> tuple[str, int]:
         return text, 0
     if text.startswith("cuda:") and text[5:].isdigit():
         return "cuda", int(text[5:])
-    raise EmbedderError(f"{backend}: unknown device {device!r}", hint="embedder.device is auto, cpu or cuda[:N]")
+    raise EmbedderError(f"{backend}: unknown device {device!r}",
+                        hint="embedder.device is auto, cpu or cuda[:N]")

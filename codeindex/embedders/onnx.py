@@ -47,9 +47,11 @@ def onnx_cache_path(info: common.ModelInfo) -> Path:
 
 def _check_exportable(info: common.ModelInfo) -> None:
     unsupported = [m for m in info.modules if m not in ("Transformer", "Pooling", "Normalize")]
-    if unsupported or info.pooling not in _SUPPORTED_POOLING or not info.modules or info.modules[0] != "Transformer":
+    starts_right = bool(info.modules) and info.modules[0] == "Transformer"
+    if unsupported or info.pooling not in _SUPPORTED_POOLING or not starts_right:
         raise EmbedderError(
-            f"{BACKEND}: cannot export {info.name} (modules {', '.join(info.modules)}, pooling {info.pooling})",
+            f"{BACKEND}: cannot export {info.name} "
+            f"(modules {', '.join(info.modules)}, pooling {info.pooling})",
             hint="use `--embedder sentence-transformers` for this model")
 
 
@@ -70,7 +72,8 @@ def export_onnx(info: common.ModelInfo, out: Path) -> None:
     hf_logging.disable_progress_bar()  # the library never prints
 
     st = SentenceTransformer(str(info.path), device="cpu")
-    transformer = st[0].auto_model.eval()
+    transformer: Any = st[0].auto_model
+    transformer.eval()
     takes_token_types = "token_type_ids" in inspect.signature(transformer.forward).parameters
     pooling = info.pooling
 
@@ -164,7 +167,8 @@ def open_session(model_file: Path, settings: EmbedderSettings) -> tuple[Any, str
         if len(providers) == 1:
             raise EmbedderError(f"{BACKEND}: cannot load {model_file}: {exc}") from exc
         log.info("onnx: CUDA session failed (%s); using the CPU", exc)
-        session = ort.InferenceSession(str(model_file), sess_options=options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(model_file), sess_options=options,
+                                       providers=["CPUExecutionProvider"])
     on_gpu = "CUDAExecutionProvider" in session.get_providers()
     if kind == "cuda" and not on_gpu:
         raise EmbedderError(f"{BACKEND}: device 'cuda' requested but onnxruntime found no usable GPU",
@@ -212,7 +216,7 @@ class OnnxEmbedder:
         return self._count(texts)
 
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """``input_ids`` and ``attention_mask`` (int64), truncated at max_tokens, padded to the longest row."""
+        """``input_ids`` and ``attention_mask`` (int64): truncated at max_tokens, padded to the longest."""
         import numpy as np
 
         encodings = self._tokenizer.encode_batch(list(texts))
