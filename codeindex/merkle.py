@@ -1,0 +1,133 @@
+"""The Merkle tree over file content hashes, and the diff between two snapshots. Pure: no I/O.
+
+A leaf is the blake3 of a file's bytes. A directory node is the blake3 of its children, sorted by
+name, each encoded as ``kind byte + name length + name + hash length + child hex hash``; the length prefixes
+make the encoding unambiguous, and a ``dir`` prefix separates node hashes from leaf
+hashes. Two snapshots with equal root hashes hold identical trees, and any directory whose node hash
+is equal on both sides holds identical files, so the diff never looks at them one by one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import blake3
+
+_NODE_PREFIX = b"codeindex-dir-v1\0"
+
+
+def leaf_hash(data: bytes) -> str:
+    """blake3 hex digest of a file's content."""
+    return blake3.blake3(data).hexdigest()
+
+
+def _parent(path: str) -> tuple[str, str]:
+    slash = path.rfind("/")
+    return (path[:slash], path[slash + 1 :]) if slash >= 0 else ("", path)
+
+
+def build_tree(leaves: Mapping[str, str]) -> dict[str, str]:
+    """Directory relpath -> node hash for every directory holding a file ("" is the root, always present)."""
+    files_in: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    subdirs: dict[str, set[str]] = defaultdict(set)
+    for path, digest in leaves.items():
+        parent, name = _parent(path)
+        files_in[parent].append((name, digest))
+        while parent:  # register the directory chain up to the first one already known
+            grandparent, dirname = _parent(parent)
+            if dirname in subdirs[grandparent]:
+                break
+            subdirs[grandparent].add(dirname)
+            parent = grandparent
+    directories = set(files_in) | set(subdirs) | {""}
+    nodes: dict[str, str] = {}
+    # Deepest first, so every subdirectory is hashed before its parent.
+    for directory in sorted(directories, key=lambda d: d.count("/") + bool(d), reverse=True):
+        prefix = f"{directory}/" if directory else ""
+        entries = [(name, b"f", digest) for name, digest in files_in.get(directory, ())]
+        entries += [(name, b"d", nodes[prefix + name]) for name in subdirs.get(directory, ())]
+        entries.sort()
+        hasher = blake3.blake3(_NODE_PREFIX)
+        for name, kind, digest in entries:
+            name_b = name.encode("utf-8", "surrogateescape")
+            digest_b = digest.encode("ascii")
+            hasher.update(kind + len(name_b).to_bytes(4, "big") + name_b
+                          + len(digest_b).to_bytes(2, "big") + digest_b)
+        nodes[directory] = hasher.hexdigest()
+    return nodes
+
+
+@dataclass
+class TreeDiff:
+    """What changed between two snapshots. Every list is sorted; a moved file is in no other list."""
+
+    added: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    moved: list[tuple[str, str]] = field(default_factory=list)
+    unchanged: int = 0
+
+    def is_empty(self) -> bool:
+        return not (self.added or self.modified or self.deleted or self.moved)
+
+
+def _pair_moves(added: list[str], deleted: list[str], old_leaves: Mapping[str, str],
+                new_leaves: Mapping[str, str]) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """Pair deleted and added paths with the same content: min(k, m) pairs per hash, by sorted path."""
+    gone_by_hash: dict[str, list[str]] = defaultdict(list)
+    for path in deleted:
+        gone_by_hash[old_leaves[path]].append(path)
+    if not gone_by_hash:
+        return added, deleted, []
+    new_by_hash: dict[str, list[str]] = defaultdict(list)
+    for path in added:
+        digest = new_leaves[path]
+        if digest in gone_by_hash:
+            new_by_hash[digest].append(path)
+    moved: list[tuple[str, str]] = []
+    for digest, new_paths in new_by_hash.items():
+        moved.extend(zip(sorted(gone_by_hash[digest]), sorted(new_paths), strict=False))
+    if not moved:
+        return added, deleted, []
+    moved_from = {old for old, _ in moved}
+    moved_to = {new for _, new in moved}
+    return ([p for p in added if p not in moved_to], [p for p in deleted if p not in moved_from],
+            sorted(moved))
+
+
+def diff_trees(old_leaves: Mapping[str, str], new_leaves: Mapping[str, str],
+               old_nodes: Mapping[str, str] | None = None,
+               new_nodes: Mapping[str, str] | None = None) -> TreeDiff:
+    """Compare two snapshots (path -> content hash). With both trees' nodes, identical subtrees are skipped.
+
+    The nodes must be ``build_tree`` of the matching leaves. Equal roots end the diff at once; otherwise
+    a file whose directory node is equal on both sides is counted unchanged without a hash lookup.
+    """
+    if old_nodes is not None and new_nodes is not None:
+        root_old, root_new = old_nodes.get(""), new_nodes.get("")
+        if root_old is not None and root_old == root_new:
+            return TreeDiff(unchanged=len(new_leaves))
+        clean_dirs = {d for d, h in new_nodes.items() if old_nodes.get(d) == h}
+    else:
+        clean_dirs = set()
+
+    added: list[str] = []
+    modified: list[str] = []
+    unchanged = 0
+    for path, digest in new_leaves.items():
+        if clean_dirs and _parent(path)[0] in clean_dirs:
+            unchanged += 1
+            continue
+        old = old_leaves.get(path)
+        if old is None:
+            added.append(path)
+        elif old != digest:
+            modified.append(path)
+        else:
+            unchanged += 1
+    deleted = [p for p in old_leaves if p not in new_leaves]
+    added, deleted, moved = _pair_moves(added, deleted, old_leaves, new_leaves)
+    return TreeDiff(added=sorted(added), modified=sorted(modified), deleted=sorted(deleted),
+                    moved=moved, unchanged=unchanged)

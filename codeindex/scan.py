@@ -1,0 +1,129 @@
+"""Stat-gated hashing: read only the files whose stat changed since the stored snapshot.
+
+A file whose ``(size, mtime_ns, inode, ctime_ns)`` equals the snapshot's keeps its stored hash. The
+exception is git's "racy" case: a file written in the same timestamp tick as the snapshot was taken
+can change again without its stat changing, so a file whose mtime is not clearly older than the
+snapshot (``mtime >= snapshot_time - RACY_WINDOW_NS``) is re-hashed. ``snapshot_time_ns`` must be
+the wall clock read *before* the walk that produced the stored stats (see ``discover``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import blake3
+
+from codeindex.models import FileStat, SourceFile
+
+# Coarsest common mtime granularity: FAT has 2 s, HFS+/ext3 1 s; ext4/xfs/btrfs take timestamps from
+# a coarse kernel clock that lags the wall clock by a few ms. 2 s covers all of them; the cost is
+# re-hashing files edited in the 2 s before a snapshot once more on the next update.
+RACY_WINDOW_NS = 2_000_000_000
+# Above this size a file is hashed by memory-mapping it (blake3 then reads pages itself, no copy).
+MMAP_BYTES = 8 * 1024 * 1024
+# Threads pay only when there is enough to read for I/O waits or blake3's GIL-free hashing to overlap;
+# on warm small files the thread hand-off costs more than it saves (see benchmarks/hash_bound.py).
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024
+PARALLEL_MIN_FILES = 256
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotEntry:
+    """What the stored snapshot knows about one file."""
+
+    stat: FileStat
+    hash: str
+
+
+@dataclass
+class ScanResult:
+    """Content hashes of every readable file, which ones were read now, and which could not be read."""
+
+    hashes: dict[str, str] = field(default_factory=dict)
+    rehashed: list[str] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)
+
+
+def needs_hash(current: FileStat, stored: SnapshotEntry | None, snapshot_time_ns: int) -> bool:
+    """True when the stored hash cannot be trusted for a file with stat ``current``."""
+    if stored is None or stored.stat != current:
+        return True
+    return current.mtime_ns >= snapshot_time_ns - RACY_WINDOW_NS
+
+
+def hash_file(path: str, size_hint: int = 0) -> str:
+    """blake3 hex of a file's content; large files are memory-mapped, small ones read in one call."""
+    if size_hint >= MMAP_BYTES:
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        hasher.update_mmap(path)
+        return hasher.hexdigest()
+    with open(path, "rb") as fh:
+        return blake3.blake3(fh.read()).hexdigest()
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOENT:
+        return "vanished"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.EISDIR:
+        return "is a directory"
+    return exc.strerror or type(exc).__name__
+
+
+def _hash_one(path: str, size: int) -> tuple[str | None, str | None]:
+    try:
+        return hash_file(path, size), None
+    except OSError as exc:
+        return None, _reason(exc)
+
+
+def _hash_many(jobs: Sequence[tuple[str, int]]) -> list[tuple[str | None, str | None]]:
+    return [_hash_one(path, size) for path, size in jobs]
+
+
+def choose_threads(n_files: int, total_bytes: int) -> int:
+    """The thread count for reading ``n_files`` totalling ``total_bytes``: 1 unless the work is big."""
+    if n_files < PARALLEL_MIN_FILES or total_bytes < PARALLEL_MIN_BYTES:
+        return 1
+    return min(2, os.cpu_count() or 1)
+
+
+def scan(root: Path, files: Sequence[SourceFile], snapshot: Mapping[str, SnapshotEntry],
+         snapshot_time_ns: int, *, threads: int | None = None) -> ScanResult:
+    """Hash what changed, reuse the rest. ``threads=None`` applies ``choose_threads``."""
+    result = ScanResult()
+    todo: list[SourceFile] = []
+    for f in files:
+        stored = snapshot.get(f.path)
+        if needs_hash(f.stat, stored, snapshot_time_ns):
+            todo.append(f)
+        else:
+            assert stored is not None
+            result.hashes[f.path] = stored.hash
+    if not todo:
+        return result
+
+    root_str = os.fspath(root)
+    n_threads = threads if threads is not None else choose_threads(len(todo), sum(f.stat.size for f in todo))
+    jobs = [(f"{root_str}/{f.path}", f.stat.size) for f in todo]
+    if n_threads <= 1:
+        outcomes = _hash_many(jobs)
+    else:
+        # Contiguous slices, one task per slice of ~64 files: a future per file costs more than a small read.
+        step = 64
+        slices = [jobs[i : i + step] for i in range(0, len(jobs), step)]
+        with ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="codeindex-hash") as pool:
+            outcomes = [outcome for part in pool.map(_hash_many, slices) for outcome in part]
+    for f, (digest, reason) in zip(todo, outcomes, strict=True):
+        if digest is None:
+            result.unreadable[f.path] = reason or "unreadable"
+        else:
+            result.hashes[f.path] = digest
+            result.rehashed.append(f.path)
+    return result

@@ -1,0 +1,1 @@
+# ignored through .git/info/exclude

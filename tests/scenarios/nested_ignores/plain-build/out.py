@@ -1,0 +1,1 @@
+# build output beside pyproject.toml

@@ -1,0 +1,1 @@
+# negated back in

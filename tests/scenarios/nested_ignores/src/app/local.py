@@ -1,0 +1,1 @@
+# a file named local is not matched by local/

@@ -1,0 +1,1 @@
+# cannot be re-included: parent dir excluded

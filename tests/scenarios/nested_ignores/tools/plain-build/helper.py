@@ -1,0 +1,1 @@
+# a source dir named build: no manifest beside it

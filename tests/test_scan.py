@@ -1,0 +1,165 @@
+"""Stat-gated hashing, the racy window, and the whole detector (discover + scan + diff) vs ground truth."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from codeindex.discovery import discover
+from codeindex.merkle import build_tree, diff_trees, leaf_hash
+from codeindex.models import FileStat
+from codeindex.scan import RACY_WINDOW_NS, SnapshotEntry, choose_threads, needs_hash, scan
+
+STAT = FileStat(size=4, mtime_ns=10_000_000_000, inode=7, ctime_ns=10_000_000_000)
+
+
+def text(path: str) -> str:
+    return "text"
+
+
+def snapshot_of(root: Path, previous: dict[str, SnapshotEntry], previous_time: int,
+                threads: int | None = None) -> tuple[dict[str, SnapshotEntry], int, list[str]]:
+    """One detector pass, the way the engine runs it: clock first, then walk, then hash."""
+    started = time.time_ns()
+    found = discover(root, text, max_file_bytes=1 << 20)
+    result = scan(root, found.files, previous, previous_time, threads=threads)
+    entries = {f.path: SnapshotEntry(f.stat, result.hashes[f.path])
+               for f in found.files if f.path in result.hashes}
+    return entries, started, result.rehashed
+
+
+def test_needs_hash_rules() -> None:
+    old_enough = STAT.mtime_ns + RACY_WINDOW_NS + 1
+    assert needs_hash(STAT, None, old_enough)
+    assert not needs_hash(STAT, SnapshotEntry(STAT, "h"), old_enough)
+    m, c = STAT.mtime_ns, STAT.ctime_ns
+    for changed in (FileStat(5, m, 7, c), FileStat(4, m + 1, 7, c),
+                    FileStat(4, m, 8, c), FileStat(4, m, 7, c + 1)):
+        assert needs_hash(changed, SnapshotEntry(STAT, "h"), old_enough)
+    # Racy: modified within the window before the snapshot was taken, so an equal stat proves nothing.
+    assert needs_hash(STAT, SnapshotEntry(STAT, "h"), STAT.mtime_ns + RACY_WINDOW_NS)
+    assert needs_hash(STAT, SnapshotEntry(STAT, "h"), STAT.mtime_ns - 5)  # mtime in the future
+
+
+def test_unchanged_file_is_not_read(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("aaaa")
+    (f,) = discover(tmp_path, text, max_file_bytes=100).files
+    # A stored hash that is deliberately wrong: if the gate trusts the stat, the wrong hash comes back.
+    stored = {"a.py": SnapshotEntry(f.stat, "stored-hash")}
+    later = f.stat.mtime_ns + RACY_WINDOW_NS + 1
+    result = scan(tmp_path, [f], stored, later)
+    assert result.hashes == {"a.py": "stored-hash"} and result.rehashed == []
+    # The same stat within the racy window is read again.
+    result = scan(tmp_path, [f], stored, f.stat.mtime_ns)
+    assert result.hashes == {"a.py": leaf_hash(b"aaaa")} and result.rehashed == ["a.py"]
+
+
+def test_same_size_edit_in_the_same_second_is_detected(tmp_path: Path) -> None:
+    path = tmp_path / "a.py"
+    path.write_text("aaaa")
+    snap, taken, _ = snapshot_of(tmp_path, {}, 0)
+    mtime = os.stat(path).st_mtime_ns
+    path.write_text("bbbb")
+    os.utime(path, ns=(mtime, mtime))  # coarse timestamps: the edit did not move mtime
+    new, _, rehashed = snapshot_of(tmp_path, snap, taken)
+    assert rehashed == ["a.py"]
+    assert new["a.py"].hash == leaf_hash(b"bbbb")
+    diff = diff_trees({p: e.hash for p, e in snap.items()}, {p: e.hash for p, e in new.items()})
+    assert diff.modified == ["a.py"]
+
+
+def test_unreadable_and_vanished_files(tmp_path: Path) -> None:
+    (tmp_path / "gone.py").write_text("x")
+    (tmp_path / "ok.py").write_text("y")
+    files = discover(tmp_path, text, max_file_bytes=100).files
+    (tmp_path / "gone.py").unlink()
+    result = scan(tmp_path, files, {}, 0)
+    assert result.unreadable == {"gone.py": "vanished"}
+    assert result.hashes == {"ok.py": leaf_hash(b"y")}
+
+
+def test_threaded_scan_matches_serial(tmp_path: Path) -> None:
+    for i in range(150):
+        (tmp_path / f"f{i}.txt").write_text(str(i) * (i + 1))
+    files = discover(tmp_path, text, max_file_bytes=1 << 20).files
+    assert scan(tmp_path, files, {}, 0, threads=3).hashes == scan(tmp_path, files, {}, 0, threads=1).hashes
+    assert choose_threads(10, 10) == 1
+
+
+# ----------------------------------------------------------------------------- property test
+
+NAMES = ["a.py", "b.py", "d/c.py", "d/e/f.py", "g/h.py"]
+CONTENTS = [b"", b"one", b"two", b"six", b"longer content\n"]  # same sizes on purpose
+op = st.one_of(
+    st.tuples(st.just("write"), st.sampled_from(NAMES), st.sampled_from(CONTENTS)),
+    st.tuples(st.just("delete"), st.sampled_from(NAMES)),
+    st.tuples(st.just("rename"), st.sampled_from(NAMES), st.sampled_from(NAMES)),
+    st.tuples(st.just("chmod"), st.sampled_from(NAMES)),
+    st.tuples(st.just("touch"), st.sampled_from(NAMES)),
+)
+
+
+class World:
+    """A real directory plus the ground truth of its content. mtimes are set to distinct old times so
+    the stat gate is exercised (recent files would all fall in the racy window and be re-read)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.truth: dict[str, bytes] = {}
+        self.clock = time.time_ns() - 3600 * 10**9
+
+    def _age(self, rel: str) -> None:
+        self.clock += 10**9
+        os.utime(self.root / rel, ns=(self.clock, self.clock))
+
+    def apply(self, action: tuple[Any, ...]) -> None:
+        kind, rel = action[0], action[1]
+        path = self.root / rel
+        if kind == "write":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(action[2])
+            self.truth[rel] = action[2]
+            self._age(rel)
+        elif rel not in self.truth:
+            return
+        elif kind == "delete":
+            path.unlink()
+            del self.truth[rel]
+        elif kind == "rename" and action[2] != rel:
+            (self.root / action[2]).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, self.root / action[2])
+            self.truth[action[2]] = self.truth.pop(rel)
+        elif kind == "chmod":
+            path.chmod(0o600 if path.stat().st_mode & 0o044 else 0o644)
+        elif kind == "touch":
+            self._age(rel)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(op, max_size=6), min_size=1, max_size=4))
+def test_detector_matches_ground_truth(rounds: list[list[tuple[Any, ...]]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        world = World(Path(tmp))
+        snap, taken, _ = snapshot_of(world.root, {}, 0)
+        for actions in rounds:
+            before = dict(world.truth)
+            for action in actions:
+                world.apply(action)
+            new, new_taken, rehashed = snapshot_of(world.root, snap, taken)
+            truth_hashes = {p: leaf_hash(c) for p, c in world.truth.items()}
+            assert {p: e.hash for p, e in new.items()} == truth_hashes
+
+            old_leaves = {p: e.hash for p, e in snap.items()}
+            diff = diff_trees(old_leaves, truth_hashes, build_tree(old_leaves), build_tree(truth_hashes))
+            changed = {p for p, c in world.truth.items() if before.get(p) != c}
+            assert set(diff.added) | set(diff.modified) | {n for _, n in diff.moved} == changed
+            assert set(diff.deleted) | {o for o, _ in diff.moved} == set(before) - set(world.truth)
+            assert all(before[o] == world.truth[n] for o, n in diff.moved)
+            assert set(rehashed) >= changed  # never trust a stat for changed content
+            snap, taken = new, new_taken
