@@ -40,7 +40,8 @@ def _echo_json(data: Any) -> None:
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    # soft_wrap: never re-wrap code lines or paths when output is piped or narrow
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 @click.group(context_settings=CONTEXT)

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from codeindex import crashpoints
 from codeindex.discovery import Discovery
 from codeindex.embedding_choice import EmbedderChoice
+from codeindex.errors import CorruptIndexError
 from codeindex.executor import make_executor
 from codeindex.pipeline import CHUNK_SCHEMA, Pipeline, PipelineResult
 from codeindex.progress import ProgressCallback, ProgressEvent
@@ -135,12 +136,12 @@ class Committer:
         with dbm.open_db(self.index.db_path, read_only=True) as con:
             known: dict[str, int] = {}
             if not model_change:
-                keys = con.execute("SELECT vec_key, vec_id FROM vectors").fetch_arrow_table()
+                keys = dbm.arrow(con, "SELECT vec_key, vec_id FROM vectors")
                 known = dict(zip(keys.column(0).to_pylist(), keys.column(1).to_pylist(), strict=True))
             if moved:
                 dbm.register_list(con, "moved_src", "path", [old for old, _ in moved])
-                rows = con.execute(f"SELECT {cols} FROM chunks WHERE path IN (SELECT path FROM moved_src) "
-                                   "ORDER BY path, start_byte").fetch_arrow_table()
+                rows = dbm.arrow(con, f"SELECT {cols} FROM chunks WHERE path IN (SELECT path FROM moved_src) "
+                                   "ORDER BY path, start_byte")
                 new_of = dict(moved)
                 paths = rows.column("path").to_pylist()
                 symbols = rows.column("symbol").to_pylist()
@@ -153,8 +154,8 @@ class Committer:
             if model_change:
                 dbm.register_list(con, "reparsed", "path", [*self.plan.to_parse, *self.plan.deleted,
                                                              *(old for old, _ in moved)])
-                rows = con.execute(f"SELECT {cols} FROM chunks WHERE path NOT IN (SELECT path FROM reparsed) "
-                                   "ORDER BY path, start_byte").fetch_arrow_table()
+                rows = dbm.arrow(con, f"SELECT {cols} FROM chunks WHERE path NOT IN (SELECT path FROM reparsed) "
+                                   "ORDER BY path, start_byte")
                 carried.append(rows.cast(CHUNK_SCHEMA))
         return known, carried
 
@@ -209,7 +210,7 @@ class Committer:
             else:
                 dbm.register_list(con, "replaced", "path", chunk_paths, pa.string())
                 ids_sql = "SELECT chunk_id FROM chunks WHERE path IN (SELECT path FROM replaced)"
-            old_ids = con.execute(ids_sql).fetch_arrow_table().column(0)
+            old_ids = dbm.arrow(con, ids_sql).column(0)
             crashpoints.hit("mid-commit")
             remove_postings(con, old_ids)
             dbm.register_list(con, "old_ids", "chunk_id", old_ids.to_pylist(), pa.int64())
@@ -257,7 +258,7 @@ class Committer:
                            "next_chunk_id": str(result.next_chunk_id or self.state.meta.get("next_chunk_id", "0")),
                            "next_vec_id": str(result.next_vec_id or self.state.meta.get("next_vec_id", "0")),
                            "next_segment": str(next_segment), "discovery_skipped": json.dumps(self.plan.skipped)})
-        report.chunks_total = (con.execute("SELECT count(*) FROM chunks").fetchone() or (0,))[0]
+        report.chunks_total = dbm.scalar(con, "SELECT count(*) FROM chunks")
         self._write_run(con, report)
         crashpoints.hit("before-db-commit")
         con.execute("COMMIT")
@@ -344,10 +345,9 @@ class Committer:
         return report
 
     def _write_run(self, con: duckdb.DuckDBPyConnection, report: RunReport) -> None:
-        row = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM runs").fetchone()
-        report.run_id = int(row[0]) if row else 1
+        report.run_id = int(dbm.scalar(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs"))
         if not report.chunks_total:
-            report.chunks_total = (con.execute("SELECT count(*) FROM chunks").fetchone() or (0,))[0]
+            report.chunks_total = dbm.scalar(con, "SELECT count(*) FROM chunks")
         report.wall_s = round(time.perf_counter() - self.started, 4)
         report.stages["total_s"] = report.wall_s
         dbm.insert_arrow(con, "runs", pa.table({
@@ -370,7 +370,11 @@ class Committer:
 
     def _remove_orphans_of_committed_state(self) -> None:
         if self.index.db_path.exists():
-            remove_orphans(self.index.index_dir, self._live_segment_files())
+            try:
+                live = self._live_segment_files()
+            except CorruptIndexError:
+                return  # a rebuild over a damaged index: the swap replaces it, orphans go after the commit
+            remove_orphans(self.index.index_dir, live)
         for stale in (dbm.DB_NAME + ".new", dbm.DB_NAME + ".new.wal"):
             (self.index.index_dir / stale).unlink(missing_ok=True)
 

@@ -20,9 +20,9 @@ from codeindex.store.segments import SegmentWriter, read_segment, remove_orphans
 
 def needs_compaction(index_dir: Path, config: Config) -> bool:
     with dbm.open_db(index_dir / dbm.DB_NAME, read_only=True) as con:
-        n_segments = (con.execute("SELECT count(*) FROM segments").fetchone() or (0,))[0]
-        live = (con.execute("SELECT count(*) FROM vectors").fetchone() or (0,))[0]
-        dead = (con.execute("SELECT count(*) FROM tombstones").fetchone() or (0,))[0]
+        n_segments = dbm.scalar(con, "SELECT count(*) FROM segments")
+        live = dbm.scalar(con, "SELECT count(*) FROM vectors")
+        dead = dbm.scalar(con, "SELECT count(*) FROM tombstones")
     if n_segments <= 1:
         return False
     return n_segments > config["store.compact_segments"] or dead > config["store.compact_dead_ratio"] * max(1, live + dead)

@@ -9,8 +9,8 @@ hooks. Every hook here is documented in ``docs/reference/hooks.md`` and tested
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pluggy
@@ -98,7 +98,8 @@ class EmbedderSettings:
     """Intra-op threads for the runtime; 0 means one per core available to this process."""
     fp16: bool = False
     """Half precision on GPU (sentence-transformers backend)."""
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: tuple[tuple[str, Any], ...] = ()
+    """Backend-specific extras as (name, value) pairs: a tuple, so settings stay hashable cache keys."""
 
 
 @runtime_checkable

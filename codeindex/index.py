@@ -32,6 +32,7 @@ from codeindex.progress import ProgressCallback, ProgressEvent, no_progress
 from codeindex.scan import SnapshotEntry, scan
 from codeindex.store import db as dbm
 from codeindex.store.lock import writer_lock
+from codeindex.store.segments import next_free_segment
 from codeindex.tasks import parser_identity
 
 INDEX_DIR_NAME = ".codeindex"
@@ -175,20 +176,20 @@ class Index:
         with dbm.open_db(self.db_path, read_only=True) as con:
             dbm.check_schema(con, self.db_path)
             meta = dbm.get_meta(con)
-            files, skipped = con.execute(
-                "SELECT count(*) FILTER (WHERE skip_reason IS NULL), count(*) FILTER (WHERE skip_reason IS NOT NULL)"
-                " FROM files").fetchone() or (0, 0)
-            chunks = (con.execute("SELECT count(*) FROM chunks").fetchone() or (0,))[0]
-            vectors = (con.execute("SELECT count(*) FROM vectors").fetchone() or (0,))[0]
-            dead = (con.execute("SELECT count(*) FROM tombstones").fetchone() or (0,))[0]
+            files, skipped = dbm.first_row(
+                con, "SELECT count(*) FILTER (WHERE skip_reason IS NULL), count(*) FILTER (WHERE skip_reason IS NOT NULL)"
+                " FROM files") or (0, 0)
+            chunks = dbm.scalar(con, "SELECT count(*) FROM chunks")
+            vectors = dbm.scalar(con, "SELECT count(*) FROM vectors")
+            dead = dbm.scalar(con, "SELECT count(*) FROM tombstones")
             segs = con.execute("SELECT segment, file, n_vectors, index_type FROM segments ORDER BY segment").fetchall()
             langs = dict(con.execute("SELECT language, count(*) FROM files WHERE skip_reason IS NULL "
                                      "GROUP BY language ORDER BY 2 DESC").fetchall())
             skip_reasons = dict(con.execute("SELECT split_part(skip_reason, ':', 1), count(*) FROM files "
                                             "WHERE skip_reason IS NOT NULL GROUP BY 1").fetchall())
             cur = con.execute("SELECT * FROM runs ORDER BY run_id DESC LIMIT 1")
-            row = cur.fetchone()
-            last_run = dict(zip([d[0] for d in cur.description], row, strict=True)) if row else None
+            rows = cur.fetchall()
+            last_run = dict(zip([d[0] for d in cur.description], rows[0], strict=True)) if rows else None
         if last_run:
             last_run["started_at"] = str(last_run["started_at"])
             for key in ("stages_json", "skipped_json"):
@@ -200,8 +201,8 @@ class Index:
             "files": files, "files_skipped": skipped, "skipped_by_reason": {**discovery_skips, **skip_reasons},
             "languages": langs, "chunks": chunks, "vectors": vectors, "dead_vectors": dead,
             "embedder": meta.get("embedder_backend"), "model_id": meta.get("model_id"),
-            "embedder_kind": "hashing (lexical feature hashing, no neural model)"
-            if meta.get("embedder_backend") == "hashing" else "neural",
+            "embedder_kind": "lexical feature hashing, no neural model"
+            if meta.get("embedder_backend") == "hashing" else "neural model",
             "segments": [{"segment": s, "file": f, "vectors": n, "type": t} for s, f, n, t in segs],
             "index_bytes": size, "root_hash": meta.get("root_hash"), "last_run": last_run,
         }
@@ -236,11 +237,11 @@ class Index:
         with dbm.open_db(self.db_path, read_only=True) as con:
             dbm.check_schema(con, self.db_path)
             meta = dbm.get_meta(con)
-            files = con.execute("SELECT path, size, mtime_ns, inode, ctime_ns, hash, language, parser_id, "
-                                "n_chunks, skip_reason FROM files").fetch_arrow_table().to_pydict()
+            files = dbm.arrow(con, "SELECT path, size, mtime_ns, inode, ctime_ns, hash, language, parser_id, "
+                                "n_chunks, skip_reason FROM files").to_pydict()
             nodes = dict(con.execute("SELECT path, hash FROM merkle_nodes").fetchall())
-            tp = con.execute("SELECT sum(tokens_embedded), sum(json_extract(stages_json, '$.embed_s')::DOUBLE), "
-                             "sum(chunks_embedded) FROM runs WHERE tokens_embedded > 0").fetchone()
+            tp = dbm.first_row(con, "SELECT sum(tokens_embedded), sum(json_extract(stages_json, '$.embed_s')::DOUBLE), "
+                               "sum(chunks_embedded) FROM runs WHERE tokens_embedded > 0")
         snapshot = {
             p: SnapshotRow(FileStat(s, m, i, c), h, lang, pid, n, r)
             for p, s, m, i, c, h, lang, pid, n, r in zip(
@@ -334,9 +335,8 @@ class Index:
         for w in manager.warnings:
             progress(ProgressEvent("warning", detail={"message": w}))
         state = self._read_state(require=False) if kind == "update" else Index._State({}, {}, {}, None)
-        if kind == "rebuild" and self.exists():
-            old = self._read_state(require=False)  # validates the old DB only to carry ids forward
-            state.meta = {k: v for k, v in old.meta.items() if k in ("next_segment",)}
+        if kind == "rebuild":  # never reuse a segment number the old (possibly damaged) index may list
+            state.meta = {"next_segment": str(next_free_segment(self.index_dir))}
         choice = choose_embedder(self.config, state.meta if kind == "update" else None, embedder)
         plan, found, new_leaves = self._make_plan(state, choice, progress)
         if plan.model_change:

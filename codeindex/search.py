@@ -123,7 +123,7 @@ class Searcher:
             if len(ids) == 0:
                 return []
             allowed = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
-        dead_total = (con.execute("SELECT count(*) FROM tombstones").fetchone() or (0,))[0]
+        dead_total = dbm.scalar(con, "SELECT count(*) FROM tombstones")
         hits: list[tuple[float, int]] = []
         for index in self._load_segments(files):
             kk = min(index.ntotal, n + dead_total)

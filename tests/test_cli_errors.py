@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def test_status_before_any_index(cli, tmp_path: Path) -> None:
 
 def test_corrupted_database(cli, scenario) -> None:
     root = scenario("e2e_repo")
-    assert cli("rebuild", str(root), *HASHING, "-q").returncode == 0
+    assert cli("-q", "rebuild", str(root), *HASHING).returncode == 0
     db = root / ".codeindex" / "meta.duckdb"
     db.write_bytes(b"this is not a duckdb file" * 100)
     for args in (("search", "distance", "--root", str(root)), ("status", str(root)), ("update", str(root))):
@@ -63,7 +64,7 @@ def test_corrupted_database(cli, scenario) -> None:
         assert "rebuild" in proc.stderr
         _no_traceback(proc)
     # a rebuild recovers
-    assert cli("rebuild", str(root), *HASHING, "-q").returncode == 0
+    assert cli("-q", "rebuild", str(root), *HASHING).returncode == 0
     assert cli("search", "distance", "--root", str(root)).returncode == 0
 
 
@@ -71,7 +72,7 @@ def test_newer_schema_version(cli, scenario) -> None:
     import duckdb
 
     root = scenario("e2e_repo")
-    assert cli("rebuild", str(root), *HASHING, "-q").returncode == 0
+    assert cli("-q", "rebuild", str(root), *HASHING).returncode == 0
     con = duckdb.connect(str(root / ".codeindex" / "meta.duckdb"))
     con.execute("UPDATE meta SET v = '999' WHERE k = 'schema_version'")
     con.close()
@@ -85,35 +86,42 @@ def test_newer_schema_version(cli, scenario) -> None:
                     reason="running as root without setpriv: root reads files whatever their mode")
 def test_unreadable_file_is_skipped_and_counted(cli, scenario, tmp_path: Path) -> None:
     root = scenario("e2e_repo")
+    user = None
+    env: dict[str, str] = {}
+    if os.geteuid() == 0:  # root reads anything: run the CLI as nobody, the file owned by root
+        user = 65534
+        base = Path(tempfile.mkdtemp(prefix="codeindex-unreadable-"))
+        base.chmod(0o755)
+        root = Path(shutil.copytree(root, base / "e2e_repo"))
+        (base / "cache").mkdir()
+        for p in [base, *base.rglob("*")]:
+            os.chown(p, user, user)
+        env = {"XDG_CACHE_HOME": str(base / "cache"), "HOME": str(base)}
     secret = root / "util" / "secret.py"
     secret.write_text("def hidden():\n    return 42\n")
-    user = None
-    env = {}
-    if os.geteuid() == 0:  # root reads anything: run the CLI as nobody with the file owned by root
-        user = 65534
-        cache = tmp_path / "cache"
-        cache.mkdir()
-        for p in [tmp_path, cache, *root.rglob("*"), root]:
-            os.chown(p, user, user)
+    if user is not None:
         os.chown(secret, 0, 0)
-        env = {"XDG_CACHE_HOME": str(cache), "HOME": str(tmp_path)}
     secret.chmod(0)
-    proc = cli("rebuild", str(root), *HASHING, "--json", env=env, user=user)
-    _no_traceback(proc)
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
-    assert report["files_unreadable"] == 1
-    assert report["skipped"].get("unreadable") == 1
-    proc = cli("search", "hidden", "--root", str(root), "--json", "--mode", "lexical", env=env, user=user)
-    assert proc.returncode == 0, proc.stderr
-    assert all(r["path"] != "util/secret.py" for r in json.loads(proc.stdout))
+    try:
+        proc = cli("rebuild", str(root), *HASHING, "--json", env=env, user=user)
+        _no_traceback(proc)
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout)
+        assert report["files_unreadable"] == 1
+        assert report["skipped"].get("unreadable") == 1
+        proc = cli("search", "hidden", "--root", str(root), "--json", "--mode", "lexical", env=env, user=user)
+        assert proc.returncode == 0, proc.stderr
+        assert all(r["path"] != "util/secret.py" for r in json.loads(proc.stdout))
+    finally:
+        if user is not None:
+            shutil.rmtree(root.parent, ignore_errors=True)
 
 
 def test_second_writer_is_refused_clearly(cli, scenario) -> None:
     import fcntl
 
     root = scenario("e2e_repo")
-    assert cli("rebuild", str(root), *HASHING, "-q").returncode == 0
+    assert cli("-q", "rebuild", str(root), *HASHING).returncode == 0
     lock = root / ".codeindex" / "lock"
     fd = os.open(lock, os.O_RDWR)
     try:

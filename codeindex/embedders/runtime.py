@@ -17,9 +17,8 @@ _embedders: dict[tuple[str, str], Embedder] = {}
 
 
 def _key(backend_name: str, settings: EmbedderSettings) -> tuple[str, str]:
-    # ``options`` is a Mapping (unhashable); repr of the sorted items is a stable enough key.
-    options = repr(sorted(settings.options.items()))
-    return backend_name, repr((settings.model, settings.device, settings.threads, settings.fp16, options))
+    # batch_tokens does not change the loaded model, so it is not part of the key.
+    return backend_name, repr((settings.model, settings.device, settings.threads, settings.fp16, settings.options))
 
 
 def get_backend(backend_name: str) -> EmbedderBackend:

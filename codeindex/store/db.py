@@ -69,7 +69,7 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
 def check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """Raise a clear error for a database that is not ours, damaged, or from a newer codeindex."""
     try:
-        row = con.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone()
+        row = first_row(con, "SELECT v FROM meta WHERE k = 'schema_version'")
     except duckdb.Error as exc:
         raise CorruptIndexError(f"{path} is not a codeindex database ({str(exc).splitlines()[0]})") from exc
     if row is None:
@@ -81,6 +81,22 @@ def check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     if version < SCHEMA_VERSION:
         raise SchemaVersionError(f"{path} has old schema version {version} (this codeindex writes "
                                  f"{SCHEMA_VERSION})", hint="run `codeindex rebuild PATH`")
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> Any:
+    """The first column of the first row (None if no row). Drains the result, as DuckDB 2 requires."""
+    rows = con.execute(sql, list(params)).fetchall()
+    return rows[0][0] if rows else None
+
+
+def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+    rows = con.execute(sql, list(params)).fetchall()
+    return tuple(rows[0]) if rows else None
+
+
+def arrow(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+    """A query's result as an Arrow table without the extra copy the DB-API path makes."""
+    return con.sql(sql, params=list(params) or None).to_arrow_table()
 
 
 def get_meta(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id BIGINT, path VARCHAR, language VARCHAR, start_line INTEGER, end_line INTEGER,
     start_byte BIGINT, end_byte BIGINT, kind VARCHAR, symbol VARCHAR, text VARCHAR,
-    n_tokens INTEGER, vec_id BIGINT, lex_len INTEGER
+    n_tokens INTEGER, vec_id BIGINT, lex_len INTEGER, embed_head VARCHAR
 );
 CREATE TABLE IF NOT EXISTS vectors (vec_key VARCHAR, vec_id BIGINT, segment INTEGER);
 CREATE TABLE IF NOT EXISTS tombstones (vec_id BIGINT, segment INTEGER);

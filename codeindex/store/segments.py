@@ -147,6 +147,12 @@ class SegmentWriter:
         self.sealed.clear()
 
 
+def next_free_segment(index_dir: Path) -> int:
+    """One more than the highest segment number of any file present (live or not)."""
+    numbers = [int(p.name[4:10]) for p in index_dir.glob("seg-*.faiss*") if p.name[4:10].isdigit()]
+    return max(numbers, default=-1) + 1
+
+
 def read_segment(path: Path, *, mmap: bool = False) -> Any:
     """Load a segment for searching. ``mmap`` maps it read-only (never add/remove on a mapped index)."""
     import faiss
