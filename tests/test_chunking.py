@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def test_windows_partition_lines_within_limit() -> None:
     lines = SourceLines.from_bytes(b"\n".join(b"word " * (i % 7 + 1) for i in range(50)))
     spans = windows(0, 49, lines, 20)
     assert spans[0][0] == 0 and spans[-1][1] == 49
-    assert all(b[0] == a[1] + 1 for a, b in zip(spans, spans[1:], strict=False))
+    assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(spans))
     assert all(lines.estimate(a, b) <= 20 for a, b in spans if a < b)
 
 
@@ -41,7 +42,8 @@ def test_merge_joins_small_neighbours_and_keeps_solo_pieces_apart() -> None:
     pieces = [Piece(0, 0, "module", "", ()), Piece(1, 1, "module", "", ()),
               Piece(2, 2, "function", "f", (), units=1, solo=True), Piece(3, 3, "module", "", ())]
     merged = merge(pieces, lines, 100, Scope())
-    assert [(p.first, p.last, p.kind) for p in merged] == [(0, 1, "module"), (2, 2, "function"), (3, 3, "module")]
+    expected = [(0, 1, "module"), (2, 2, "function"), (3, 3, "module")]
+    assert [(p.first, p.last, p.kind) for p in merged] == expected
     one_unit = merge([pieces[1], Piece(2, 2, "function", "f", (), units=1)], lines, 100, Scope())
     assert [(p.first, p.last, p.kind, p.name) for p in one_unit] == [(1, 2, "function", "f")]
 
@@ -69,7 +71,8 @@ def python_ish(draw: st.DrawFn) -> str:
         elif kind == "blank":
             out.append("")
         elif kind == "junk":
-            out.append(indent + draw(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)))
+            junk = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+            out.append(indent + draw(junk))
         else:
             out.append(indent + " + ".join([name] * draw(st.integers(50, 300))))
     return "\n".join(out)
@@ -162,7 +165,8 @@ def test_deep_nesting_does_not_crash() -> None:
     depth = 3000
     source = b"x = " + b"[" * depth + b"1" + b"]" * depth + b"\n"
     source += b"".join(b"    " * 0 + b"if a:\n" + b"    " * i + b"pass\n" for i in range(1, 2))
-    nested = b"".join(b"  " * i + b"{\n" for i in range(depth)) + b"".join(b"  " * i + b"}\n" for i in range(depth))
+    nested = b"".join(b"  " * i + b"{\n" for i in range(depth))
+    nested += b"".join(b"  " * i + b"}\n" for i in range(depth))
     for lang, src in (("python", source), ("javascript", b"f = () => " + nested)):
         chunks = PARSER.chunk(src, "deep.x", lang, budget(64))
         assert uncovered_lines(src, chunks) == []

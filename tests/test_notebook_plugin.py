@@ -14,6 +14,7 @@ import pytest
 
 from codeindex.plugins import build_plugin_manager
 
+
 def _absent_builtins() -> set[str]:
     """Built-ins another branch provides (embedders) may be missing from this checkout."""
     import importlib.util
@@ -100,7 +101,8 @@ def test_uninstalled_plugin_is_gone(tmp_path: Path) -> None:
     assert {"treesitter", "text"} <= set(result["plugins"])
 
 
-def test_broken_plugins_warn_by_name_and_others_still_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_broken_plugins_warn_by_name_and_others_still_work(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "raising_plugin.py").write_text(textwrap.dedent("""
         import codeindex
         @codeindex.hookimpl

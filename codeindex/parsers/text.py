@@ -166,7 +166,8 @@ class TextParser:
         limit = max(8, budget.max_tokens - header_allowance(language, ()))
         scanner = SCANNERS.get(language)
         if scanner is None:
-            pieces = [Piece(a, b, "window", "", (), solo=True) for a, b in windows(0, len(lines) - 1, lines, limit)]
+            spans = windows(0, len(lines) - 1, lines, limit)
+            pieces = [Piece(a, b, "window", "", (), solo=True) for a, b in spans]
         else:
             pieces = section_pieces(scanner(lines), lines, limit)
         return build_chunks(pieces, lines, path, language, budget)
