@@ -77,7 +77,8 @@ def detect(root: Path, snapshot: dict[str, SnapshotEntry], snapshot_time: int,
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", required=True, type=Path)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)

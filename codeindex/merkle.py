@@ -27,7 +27,8 @@ def _depth(directory: str) -> int:
     return directory.count("/") + 1 if directory else 0
 
 
-def _node_hash(files: list[tuple[str, str]], dirs: Iterable[str], prefix: str, nodes: Mapping[str, str]) -> str:
+def _node_hash(files: list[tuple[str, str]], dirs: Iterable[str], prefix: str,
+               nodes: Mapping[str, str]) -> str:
     entries = [(name, b"f", digest) for name, digest in files]
     entries += [(name, b"d", nodes[prefix + name]) for name in dirs]
     entries.sort()
@@ -65,7 +66,8 @@ def _hash_dirs(leaves: Mapping[str, str], wanted: Container[str] | None,
     for directory in sorted(directories, key=_depth, reverse=True):  # children before parents
         if wanted is None or directory in wanted:
             prefix = f"{directory}/" if directory else ""
-            nodes[directory] = _node_hash(files_in.get(directory, []), subdirs.get(directory, ()), prefix, nodes)
+            nodes[directory] = _node_hash(files_in.get(directory, []), subdirs.get(directory, ()),
+                                          prefix, nodes)
         else:
             nodes[directory] = keep[directory]
     return nodes
