@@ -103,20 +103,11 @@ class Discovery:
             examples.append(path)
 
 
-def _file_default_exclude(name: str) -> bool:
-    return name in LOCK_FILES or name.endswith(MINIFIED_SUFFIXES)
-
-
 def _dir_default_exclude(name: str, sibling_names: Collection[str]) -> bool:
     if name in EXCLUDED_DIR_NAMES or name.endswith(".egg-info"):
         return True
     manifests = BUILD_OUTPUT_DIRS.get(name)
     return manifests is not None and not manifests.isdisjoint(sibling_names)
-
-
-def _binary_extension(name: str) -> bool:
-    dot = name.rfind(".")
-    return dot > 0 and name[dot + 1 :].lower() in BINARY_EXTENSIONS
 
 
 def _git_info_exclude(root: Path) -> Path | None:
@@ -140,10 +131,6 @@ def _git_info_exclude(root: Path) -> Path | None:
                 return None
         return git_dir / "info" / "exclude"
     return None
-
-
-def _to_filestat(st: os.stat_result) -> FileStat:
-    return FileStat(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_bytes: int,
@@ -199,7 +186,7 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
                     if name in VCS_DIRS:
                         result.skip("default-exclude", child + "/")
                         continue
-                    verdict = decide(layers, child, True)
+                    verdict = decide(layers, child, True) if layers else None
                     if verdict:
                         result.skip("ignored", child + "/")
                     elif verdict is None and _dir_default_exclude(name, names):
@@ -220,14 +207,16 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
                 result.skip("unreadable", child)
                 continue
 
-            verdict = decide(layers, child, False)
+            # The checks below run for every file of the tree: kept inline and cheapest first.
+            verdict = decide(layers, child, False) if layers else None
             if verdict:
                 result.skip("ignored", child)
                 continue
-            if verdict is None and _file_default_exclude(name):
+            if verdict is None and (name in LOCK_FILES or name.endswith(MINIFIED_SUFFIXES)):
                 result.skip("default-exclude", child)
                 continue
-            if _binary_extension(name):
+            dot = name.rfind(".")
+            if dot > 0 and name[dot + 1 :].lower() in BINARY_EXTENSIONS:
                 result.skip("binary-extension", child)
                 continue
             language = language_of(child)
@@ -242,7 +231,8 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
             if st.st_size > max_file_bytes:
                 result.skip("too-large", child)
                 continue
-            files.append(SourceFile(child, language, _to_filestat(st)))
+            files.append(SourceFile(child, language,
+                                    FileStat(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)))
 
     files.sort(key=lambda f: f.path)
     return result

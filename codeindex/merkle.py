@@ -10,7 +10,7 @@ is equal on both sides holds identical files, so the diff never looks at them on
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import blake3
@@ -23,40 +23,75 @@ def leaf_hash(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
 
 
-def _parent(path: str) -> tuple[str, str]:
-    slash = path.rfind("/")
-    return (path[:slash], path[slash + 1 :]) if slash >= 0 else ("", path)
+def _depth(directory: str) -> int:
+    return directory.count("/") + 1 if directory else 0
+
+
+def _node_hash(files: list[tuple[str, str]], dirs: Iterable[str], prefix: str,
+               nodes: Mapping[str, str]) -> str:
+    entries = [(name, b"f", digest) for name, digest in files]
+    entries += [(name, b"d", nodes[prefix + name]) for name in dirs]
+    entries.sort()
+    encoded = [_NODE_PREFIX]
+    for name, kind, digest in entries:
+        name_b = name.encode("utf-8", "surrogateescape")
+        digest_b = digest.encode("ascii")
+        encoded.append(kind + len(name_b).to_bytes(4, "big") + name_b + len(digest_b).to_bytes(2, "big")
+                       + digest_b)
+    return blake3.blake3(b"".join(encoded)).hexdigest()
+
+
+def _hash_dirs(leaves: Mapping[str, str], wanted: Container[str] | None,
+               keep: Mapping[str, str]) -> dict[str, str]:
+    """Node hashes of the directories of ``leaves``; those outside ``wanted`` are copied from ``keep``."""
+    files_in: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    parents: set[str] = set()
+    for path, digest in leaves.items():
+        parent, _, name = path.rpartition("/")
+        parents.add(parent)
+        if wanted is None or parent in wanted:
+            files_in[parent].append((name, digest))
+    directories = {""}
+    for parent in parents:  # every ancestor of a file is a directory of the tree
+        while parent not in directories:
+            directories.add(parent)
+            parent = parent.rpartition("/")[0]
+    subdirs: dict[str, list[str]] = defaultdict(list)
+    for directory in directories:
+        if directory:
+            parent, _, name = directory.rpartition("/")
+            if wanted is None or parent in wanted:
+                subdirs[parent].append(name)
+    nodes: dict[str, str] = {}
+    for directory in sorted(directories, key=_depth, reverse=True):  # children before parents
+        if wanted is None or directory in wanted:
+            prefix = f"{directory}/" if directory else ""
+            nodes[directory] = _node_hash(files_in.get(directory, []), subdirs.get(directory, ()),
+                                          prefix, nodes)
+        else:
+            nodes[directory] = keep[directory]
+    return nodes
 
 
 def build_tree(leaves: Mapping[str, str]) -> dict[str, str]:
     """Directory relpath -> node hash for every directory holding a file ("" is the root, always present)."""
-    files_in: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    subdirs: dict[str, set[str]] = defaultdict(set)
-    for path, digest in leaves.items():
-        parent, name = _parent(path)
-        files_in[parent].append((name, digest))
-        while parent:  # register the directory chain up to the first one already known
-            grandparent, dirname = _parent(parent)
-            if dirname in subdirs[grandparent]:
-                break
-            subdirs[grandparent].add(dirname)
-            parent = grandparent
-    directories = set(files_in) | set(subdirs) | {""}
-    nodes: dict[str, str] = {}
-    # Deepest first, so every subdirectory is hashed before its parent.
-    for directory in sorted(directories, key=lambda d: d.count("/") + bool(d), reverse=True):
-        prefix = f"{directory}/" if directory else ""
-        entries = [(name, b"f", digest) for name, digest in files_in.get(directory, ())]
-        entries += [(name, b"d", nodes[prefix + name]) for name in subdirs.get(directory, ())]
-        entries.sort()
-        hasher = blake3.blake3(_NODE_PREFIX)
-        for name, kind, digest in entries:
-            name_b = name.encode("utf-8", "surrogateescape")
-            digest_b = digest.encode("ascii")
-            hasher.update(kind + len(name_b).to_bytes(4, "big") + name_b
-                          + len(digest_b).to_bytes(2, "big") + digest_b)
-        nodes[directory] = hasher.hexdigest()
-    return nodes
+    return _hash_dirs(leaves, None, {})
+
+
+def update_tree(old_nodes: Mapping[str, str], new_leaves: Mapping[str, str],
+                changed_paths: Iterable[str]) -> dict[str, str]:
+    """``build_tree(new_leaves)``, re-hashing only the ancestors of ``changed_paths``.
+
+    ``old_nodes`` must be the tree of the previous leaves and ``changed_paths`` every path whose hash
+    differs between them (added, modified, deleted, both ends of moves: ``TreeDiff.changed_paths()``).
+    """
+    dirty = {""}
+    for path in changed_paths:
+        parent = path.rpartition("/")[0]
+        while parent not in dirty:
+            dirty.add(parent)
+            parent = parent.rpartition("/")[0]
+    return _hash_dirs(new_leaves, dirty, old_nodes)
 
 
 @dataclass
@@ -71,6 +106,10 @@ class TreeDiff:
 
     def is_empty(self) -> bool:
         return not (self.added or self.modified or self.deleted or self.moved)
+
+    def changed_paths(self) -> list[str]:
+        """Every path whose hash differs between the two snapshots (what ``update_tree`` needs)."""
+        return [*self.added, *self.modified, *self.deleted, *(p for move in self.moved for p in move)]
 
 
 def _pair_moves(added: list[str], deleted: list[str], old_leaves: Mapping[str, str],
@@ -117,7 +156,7 @@ def diff_trees(old_leaves: Mapping[str, str], new_leaves: Mapping[str, str],
     modified: list[str] = []
     unchanged = 0
     for path, digest in new_leaves.items():
-        if clean_dirs and _parent(path)[0] in clean_dirs:
+        if clean_dirs and path.rpartition("/")[0] in clean_dirs:
             unchanged += 1
             continue
         old = old_leaves.get(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codeindex.merkle import TreeDiff, build_tree, diff_trees, leaf_hash
+from codeindex.merkle import TreeDiff, build_tree, diff_trees, leaf_hash, update_tree
 
 A, B, C = leaf_hash(b"a"), leaf_hash(b"b"), leaf_hash(b"c")
 
@@ -76,3 +76,9 @@ def test_node_pruned_diff_equals_plain_diff(old: dict[str, str], new: dict[str, 
     assert plain.unchanged + len(plain.added) + len(plain.modified) + len(plain.moved) == len(new)
     assert len(plain.deleted) + len(plain.modified) + plain.unchanged + len(plain.moved) == len(old)
     assert (build_tree(old)[""] == build_tree(new)[""]) == (old == new)
+
+
+@given(trees, trees)
+def test_update_tree_equals_full_rebuild(old: dict[str, str], new: dict[str, str]) -> None:
+    diff = diff_trees(old, new)
+    assert update_tree(build_tree(old), new, diff.changed_paths()) == build_tree(new)

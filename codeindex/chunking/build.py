@@ -8,6 +8,7 @@ over-long line (minified code) is cut by characters at UTF-8 boundaries.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import replace
@@ -103,7 +104,7 @@ def _split_again(piece: Piece, chunk: Chunk, count: int, lines: SourceLines,
     cuts = _char_cuts(lines.data, start, end, n_parts)
     if len(cuts) <= 2:
         return None
-    return [replace(piece, start_byte=a, end_byte=b, solo=True) for a, b in zip(cuts, cuts[1:], strict=False)]
+    return [replace(piece, start_byte=a, end_byte=b, solo=True) for a, b in itertools.pairwise(cuts)]
 
 
 def _char_cuts(data: bytes, start: int, end: int, n_parts: int) -> list[int]:

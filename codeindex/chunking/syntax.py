@@ -52,7 +52,7 @@ class LanguageRules:
     """Which nodes are units and how to name them, for one language."""
 
     units: Mapping[str, str]
-    """Node type → kind (``function``, ``class``, ...). A ``function`` inside a class-like unit is a ``method``."""
+    """Node type → kind (``function``, ``class``, ...); in a class-like unit, ``function`` → ``method``."""
     wrappers: frozenset[str] = frozenset()
     """Nodes that span a unit found among their named children (decorators, ``export``, templates)."""
     declarations: frozenset[str] = frozenset()
@@ -83,7 +83,7 @@ def node_text(node: Any, data: bytes) -> str:
 
 
 def default_name(node: Any, data: bytes) -> str | None:
-    """The unit's own name: the ``name`` field, a C declarator chain, an impl's type, or an identifier child."""
+    """The unit's own name: the ``name`` field, a C declarator chain, an impl's type, or an identifier."""
     found = node.child_by_field_name("name")
     if found is not None:
         return node_text(found, data)
@@ -111,7 +111,7 @@ def default_name(node: Any, data: bytes) -> str | None:
 
 
 def _clean_name(name: str) -> str:
-    """One line, no generic arguments, ``.`` as the only separator: ``Ring<T>`` → ``Ring``, ``A::b`` → ``A.b``."""
+    """One line, no generic arguments, ``.`` as separator: ``Ring<T>`` → ``Ring``, ``A::b`` → ``A.b``."""
     name = re.sub(r"\s+", " ", name).strip()
     for _ in range(4):
         name = re.sub(r"<[^<>]*>", "", name)
@@ -184,14 +184,16 @@ class Splitter:
         est = self.lines.estimate(first, last)
         unit = self._cluster_unit(nodes)
         if unit is not None:
-            kind = "method" if unit.kind == "function" and scope.name and scope.kind in CLASSLIKE else unit.kind
+            in_class = bool(scope.name) and scope.kind in CLASSLIKE
+            kind = "method" if unit.kind == "function" and in_class else unit.kind
             name = f"{scope.name}.{unit.name}" if scope.name else unit.name
             if est <= self.limit:
                 return [Piece(first, last, kind, name, scope.context_for(first), units=1,
                               solo=est * SOLO_SHARE > self.limit)]
             target = self._body_holder(unit.node)
             sig_line = target.start_point[0]
-            inner = Scope(kind=kind, name=name, context=(*scope.context, self.lines.line_text(sig_line).strip()),
+            signature = self.lines.line_text(sig_line).strip()
+            inner = Scope(kind=kind, name=name, context=(*scope.context, signature),
                           outer_context=scope.context_for(first), first_line=sig_line)
             parts = self.split_children(target, first, last, inner, depth + 1)
             return [p if p.solo else _solo(p) for p in parts]

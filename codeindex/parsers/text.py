@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import codeindex
 from codeindex.chunking.build import build_chunks, header_allowance
-from codeindex.chunking.pieces import Piece, Scope, merge, windows
+from codeindex.chunking.pieces import SOLO_SHARE, Piece, Scope, merge, windows
 from codeindex.chunking.source import SourceLines
 from codeindex.hookspecs import ChunkBudget, LanguageSpec
 from codeindex.models import Chunk
@@ -132,8 +132,10 @@ def section_pieces(sections: Sequence[Section], lines: SourceLines, limit: int) 
         if last < first:
             continue
         units = 0 if kind == top.kind else 1
-        if lines.estimate(first, last) <= limit:
-            pieces.append(Piece(first, last, kind, name, (), units=units))
+        est = lines.estimate(first, last)
+        if est <= limit:
+            pieces.append(Piece(first, last, kind, name, (), units=units,
+                                solo=bool(units) and est * SOLO_SHARE > limit))
         else:
             pieces.extend(Piece(a, b, kind, name, (), units=units, solo=True)
                           for a, b in windows(first, last, lines, limit))
@@ -164,7 +166,8 @@ class TextParser:
         limit = max(8, budget.max_tokens - header_allowance(language, ()))
         scanner = SCANNERS.get(language)
         if scanner is None:
-            pieces = [Piece(a, b, "window", "", (), solo=True) for a, b in windows(0, len(lines) - 1, lines, limit)]
+            spans = windows(0, len(lines) - 1, lines, limit)
+            pieces = [Piece(a, b, "window", "", (), solo=True) for a, b in spans]
         else:
             pieces = section_pieces(scanner(lines), lines, limit)
         return build_chunks(pieces, lines, path, language, budget)

@@ -1,0 +1,217 @@
+"""Chunking properties: coverage of every non-blank line, the token budget, and hostile input."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from codeindex.chunking.pieces import Scope, merge, windows
+from codeindex.chunking.source import SourceLines, module_path
+from codeindex.parsers.text import TextParser
+from codeindex.parsers.treesitter import SPECS, TreeSitterParser
+from tests.chunk_helpers import budget, minilm_budget, uncovered_lines
+
+PARSER = TreeSitterParser()
+
+# ---------------------------------------------------------------- pure pieces
+
+
+def test_module_path() -> None:
+    assert module_path("pkg/sub/mod.py") == "pkg.sub.mod"
+    assert module_path("./a/b.test.ts") == "a.b.test"
+    assert module_path("Makefile") == "Makefile"
+
+
+def test_windows_partition_lines_within_limit() -> None:
+    lines = SourceLines.from_bytes(b"\n".join(b"word " * (i % 7 + 1) for i in range(50)))
+    spans = windows(0, 49, lines, 20)
+    assert spans[0][0] == 0 and spans[-1][1] == 49
+    assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(spans))
+    assert all(lines.estimate(a, b) <= 20 for a, b in spans if a < b)
+
+
+def test_merge_joins_small_neighbours_and_keeps_solo_pieces_apart() -> None:
+    from codeindex.chunking.pieces import Piece
+
+    lines = SourceLines.from_bytes(b"a = 1\nb = 2\ndef f(): pass\nc = compute(a, b)\n")
+    pieces = [Piece(0, 0, "module", "", ()), Piece(1, 1, "module", "", ()),
+              Piece(2, 2, "function", "f", (), units=1, solo=True), Piece(3, 3, "module", "", ())]
+    merged = merge(pieces, lines, 100, Scope())
+    expected = [(0, 1, "module"), (2, 2, "function"), (3, 3, "module")]
+    assert [(p.first, p.last, p.kind) for p in merged] == expected
+    one_unit = merge([pieces[1], Piece(2, 2, "function", "f", (), units=1)], lines, 100, Scope())
+    assert [(p.first, p.last, p.kind, p.name) for p in one_unit] == [(1, 2, "function", "f")]
+
+
+# ---------------------------------------------------------------- coverage
+
+_names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
+
+
+@st.composite
+def python_ish(draw: st.DrawFn) -> str:
+    """Loosely Python-shaped text: defs, classes, statements, junk, odd indentation."""
+    out = []
+    for _ in range(draw(st.integers(1, 25))):
+        kind = draw(st.sampled_from(["def", "class", "stmt", "blank", "junk", "long"]))
+        indent = " " * draw(st.sampled_from([0, 0, 4, 8, 3]))
+        name = draw(_names)
+        if kind == "def":
+            out.append(f"{indent}def {name}(x):")
+            out += [f"{indent}    {name} = x + {i}" for i in range(draw(st.integers(0, 40)))]
+        elif kind == "class":
+            out.append(f"{indent}class {name}:")
+        elif kind == "stmt":
+            out.append(f"{indent}{name} = ({name}, [1, 2])")
+        elif kind == "blank":
+            out.append("")
+        elif kind == "junk":
+            junk = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+            out.append(indent + draw(junk))
+        else:
+            out.append(indent + " + ".join([name] * draw(st.integers(50, 300))))
+    return "\n".join(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(python_ish(), st.sampled_from([32, 64, 256]))
+def test_every_nonblank_line_is_covered(text: str, max_tokens: int) -> None:
+    source = text.encode("utf-8", errors="replace")
+    chunks = PARSER.chunk(source, "gen/mod.py", "python", budget(max_tokens))
+    assert uncovered_lines(source, chunks) == []
+    for c in chunks:
+        assert 0 <= c.start_byte <= c.end_byte <= len(source)
+        assert 1 <= c.start_line <= c.end_line
+    assert sum(c.n_tokens <= max_tokens for c in chunks) >= 0.95 * len(chunks)
+
+
+def _corpus_files() -> list[Path]:
+    root = os.environ.get("CODEINDEX_TEST_CORPUS")
+    if not root:
+        return []
+    return sorted(p for p in Path(root).rglob("*") if p.is_file())
+
+
+@pytest.mark.slow
+def test_corpus_files_are_fully_covered() -> None:
+    files = _corpus_files()
+    if not files:
+        pytest.skip("set CODEINDEX_TEST_CORPUS to a directory of source files to run this test")
+    ext = {e: s.name for s in SPECS for e in s.extensions}
+    text = TextParser()
+    for path in files:
+        source = path.read_bytes()
+        if b"\0" in source[:8192]:
+            continue
+        language = ext.get(path.suffix)
+        parser = PARSER if language else text
+        chunks = parser.chunk(source, path.name, language or "text", budget())
+        assert uncovered_lines(source, chunks) == [], path
+
+
+# ---------------------------------------------------------------- budget
+
+
+def test_real_minilm_budget_is_respected() -> None:
+    real = minilm_budget(256)
+    for sample in sorted((Path(__file__).parent / "scenarios" / "languages").iterdir()):
+        ext = {e: s.name for s in SPECS for e in s.extensions}
+        source = sample.read_bytes() * 6  # long enough to need splitting
+        chunks = PARSER.chunk(source, sample.name, ext[sample.suffix], real)
+        assert chunks and all(c.n_tokens <= 256 for c in chunks), sample.name
+        assert [c.n_tokens for c in chunks] == real.count_tokens([c.embed_text for c in chunks])
+        assert uncovered_lines(source, chunks) == []
+
+
+def test_tokenizer_is_called_in_batches() -> None:
+    calls: list[int] = []
+    inner = budget(128)
+
+    def counting(texts):  # type: ignore[no-untyped-def]
+        calls.append(len(texts))
+        return inner.count_tokens(texts)
+
+    from codeindex.hookspecs import ChunkBudget
+
+    source = (Path(__file__).parent / "scenarios" / "languages" / "sample.py").read_bytes() * 10
+    chunks = PARSER.chunk(source, "a.py", "python", ChunkBudget(128, counting))
+    assert len(calls) <= 3 and sum(calls) <= 2 * len(chunks)
+
+
+# ---------------------------------------------------------------- hostile input
+
+
+def test_syntax_errors_still_chunk() -> None:
+    source = b"def ok():\n    return 1\n\ndef broken(:\n    x = = 2\n    )))\nclass C\n    pass\n\ny = 3\n"
+    chunks = PARSER.chunk(source, "bad.py", "python", budget(32))
+    assert uncovered_lines(source, chunks) == []
+    assert any(c.symbol == "bad.ok" for c in chunks)
+
+
+def test_invalid_utf8_keeps_byte_spans() -> None:
+    source = b"def f():\n    s = '\xff\xfe caf\xc3\xa9'\n    return s\n\n# \x80\x81 trailing\nx = 1\n"
+    chunks = PARSER.chunk(source, "enc.py", "python", budget())
+    assert uncovered_lines(source, chunks) == []
+    for c in chunks:
+        assert source[c.start_byte:c.end_byte].decode("utf-8", errors="replace") == c.text
+
+
+def test_deep_nesting_does_not_crash() -> None:
+    depth = 3000
+    source = b"x = " + b"[" * depth + b"1" + b"]" * depth + b"\n"
+    source += b"".join(b"    " * 0 + b"if a:\n" + b"    " * i + b"pass\n" for i in range(1, 2))
+    nested = b"".join(b"  " * i + b"{\n" for i in range(depth))
+    nested += b"".join(b"  " * i + b"}\n" for i in range(depth))
+    for lang, src in (("python", source), ("javascript", b"f = () => " + nested)):
+        chunks = PARSER.chunk(src, "deep.x", lang, budget(64))
+        assert uncovered_lines(src, chunks) == []
+
+
+def test_minified_line_is_split_by_characters() -> None:
+    line = b"var a=" + b"+".join(b"f%d(x,y)" % i for i in range(6000)) + b";"
+    assert len(line) > 50_000
+    chunks = PARSER.chunk(line + b"\n", "min.js", "javascript", budget(256))
+    assert len(chunks) > 10 and all(c.start_line == c.end_line == 1 for c in chunks)
+    assert b"".join(line[c.start_byte:c.end_byte] for c in chunks) == line
+    assert sum(c.n_tokens <= 256 for c in chunks) >= 0.99 * len(chunks)
+
+
+def test_empty_and_blank_files() -> None:
+    assert PARSER.chunk(b"", "e.py", "python", budget()) == []
+    assert PARSER.chunk(b"\n\n   \n", "e.py", "python", budget()) == []
+
+
+# ---------------------------------------------------------------- text parser
+
+
+def test_markdown_sections_follow_headings_not_fenced_hashes() -> None:
+    source = b"Intro.\n\n# Guide\n\ntext\n\n## Install\n\n```\n# not a heading\n```\n\n## Use\nrun\n"
+    chunks = TextParser().chunk(source, "docs/guide.md", "markdown", budget(16))
+    symbols = [c.symbol for c in chunks]
+    assert "docs.guide.Guide / Install" in symbols and "docs.guide.Guide / Use" in symbols
+    assert not any("not a heading" in s for s in symbols)
+    assert uncovered_lines(source, chunks) == []
+
+
+@pytest.mark.parametrize(("language", "source", "keys"), [
+    ("yaml", b"name: x\nitems:\n  - a\n  - b\n" + b"other: 1\n" * 1, ["name", "items", "other"]),
+    ("toml", b'title = "x"\n[tool.a]\nb = 1\n[[bin]]\nname = "c"\n', ["title", "tool.a", "bin"]),
+    ("json", b'{\n  "a": 1,\n  "b": {"x": [1, 2]},\n  "c": "q:"\n}\n', ["a", "b", "c"]),
+])
+def test_config_files_chunk_by_top_level_key(language: str, source: bytes, keys: list[str]) -> None:
+    chunks = TextParser().chunk(source, "conf.x", language, budget(16 if language != "json" else 20))
+    assert list(dict.fromkeys(c.symbol.removeprefix("conf.") for c in chunks if c.kind == "key")) == keys
+    assert uncovered_lines(source, chunks) == []
+
+
+def test_plain_text_windows() -> None:
+    source = b"\n".join(b"line %d of some prose" % i for i in range(200))
+    chunks = TextParser().chunk(source, "notes.txt", "text", budget(64))
+    assert len(chunks) > 3 and {c.kind for c in chunks} == {"window"}
+    assert uncovered_lines(source, chunks) == []
+    assert all(c.n_tokens <= 64 for c in chunks)
