@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -29,8 +28,10 @@ from codeindex.discovery import Discovery
 from codeindex.embedding_choice import EmbedderChoice
 from codeindex.errors import CorruptIndexError
 from codeindex.executor import make_executor
-from codeindex.pipeline import CHUNK_SCHEMA, Pipeline, PipelineResult
+from codeindex.pipeline import CHUNK_SCHEMA, Pipeline
 from codeindex.progress import ProgressCallback, ProgressEvent
+from codeindex.results import PipelineResult
+from codeindex.runs import build_report, write_run
 from codeindex.store import db as dbm
 from codeindex.store.postings import add_postings, remove_postings
 from codeindex.store.segments import SegmentInfo, SegmentWriter, remove_orphans
@@ -317,50 +318,10 @@ class Committer:
         dbm.insert_arrow(con, "files", table)
 
     def _report(self, result: PipelineResult, scheduler: str) -> RunReport:
-        from codeindex.index import RunReport
-
-        skipped = dict(self.plan.skipped)
-        for outcome in result.outcomes.values():
-            if outcome.skip_reason:
-                reason = outcome.skip_reason.split(":", 1)[0]
-                skipped[reason] = skipped.get(reason, 0) + 1
-        unreadable = len(self.plan.unreadable) + sum(
-            1 for o in result.outcomes.values() if (o.skip_reason or "").startswith("unreadable"))
-        if self.plan.unreadable:
-            skipped["unreadable"] = skipped.get("unreadable", 0) + len(self.plan.unreadable)
-        stages = result.times.as_dict()
-        stages["total_s"] = round(time.perf_counter() - self.started, 4)
-        if result.times.embed and result.tokens_embedded:
-            stages["tokens_per_s"] = round(result.tokens_embedded / result.times.embed, 1)
-        stages["devices"] = sorted(result.devices)
-        report = RunReport(
-            run_id=0, kind=self.kind, wall_s=0.0, scheduler=scheduler, embedder=self.choice.backend,
-            model_id=self.choice.model_id, files_seen=self.plan.files_seen, files_added=len(self.plan.added),
-            files_modified=len(self.plan.modified), files_deleted=len(self.plan.deleted),
-            files_moved=len(self.plan.moved), files_reparsed=len(self.plan.reparse),
-            files_skipped=sum(skipped.values()), files_unreadable=unreadable, chunks_total=0,
-            chunks_written=result.chunks_written, chunks_embedded=result.chunks_embedded,
-            chunks_reused=result.chunks_reused, tokens_embedded=result.tokens_embedded, stages=stages,
-            skipped=skipped, warnings=list(self.warnings))
-        return report
+        return build_report(self.kind, self.choice, self.plan, result, scheduler, self.started, self.warnings)
 
     def _write_run(self, con: duckdb.DuckDBPyConnection, report: RunReport) -> None:
-        report.run_id = int(dbm.scalar(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs"))
-        if not report.chunks_total:
-            report.chunks_total = dbm.scalar(con, "SELECT count(*) FROM chunks")
-        report.wall_s = round(time.perf_counter() - self.started, 4)
-        report.stages["total_s"] = report.wall_s
-        dbm.insert_arrow(con, "runs", pa.table({
-            "run_id": pa.array([report.run_id], pa.int32()), "kind": [report.kind],
-            "started_at": pa.array([self.started_at], pa.timestamp("us")), "wall_s": [report.wall_s],
-            "status": ["ok"], "scheduler": [report.scheduler], "embedder": [report.embedder],
-            "model_id": [report.model_id],
-            **{name: pa.array([getattr(report, name)], pa.int64()) for name in (
-                "files_seen", "files_added", "files_modified", "files_deleted", "files_moved", "files_reparsed",
-                "files_skipped", "files_unreadable", "chunks_total", "chunks_written", "chunks_embedded",
-                "chunks_reused", "tokens_embedded")},
-            "stages_json": [json.dumps(report.stages)], "skipped_json": [json.dumps(report.skipped)],
-        }))
+        write_run(con, report, self.started_at, self.started)
 
     # ------------------------------------------------------------------ after commit
 

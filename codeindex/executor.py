@@ -87,7 +87,8 @@ class DaskExecutor:
                 self._cluster = _gpu_spec_cluster(gpus, workers, env)
             else:
                 self._cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
-                                             processes=True, dashboard_address=None, env=env)
+                                             processes=True, dashboard_address=None, env=env,
+                                             silence_logs=logging.ERROR)
             self.client = Client(self._cluster)
         else:
             self.name = address
@@ -130,7 +131,7 @@ def _gpu_spec_cluster(gpus: int, cpu_workers: int, env: dict[str, str]) -> Any:
         workers[f"cpu-{i}"] = {"cls": Nanny, "options": {"nthreads": 1,
                                                           "env": {**env, "CUDA_VISIBLE_DEVICES": ""}}}
     scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
-    return SpecCluster(workers=workers, scheduler=scheduler)
+    return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR)
 
 
 def make_executor(scheduler: str, *, n_dirty: int, small_threshold: int, workers: int = 0) -> Executor:

@@ -17,23 +17,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
-import pyarrow as pa
-
 from codeindex import merkle
 from codeindex.config import Config, load_config
 from codeindex.discovery import Discovery, discover
 from codeindex.embedding_choice import EmbedderChoice, choose_embedder
 from codeindex.errors import NotIndexedError, UsageError
-from codeindex.languages import LanguageMap
+from codeindex.languages import LanguageMap, parser_identity
 from codeindex.models import FileStat
 from codeindex.plugins import get_plugin_manager
 from codeindex.progress import ProgressCallback, ProgressEvent, no_progress
 from codeindex.scan import SnapshotEntry, scan
 from codeindex.store import db as dbm
 from codeindex.store.lock import writer_lock
-from codeindex.store.segments import next_free_segment
-from codeindex.tasks import parser_identity
 
 INDEX_DIR_NAME = ".codeindex"
 
@@ -237,22 +232,33 @@ class Index:
         with dbm.open_db(self.db_path, read_only=True) as con:
             dbm.check_schema(con, self.db_path)
             meta = dbm.get_meta(con)
-            files = dbm.arrow(con, "SELECT path, size, mtime_ns, inode, ctime_ns, hash, language, parser_id, "
-                                "n_chunks, skip_reason FROM files").to_pydict()
+            files = con.execute("SELECT path, size, mtime_ns, inode, ctime_ns, hash, language, parser_id, "
+                                "n_chunks, skip_reason FROM files").fetchall()
             nodes = dict(con.execute("SELECT path, hash FROM merkle_nodes").fetchall())
             tp = dbm.first_row(con, "SELECT sum(tokens_embedded), sum(json_extract(stages_json, '$.embed_s')::DOUBLE), "
                                "sum(chunks_embedded) FROM runs WHERE tokens_embedded > 0")
-        snapshot = {
-            p: SnapshotRow(FileStat(s, m, i, c), h, lang, pid, n, r)
-            for p, s, m, i, c, h, lang, pid, n, r in zip(
-                files["path"], files["size"], files["mtime_ns"], files["inode"], files["ctime_ns"],
-                files["hash"], files["language"], files["parser_id"], files["n_chunks"], files["skip_reason"],
-                strict=True)
-        }
+        snapshot = {p: SnapshotRow(FileStat(s, m, i, c), h, lang, pid, n, r)
+                    for p, s, m, i, c, h, lang, pid, n, r in files}
         throughput = None
         if tp and tp[0] and tp[1]:
             throughput = (float(tp[0]) / float(tp[1]), float(tp[0]) / max(1.0, float(tp[2] or 1)))
         return Index._State(meta, snapshot, nodes, throughput)
+
+    def _record_noop(self, choice: EmbedderChoice, plan: UpdatePlan, snapshot_time_ns: int, started_at: datetime,
+                     started: float, warnings: list[str], progress: ProgressCallback) -> RunReport:
+        """Nothing changed: record the run (0 chunks embedded) and advance the snapshot time. No Arrow, no Dask."""
+        from codeindex.results import PipelineResult
+        from codeindex.runs import build_report, write_run
+
+        report = build_report("update", choice, plan, PipelineResult(), "none", started, warnings)
+        with dbm.open_db(self.db_path, read_only=False) as con:
+            con.execute("BEGIN")
+            write_run(con, report, started_at, started)
+            dbm.set_meta(con, {"snapshot_time_ns": str(snapshot_time_ns),
+                               "discovery_skipped": json.dumps(plan.skipped)})
+            con.execute("COMMIT")
+        progress(ProgressEvent("done", detail=report.as_dict()))
+        return report
 
     def _make_plan(self, state: Index._State, choice: EmbedderChoice, progress: ProgressCallback,
                    ) -> tuple[UpdatePlan, Discovery, dict[str, str]]:
@@ -336,6 +342,8 @@ class Index:
             progress(ProgressEvent("warning", detail={"message": w}))
         state = self._read_state(require=False) if kind == "update" else Index._State({}, {}, {}, None)
         if kind == "rebuild":  # never reuse a segment number the old (possibly damaged) index may list
+            from codeindex.store.segments import next_free_segment
+
             state.meta = {"next_segment": str(next_free_segment(self.index_dir))}
         choice = choose_embedder(self.config, state.meta if kind == "update" else None, embedder)
         plan, found, new_leaves = self._make_plan(state, choice, progress)
@@ -343,6 +351,8 @@ class Index:
             message = f"embedding model changed ({plan.model_change}): re-embedding every chunk, no re-parsing"
             warnings.append(message)
             progress(ProgressEvent("warning", detail={"message": message}))
+        if kind == "update" and plan.is_noop() and not plan.stat_only:
+            return self._record_noop(choice, plan, snapshot_time_ns, started_at, started, warnings, progress)
         from codeindex.commit import Committer
 
         committer = Committer(self, kind, choice, plan, found, new_leaves, state, snapshot_time_ns, started_at,
@@ -360,8 +370,4 @@ def clean_staging(index_dir: Path) -> None:
     shutil.rmtree(index_dir / "staging", ignore_errors=True)
 
 
-def arrow_paths(values: Sequence[str]) -> pa.Table:
-    return pa.table({"path": pa.array(list(values), pa.string())})
-
-
-__all__ = ["Index", "RunReport", "UpdatePlan", "duckdb"]
+__all__ = ["Index", "RunReport", "UpdatePlan"]

@@ -50,3 +50,8 @@ class LanguageMap:
 
     def parser_for(self, language: str) -> str | None:
         return self.parser_of_language.get(language)
+
+
+def parser_identity(parser: Parser, language: str) -> str:
+    """``name@version#confighash``: stored per file, so a parser upgrade re-chunks only its languages."""
+    return f"{parser.name}@{parser.version}#{parser.config_hash(language)}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from codeindex.executor import Executor
 from codeindex.graph import embed_task, parse_task
 from codeindex.models import Chunk, ParseResult
 from codeindex.progress import ProgressCallback, ProgressEvent
+from codeindex.results import FileOutcome, PipelineResult
 from codeindex.store.segments import SegmentWriter
 from codeindex.tasks import EmbedContext, EmbeddedBatch, ParsedBatch, ParseItem, vector_key
 
@@ -49,45 +50,6 @@ def split_embed_text(chunk: Chunk) -> str:
 
 def join_embed_text(head: str, text: str) -> str:
     return head[1:] if head.startswith(FULL_TEXT_MARK) else head + text
-
-
-@dataclass(slots=True)
-class FileOutcome:
-    path: str
-    parser_id: str
-    n_chunks: int
-    skip_reason: str | None
-
-
-@dataclass(slots=True)
-class StageTimes:
-    read: float = 0.0
-    parse: float = 0.0
-    embed: float = 0.0
-    write: float = 0.0
-    wall: float = 0.0
-
-    def as_dict(self) -> dict[str, float]:
-        busy = self.read + self.parse + self.embed + self.write
-        return {"read_s": round(self.read, 4), "parse_s": round(self.parse, 4), "embed_s": round(self.embed, 4),
-                "write_s": round(self.write, 4), "busy_s": round(busy, 4), "wall_s": round(self.wall, 4),
-                "overlap_saved_s": round(max(0.0, busy - self.wall), 4)}
-
-
-@dataclass(slots=True)
-class PipelineResult:
-    outcomes: dict[str, FileOutcome] = field(default_factory=dict)
-    chunk_parts: list[Path] = field(default_factory=list)
-    postings_parts: list[Path] = field(default_factory=list)
-    new_vectors: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (vec_id, segment)
-    chunks_written: int = 0
-    chunks_embedded: int = 0
-    chunks_reused: int = 0
-    tokens_embedded: int = 0
-    devices: set[str] = field(default_factory=set)
-    times: StageTimes = field(default_factory=StageTimes)
-    next_chunk_id: int = 0
-    next_vec_id: int = 0
 
 
 @dataclass(slots=True)

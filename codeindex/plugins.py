@@ -125,7 +125,11 @@ def build_plugin_manager(entry_points: Iterable[metadata.EntryPoint],
     for name, module_name in DEFAULT_PLUGINS.items():
         if name in blocked:
             continue
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # e.g. a missing optional dependency: the other built-ins still work
+            _warn(manager, f"built-in plugin {name!r} failed to load: {type(exc).__name__}: {exc}")
+            continue
         _register(manager, name, module, package="codeindex", version=_dist_version("codeindex"),
                   builtin=True)
     builtin_modules = set(DEFAULT_PLUGINS.values())

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from codeindex.hookspecs import ChunkBudget, EmbedderSettings
+from codeindex.languages import parser_identity
 from codeindex.models import Chunk, ParseResult
 
 BINARY_SNIFF_BYTES = 8192
@@ -96,11 +97,6 @@ def parse_one(item: ParseItem, ctx: EmbedContext) -> ParseResult:
         return result
     result.chunks = list(chunks)
     return result
-
-
-def parser_identity(parser: object, language: str) -> str:
-    """``name@version#confighash``: stored per file, so a parser upgrade re-chunks only its languages."""
-    return f"{parser.name}@{parser.version}#{parser.config_hash(language)}"  # type: ignore[attr-defined]
 
 
 def parse_batch(items: Sequence[ParseItem], ctx: EmbedContext) -> ParsedBatch:

@@ -13,14 +13,15 @@ import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 
 from codeindex.errors import CorruptIndexError, NotIndexedError, SchemaVersionError
-from codeindex.store.postings import POSTINGS_DDL
 from codeindex.store.schema import SCHEMA_VERSION, TABLES
+
+if TYPE_CHECKING:  # pyarrow costs ~0.2 s to import: a no-op update never needs it
+    import pyarrow as pa
 
 DB_NAME = "meta.duckdb"
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked", "being used by another")
@@ -61,6 +62,8 @@ def open_db(path: Path, *, read_only: bool, timeout_s: float = 30.0) -> Iterator
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    from codeindex.store.postings import POSTINGS_DDL  # imports pyarrow: only when creating an index
+
     con.execute(TABLES)
     con.execute(POSTINGS_DDL)
     con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
@@ -104,14 +107,17 @@ def get_meta(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 
 
 def set_meta(con: duckdb.DuckDBPyConnection, values: Mapping[str, Any]) -> None:
-    if not values:
-        return
-    table = pa.table({"k": list(values), "v": [v if isinstance(v, str) else json.dumps(v)
-                                               for v in values.values()]})
-    con.register("meta_in", table)
-    con.execute("DELETE FROM meta WHERE k IN (SELECT k FROM meta_in)")
-    con.execute("INSERT INTO meta SELECT k, v FROM meta_in")
-    con.unregister("meta_in")
+    """Upsert a handful of meta keys (plain statements: a few rows, no Arrow needed)."""
+    for key, value in values.items():
+        con.execute("DELETE FROM meta WHERE k = ?", [key])
+        con.execute("INSERT INTO meta VALUES (?, ?)", [key, value if isinstance(value, str) else json.dumps(value)])
+
+
+def insert_row(con: duckdb.DuckDBPyConnection, table_name: str, row: Mapping[str, Any]) -> None:
+    """Insert one row with bound parameters (for single records such as a run; bulk data goes through Arrow)."""
+    cols = ", ".join(row)
+    marks = ", ".join("?" * len(row))
+    con.execute(f"INSERT INTO {table_name} ({cols}) VALUES ({marks})", list(row.values()))
 
 
 def insert_arrow(con: duckdb.DuckDBPyConnection, table_name: str, data: pa.Table) -> None:
@@ -128,4 +134,6 @@ def insert_arrow(con: duckdb.DuckDBPyConnection, table_name: str, data: pa.Table
 def register_list(con: duckdb.DuckDBPyConnection, name: str, column: str, values: Sequence[Any],
                   type_: pa.DataType | None = None) -> None:
     """Register a one-column Arrow table for ``IN (SELECT ...)`` joins."""
+    import pyarrow as pa
+
     con.register(name, pa.table({column: pa.array(list(values), type=type_)}))

@@ -1,0 +1,48 @@
+"""What a pipeline run produced: per-file outcomes, staged parts, new vectors, counters, stage times.
+
+Kept apart from ``pipeline`` (which imports dask and pyarrow) so that recording a no-op run stays light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(slots=True)
+class FileOutcome:
+    path: str
+    parser_id: str
+    n_chunks: int
+    skip_reason: str | None
+
+
+@dataclass(slots=True)
+class StageTimes:
+    read: float = 0.0
+    parse: float = 0.0
+    embed: float = 0.0
+    write: float = 0.0
+    wall: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        busy = self.read + self.parse + self.embed + self.write
+        return {"read_s": round(self.read, 4), "parse_s": round(self.parse, 4), "embed_s": round(self.embed, 4),
+                "write_s": round(self.write, 4), "busy_s": round(busy, 4), "wall_s": round(self.wall, 4),
+                "overlap_saved_s": round(max(0.0, busy - self.wall), 4)}
+
+
+@dataclass(slots=True)
+class PipelineResult:
+    outcomes: dict[str, FileOutcome] = field(default_factory=dict)
+    chunk_parts: list[Path] = field(default_factory=list)
+    postings_parts: list[Path] = field(default_factory=list)
+    new_vectors: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (vec_id, segment)
+    chunks_written: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    tokens_embedded: int = 0
+    devices: set[str] = field(default_factory=set)
+    times: StageTimes = field(default_factory=StageTimes)
+    next_chunk_id: int = 0
+    next_vec_id: int = 0

@@ -1,0 +1,67 @@
+"""Run records: the ``RunReport`` of a run and its row in the ``runs`` table.
+
+Light on purpose (no pyarrow, no dask): a no-op ``update`` records its run through here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from codeindex.embedding_choice import EmbedderChoice
+from codeindex.results import PipelineResult
+from codeindex.store import db as dbm
+
+if TYPE_CHECKING:
+    from codeindex.index import RunReport, UpdatePlan
+
+COUNTERS = ("files_seen", "files_added", "files_modified", "files_deleted", "files_moved", "files_reparsed",
+            "files_skipped", "files_unreadable", "chunks_total", "chunks_written", "chunks_embedded",
+            "chunks_reused", "tokens_embedded")
+
+
+def build_report(kind: str, choice: EmbedderChoice, plan: UpdatePlan, result: PipelineResult, scheduler: str,
+                 started: float, warnings: list[str]) -> RunReport:
+    from codeindex.index import RunReport
+
+    skipped = dict(plan.skipped)
+    for outcome in result.outcomes.values():
+        if outcome.skip_reason:
+            reason = outcome.skip_reason.split(":", 1)[0]
+            skipped[reason] = skipped.get(reason, 0) + 1
+    unreadable = len(plan.unreadable) + sum(
+        1 for o in result.outcomes.values() if (o.skip_reason or "").startswith("unreadable"))
+    if plan.unreadable:
+        skipped["unreadable"] = skipped.get("unreadable", 0) + len(plan.unreadable)
+    stages: dict[str, object] = dict(result.times.as_dict())
+    stages["total_s"] = round(time.perf_counter() - started, 4)
+    if result.times.embed and result.tokens_embedded:
+        stages["tokens_per_s"] = round(result.tokens_embedded / result.times.embed, 1)
+    stages["devices"] = sorted(result.devices)
+    return RunReport(
+        run_id=0, kind=kind, wall_s=0.0, scheduler=scheduler, embedder=choice.backend, model_id=choice.model_id,
+        files_seen=plan.files_seen, files_added=len(plan.added), files_modified=len(plan.modified),
+        files_deleted=len(plan.deleted), files_moved=len(plan.moved), files_reparsed=len(plan.reparse),
+        files_skipped=sum(skipped.values()), files_unreadable=unreadable, chunks_total=0,
+        chunks_written=result.chunks_written, chunks_embedded=result.chunks_embedded,
+        chunks_reused=result.chunks_reused, tokens_embedded=result.tokens_embedded, stages=stages,
+        skipped=skipped, warnings=list(warnings))
+
+
+def write_run(con: duckdb.DuckDBPyConnection, report: RunReport, started_at: datetime, started: float) -> None:
+    """Append the run's row; fills in its id, total chunks and wall time (measured up to this write)."""
+    report.run_id = int(dbm.scalar(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs"))
+    if not report.chunks_total:
+        report.chunks_total = int(dbm.scalar(con, "SELECT count(*) FROM chunks"))
+    report.wall_s = round(time.perf_counter() - started, 4)
+    report.stages["total_s"] = report.wall_s
+    dbm.insert_row(con, "runs", {
+        "run_id": report.run_id, "kind": report.kind, "started_at": started_at, "wall_s": report.wall_s,
+        "status": "ok", "scheduler": report.scheduler, "embedder": report.embedder, "model_id": report.model_id,
+        **{name: getattr(report, name) for name in COUNTERS},
+        "stages_json": json.dumps(report.stages), "skipped_json": json.dumps(report.skipped),
+    })
