@@ -1,0 +1,1 @@
+"""Storage: DuckDB metadata, postings and FAISS segments."""
