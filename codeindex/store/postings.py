@@ -3,7 +3,7 @@
 DuckDB's ``fts`` extension downloads at run time and cannot update an index in place, so the
 inverted index is three plain tables (see ``POSTINGS_DDL``):
 
-* ``lex_terms(term, term_id, df)``: the term dictionary. Postings store a 4-byte ``term_id`` instead
+* ``lex_terms(term, term_id, df)``: the term dictionary. Postings store an integer ``term_id`` instead
   of the term string, and ``df`` (how many chunks contain the term) is maintained on every add and
   remove, so a query reads its idf from one small lookup instead of counting postings.
 * ``postings(term_id, chunk_id, tf)``: one row per (term, chunk).
@@ -53,11 +53,11 @@ B = 0.75
 POSTINGS_DDL = """
 CREATE TABLE IF NOT EXISTS lex_terms (
     term VARCHAR PRIMARY KEY,
-    term_id INTEGER NOT NULL,
+    term_id BIGINT NOT NULL,
     df INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS postings (
-    term_id INTEGER NOT NULL,
+    term_id BIGINT NOT NULL,
     chunk_id BIGINT NOT NULL,
     tf INTEGER NOT NULL
 );
@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS lex_stats (
     k VARCHAR PRIMARY KEY,
     v DOUBLE NOT NULL
 );
-INSERT INTO lex_stats VALUES ('n_docs', 0), ('total_len', 0), ('unclustered_rows', 0)
+INSERT INTO lex_stats VALUES ('n_docs', 0), ('total_len', 0), ('unclustered_rows', 0), ('next_term_id', 0)
     ON CONFLICT DO NOTHING;
 """
 """Tables of the lexical index; idempotent. ``chunks(chunk_id, lex_len, ...)`` is the lead's table."""
@@ -114,35 +114,37 @@ def add_postings(con: duckdb.DuckDBPyConnection, table: pa.Table, lex_lens: Sequ
     postings go in through Arrow, sorted by term id. ``lex_lens`` has one entry per chunk of the batch.
     """
     was_empty = not con.execute("SELECT 1 FROM postings LIMIT 1").fetchall()
+    [(next_id,)] = con.execute("SELECT v FROM lex_stats WHERE k = 'next_term_id'").fetchall()
     con.register(_BATCH_VIEW, table)
     try:
-        con.execute(
+        # One upsert through the primary-key index: new terms get fresh ids, known ones a df bump,
+        # and RETURNING hands back every batch term's id without scanning the dictionary. Ids of
+        # conflicting rows are skipped (gaps), hence BIGINT ids and a counter in lex_stats.
+        returned = con.sql(
             f"""
             INSERT INTO lex_terms
-            SELECT d.term,
-                   (SELECT coalesce(max(term_id), 0) FROM lex_terms) + row_number() OVER (ORDER BY d.term),
-                   0
-            FROM (SELECT DISTINCT term FROM {_BATCH_VIEW}) d
-            WHERE NOT EXISTS (SELECT 1 FROM lex_terms t WHERE t.term = d.term)
+            SELECT term, {int(next_id)} + row_number() OVER (ORDER BY term), n
+            FROM (SELECT term, count(*)::INTEGER AS n FROM {_BATCH_VIEW} GROUP BY term)
+            ON CONFLICT (term) DO UPDATE SET df = lex_terms.df + excluded.df
+            RETURNING term, term_id
             """
         )
-        con.execute(
-            f"""
-            UPDATE lex_terms SET df = lex_terms.df + d.n
-            FROM (SELECT term, count(*)::INTEGER AS n FROM {_BATCH_VIEW} GROUP BY term) d
-            WHERE lex_terms.term = d.term
-            """
-        )
-        con.execute(
-            f"""
-            INSERT INTO postings
-            SELECT t.term_id, b.chunk_id, b.tf
-            FROM {_BATCH_VIEW} b JOIN lex_terms t ON t.term = b.term
-            ORDER BY t.term_id, b.chunk_id
-            """
-        )
+        if returned is None:  # con.sql returns a relation for any statement with RETURNING
+            raise RuntimeError("lex_terms upsert returned no relation")
+        term_ids = returned.to_arrow_table()
     finally:
         con.unregister(_BATCH_VIEW)
+    rows = (
+        table.join(term_ids, "term")
+        .select(["term_id", "chunk_id", "tf"])
+        .sort_by([("term_id", "ascending"), ("chunk_id", "ascending")])
+    )
+    con.register(_BATCH_VIEW, rows)
+    try:
+        con.execute(f"INSERT INTO postings SELECT term_id, chunk_id, tf FROM {_BATCH_VIEW}")
+    finally:
+        con.unregister(_BATCH_VIEW)
+    _bump(con, "next_term_id", "?", [term_ids.num_rows])
     _bump(con, "n_docs", "?", [len(lex_lens)])
     _bump(con, "total_len", "?", [int(sum(lex_lens))])
     if not was_empty:
