@@ -12,7 +12,7 @@ inverted index is three plain tables (see ``POSTINGS_DDL``):
 
 Speed comes from row-group pruning: DuckDB keeps min/max per row group, so when postings are stored
 sorted by ``term_id`` a query ``WHERE term_id IN (...)`` reads only the few row groups holding those
-terms (measured at 100k chunks / 8.5M postings: ~10 ms sorted vs ~30-50 ms unsorted, see
+terms (measured at 100k chunks / 8.5M postings: p50 9-12 ms sorted vs ~27 ms unsorted, see
 ``benchmarks/lexical_latency.py``). ``add_postings`` writes each batch sorted; many batches appended
 one after another are each sorted but interleave, which ``cluster_postings`` repairs (call it at the
 end of a rebuild and during compaction). Small incremental appends barely matter: they land in the
