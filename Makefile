@@ -17,11 +17,11 @@ export ORT_DISABLE_TELEMETRY := 1
 install: $(STAMP)
 
 # torch==2.13.0 first: it is the CPU build; an unpinned torch would pull several GB of CUDA wheels.
-$(STAMP): pyproject.toml plugins/codeindex-notebooks/pyproject.toml
+$(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]' -e plugins/codeindex-notebooks
+	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
 demo: install

@@ -33,7 +33,7 @@ from codeindex.progress import ProgressCallback, ProgressEvent
 from codeindex.results import PipelineResult
 from codeindex.runs import build_report, write_run
 from codeindex.store import db as dbm
-from codeindex.store.postings import add_postings, remove_postings
+from codeindex.store.postings import add_postings, cluster_postings, remove_postings, unclustered_ratio
 from codeindex.store.segments import SegmentInfo, SegmentWriter, remove_orphans
 from codeindex.tasks import EmbedContext
 
@@ -229,6 +229,8 @@ class Committer:
         for chunk_part, postings_part in _pair_parts(result.chunk_parts, result.postings_parts):
             lex = pq.read_table(chunk_part, columns=["lex_len"]).column(0).to_pylist()
             add_postings(con, pq.read_table(postings_part), lex)
+        if fresh or unclustered_ratio(con) > 0.2:  # keep postings sorted by term: queries prune row groups
+            cluster_postings(con)
         crashpoints.hit("mid-commit-inserted")
         if result.new_vectors:
             keys = list(result.new_vectors)

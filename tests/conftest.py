@@ -46,3 +46,17 @@ def cli():
 def corpus_dir() -> Path | None:
     value = os.environ.get("CODEINDEX_TEST_CORPUS")
     return Path(value) if value and Path(value).is_dir() else None
+
+
+NOTEBOOKS_PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "codeindex-notebooks"
+
+
+@pytest.fixture(scope="session")
+def notebooks_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plugin package really installed (pip, offline) into a directory to put on PYTHONPATH."""
+    target = tmp_path_factory.mktemp("site")
+    build = tmp_path_factory.mktemp("build")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--quiet",
+                    "--target", str(target), str(NOTEBOOKS_PLUGIN)], check=True, cwd=build,
+                   env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INDEX": "1"})
+    return target

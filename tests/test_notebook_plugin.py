@@ -14,16 +14,6 @@ import pytest
 
 from codeindex.plugins import build_plugin_manager
 
-
-def _absent_builtins() -> set[str]:
-    """Built-ins another branch provides (embedders) may be missing from this checkout."""
-    import importlib.util
-
-    from codeindex.plugins import DEFAULT_PLUGINS
-
-    return {name for name, module in DEFAULT_PLUGINS.items() if importlib.util.find_spec(module) is None}
-
-
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "plugins" / "codeindex-notebooks"
 
@@ -42,12 +32,8 @@ PROBE = textwrap.dedent("""
     from importlib import metadata
     from codeindex.plugins import build_plugin_manager
     from codeindex.hookspecs import ChunkBudget
-    import importlib.util
-    from codeindex.plugins import DEFAULT_PLUGINS
-    # Built-ins from other branches (embedders) may not exist in this checkout yet.
-    absent = {n for n, m in DEFAULT_PLUGINS.items() if importlib.util.find_spec(m) is None}
     eps = list(metadata.entry_points(group="codeindex.parsers"))
-    manager = build_plugin_manager(eps, blocked=absent)
+    manager = build_plugin_manager(eps)
     out = {"plugins": sorted(manager.infos), "warnings": manager.warnings, "chunks": []}
     for parser in manager.parsers():
         if any(".ipynb" in spec.extensions for spec in parser.languages()):
@@ -57,16 +43,6 @@ PROBE = textwrap.dedent("""
                              for c in parser.chunk(source, "nb/explore.ipynb", "ipynb", budget)]
     print(json.dumps(out))
 """)
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("site")
-    build = tmp_path_factory.mktemp("build")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--quiet",
-                    "--target", str(target), str(PLUGIN)], check=True, cwd=build,
-                   env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INDEX": "1"})
-    return target
 
 
 def _probe(tmp_path: Path, extra_path: Path | None) -> dict:
@@ -81,8 +57,8 @@ def _probe(tmp_path: Path, extra_path: Path | None) -> dict:
 
 
 @pytest.mark.slow
-def test_installed_plugin_is_discovered_and_chunks_by_cell(installed: Path, tmp_path: Path) -> None:
-    result = _probe(tmp_path, installed)
+def test_installed_plugin_is_discovered_and_chunks_by_cell(notebooks_site: Path, tmp_path: Path) -> None:
+    result = _probe(tmp_path, notebooks_site)
     assert "notebooks" in result["plugins"] and result["warnings"] == []
     lines = json.dumps(NOTEBOOK, indent=1).split("\n")
     chunks = {(s, k): (a, b) for s, k, a, b in result["chunks"]}
@@ -122,7 +98,7 @@ def test_broken_plugins_warn_by_name_and_others_still_work(tmp_path: Path,
            metadata.EntryPoint("raising", "raising_plugin", group),
            metadata.EntryPoint("badsig", "bad_signature_plugin", group),
            metadata.EntryPoint("notebooks", "codeindex_notebooks", group)]
-    manager = build_plugin_manager(eps, blocked=_absent_builtins())
+    manager = build_plugin_manager(eps)
     for name in ("missing", "raising", "badsig"):
         assert any(f"'{name}'" in w for w in manager.warnings), (name, manager.warnings)
     names = {p.name for p in manager.parsers()}
