@@ -20,6 +20,9 @@ from codeindex.errors import UsageError
 
 log = logging.getLogger("codeindex.executor")
 
+LOOPBACK = "127.0.0.1"
+"""A local cluster listens on loopback only: nothing outside this machine can reach its workers."""
+
 
 class Executor(Protocol):
     name: str
@@ -87,7 +90,7 @@ class DaskExecutor:
                 self._cluster = _gpu_spec_cluster(gpus, workers, env)
             else:
                 self._cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
-                                             processes=True, dashboard_address=None, env=env,
+                                             processes=True, dashboard_address=None, env=env, host=LOOPBACK,
                                              silence_logs=logging.ERROR)
             self.client = Client(self._cluster)
         else:
@@ -100,10 +103,22 @@ class DaskExecutor:
         info = self.client.scheduler_info()
         workers_info = info.get("workers", {})
         self.n_workers = max(1, len(workers_info))
-        self.has_gpu = any(w.get("resources", {}).get("GPU", 0) for w in workers_info.values())
+        self.resources = [dict(w.get("resources", {})) for w in workers_info.values()]
+        self.has_gpu = any(r.get("GPU", 0) for r in self.resources)
 
     def submit(self, task: Delayed) -> Any:
+        self._check_resources(task)
         return self.client.compute(task)
+
+    def _check_resources(self, task: Delayed) -> None:
+        """Fail fast: a task annotated with a resource no worker offers would pend forever, silently."""
+        graph = task.__dask_graph__()
+        for layer in getattr(graph, "layers", {}).values():
+            wanted = (getattr(layer, "annotations", None) or {}).get("resources") or {}
+            if wanted and not any(all(r.get(k, 0) >= v for k, v in wanted.items()) for r in self.resources):
+                need = ", ".join(f"{k}={v}" for k, v in wanted.items())
+                raise UsageError(f"tasks need resources {need} but no worker of {self.name} offers them",
+                                 hint="start workers with --resources, e.g. `dask worker ADDR --resources GPU=1`")
 
     def wait_any(self, futures: Iterable[Any]) -> tuple[set[Any], set[Any]]:
         from distributed import wait
@@ -125,12 +140,12 @@ def _gpu_spec_cluster(gpus: int, cpu_workers: int, env: dict[str, str]) -> Any:
 
     workers: dict[str, Any] = {}
     for i in range(gpus):
-        workers[f"gpu-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, "resources": {"GPU": 1},
+        workers[f"gpu-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, "resources": {"GPU": 1}, "host": LOOPBACK,
                                                           "env": {**env, "CUDA_VISIBLE_DEVICES": str(i)}}}
     for i in range(max(1, cpu_workers - gpus)):
-        workers[f"cpu-{i}"] = {"cls": Nanny, "options": {"nthreads": 1,
+        workers[f"cpu-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, "host": LOOPBACK,
                                                           "env": {**env, "CUDA_VISIBLE_DEVICES": ""}}}
-    scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": None, "host": LOOPBACK}}
     return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR)
 
 

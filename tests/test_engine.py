@@ -1,0 +1,285 @@
+"""The Dask engine: deterministic keys, GPU annotations, fail-fast resources, real clusters, cancellation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from codeindex import Index, plugins
+from codeindex.errors import EmbedderError, UsageError
+from codeindex.graph import embed_key, embed_task, parse_key, parse_task
+from codeindex.hookspecs import EmbedderSettings
+from codeindex.tasks import EmbedContext, ParseItem
+
+CTX = EmbedContext("hashing", EmbedderSettings(), 256, "hashing|hashing-v1-384")
+ITEMS = [ParseItem("a.py", "python", "treesitter", "h1", b"def a():\n    return 1\n"),
+         ParseItem("b.py", "python", "treesitter", "h2", b"def b():\n    return 2\n")]
+
+
+def _chunk_state(index_dir: Path) -> list[tuple]:
+    con = duckdb.connect(str(index_dir / "meta.duckdb"), read_only=True)
+    try:
+        return con.execute("SELECT c.path, c.start_line, c.end_line, c.symbol, c.text, v.vec_key FROM chunks c "
+                           "JOIN vectors v USING (vec_id) ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+
+
+# ---------------------------------------------------------------------------------------------- keys
+
+
+def test_task_keys_are_stable_across_processes() -> None:
+    code = ("from tests.test_engine import CTX, ITEMS; from codeindex.graph import parse_key, embed_key; "
+            "print(parse_key(ITEMS, CTX)); print(embed_key(['k1', 'k2'], CTX))")
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                         env={**os.environ, "PYTHONHASHSEED": "123"}).stdout.split()
+    assert out == [parse_key(ITEMS, CTX), embed_key(["k1", "k2"], CTX)]
+    assert parse_task(ITEMS, CTX).key == parse_key(ITEMS, CTX)
+
+
+def test_task_keys_follow_content() -> None:
+    changed = [ITEMS[0], ParseItem("b.py", "python", "treesitter", "h3", b"def b():\n    return 3\n")]
+    assert parse_key(changed, CTX) != parse_key(ITEMS, CTX)
+    assert embed_key(["k1"], CTX) != embed_key(["k2"], CTX)
+    other_model = EmbedContext("hashing", EmbedderSettings(), 256, "hashing|other")
+    assert parse_key(ITEMS, other_model) != parse_key(ITEMS, CTX)
+
+
+def test_gpu_annotation_is_on_the_embed_layer() -> None:
+    task = embed_task(["k"], ["text"], [3], CTX, gpu=True)
+    layers = task.__dask_graph__().layers
+    assert layers[task.key].annotations == {"resources": {"GPU": 1}}
+    assert not embed_task(["k"], ["text"], [3], CTX, gpu=False).__dask_graph__().layers[task.key].annotations
+
+
+# ---------------------------------------------------------------------------------------------- clusters
+
+
+@pytest.mark.cluster
+def test_annotated_tasks_land_on_the_gpu_worker_after_optimisation() -> None:
+    """Annotations survive the graph optimisation ``client.compute`` applies; CI has no GPU, so the
+    "GPU" is a resource label on one of two local workers."""
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    from codeindex.executor import DaskExecutor
+
+    workers = {"gpu-0": {"cls": Nanny, "options": {"nthreads": 1, "resources": {"GPU": 1}, "host": "127.0.0.1"}},
+               "cpu-0": {"cls": Nanny, "options": {"nthreads": 1, "host": "127.0.0.1"}}}
+    cluster = SpecCluster(workers=workers, scheduler={"cls": Scheduler, "options": {
+        "dashboard_address": None, "host": "127.0.0.1"}}, silence_logs=logging.ERROR)
+    try:
+        executor = DaskExecutor(cluster.scheduler_address)
+        assert executor.has_gpu
+        texts = [f"def f{i}(): return {i}" for i in range(12)]
+        futures = [executor.submit(embed_task([f"k{i}"], [t], [8], CTX, gpu=True)) for i, t in enumerate(texts)]
+        for fut in futures:
+            assert fut.result().vectors.shape == (1, 384)
+        gpu_addr = next(a for a, w in executor.client.scheduler_info()["workers"].items() if w["name"] == "gpu-0")
+        holders = executor.client.who_has(futures)
+        assert all(set(addrs) == {gpu_addr} for addrs in holders.values()), holders
+        restrictions = executor.client.run_on_scheduler(
+            lambda dask_scheduler: {k: ts.resource_restrictions for k, ts in dask_scheduler.tasks.items()})
+        assert all(restrictions[f.key] == {"GPU": 1} for f in futures)
+        executor.client.close()
+    finally:
+        cluster.close()
+
+
+@pytest.mark.cluster
+def test_a_resource_no_worker_offers_fails_fast() -> None:
+    from codeindex.executor import DaskExecutor
+
+    executor = DaskExecutor(None, n_workers=1)
+    try:
+        assert not executor.has_gpu
+        start = time.monotonic()
+        with pytest.raises(UsageError, match="need resources GPU=1 but no worker"):
+            executor.submit(embed_task(["k"], ["x"], [3], CTX, gpu=True))
+        assert time.monotonic() - start < 5
+    finally:
+        executor.close()
+
+
+@pytest.fixture
+def tcp_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """A real `dask scheduler` and two `dask worker` processes on 127.0.0.1."""
+    dask_cli = str(Path(sys.executable).with_name("dask"))
+    sched_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "error"}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
+    scheduler = subprocess.Popen([dask_cli, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                  "--scheduler-file", str(sched_file)], **quiet)  # type: ignore[call-overload]
+    procs = [scheduler]
+    try:
+        deadline = time.monotonic() + 60
+        while not sched_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        address = json.loads(sched_file.read_text())["address"]
+        for _ in range(2):
+            procs.append(subprocess.Popen([dask_cli, "worker", address, "--nthreads", "1", "--nworkers", "1",
+                                           "--host", "127.0.0.1", "--no-dashboard", "--death-timeout", "60"],
+                                          **quiet))  # type: ignore[call-overload]
+        from distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address, procs
+    finally:
+        for proc in reversed(procs):
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_existing_cluster_gives_the_same_index_as_sync(tcp_cluster, scenario, tmp_path: Path) -> None:
+    address, _ = tcp_cluster
+    root = scenario("e2e_repo")
+    Index(root, index_dir=tmp_path / "sync").rebuild(scheduler="sync", embedder="hashing")
+    report = Index(root, index_dir=tmp_path / "tcp").rebuild(scheduler=address, embedder="hashing")
+    assert report.scheduler == address
+    assert _chunk_state(tmp_path / "tcp") == _chunk_state(tmp_path / "sync")
+
+
+def _many_files(root: Path, n: int) -> None:
+    for i in range(n):
+        body = "\n".join(f"    value_{j} = {i} * {j} + len('{'x' * (j % 7)}')" for j in range(30))
+        (root / f"mod_{i:03d}.py").write_text(f"def function_{i}(x):\n{body}\n    return x\n\n"
+                                             f"class Thing{i}:\n    def method(self):\n        return {i}\n")
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_killing_a_worker_mid_run_still_completes(tcp_cluster, tmp_path: Path) -> None:
+    address, procs = tcp_cluster
+    root = tmp_path / "tree"
+    root.mkdir()
+    _many_files(root, 120)
+    Index(root, index_dir=tmp_path / "sync").rebuild(scheduler="sync", embedder="hashing")
+    killed: list[int] = []
+
+    def progress(event) -> None:
+        if event.stage == "parse" and event.done >= 8 and not killed:
+            procs[1].send_signal(signal.SIGKILL)  # one of the two worker processes
+            killed.append(event.done)
+
+    index = Index(root, index_dir=tmp_path / "tcp", **{"engine.parse_batch_files": 4, "engine.max_in_flight": 1})
+    index.rebuild(scheduler=address, embedder="hashing", progress=progress)
+    assert killed, "the worker was never killed: the test did not exercise anything"
+    assert _chunk_state(tmp_path / "tcp") == _chunk_state(tmp_path / "sync")
+
+
+# ---------------------------------------------------------------------------------------------- failures
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_leaves_the_previous_state(tmp_path: Path, cli, sig: int) -> None:
+    root = tmp_path / "tree"
+    root.mkdir()
+    _many_files(root, 20)
+    assert cli("-q", "rebuild", str(root), "--embedder", "hashing", "--scheduler", "sync").returncode == 0
+    before = _chunk_state(root / ".codeindex")
+    _many_files(root, 1500)  # enough work to interrupt in the middle of the pipeline
+    proc = subprocess.Popen([sys.executable, "-m", "codeindex.cli", "update", str(root), "--scheduler", "sync"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    staging = root / ".codeindex" / "staging"
+    deadline = time.monotonic() + 60
+    while not (staging.exists() and any(staging.glob("*/chunks-*"))) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the update finished before it could be interrupted"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "previous state" in err and "Traceback" not in err
+    assert _chunk_state(root / ".codeindex") == before
+    assert not list((root / ".codeindex").glob("staging/*"))
+    done = cli("update", str(root), "--json", "--scheduler", "sync")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["files_added"] == 1480
+
+
+BOOM = '''
+import codeindex
+from codeindex.hookspecs import EmbedderBackend
+
+class Boom:
+    backend = "boom"; model_id = "boom-1"; dim = 4; max_tokens = 64; device = "cpu"
+    def count_tokens(self, texts): return [3] * len(texts)
+    def embed(self, texts): raise RuntimeError("the model exploded")
+
+@codeindex.hookimpl
+def codeindex_embedders():
+    return [EmbedderBackend("boom", "always fails", lambda s: Boom(), lambda s: ("boom-1", 4, 64),
+                            lambda s: (lambda texts: [3] * len(texts)))]
+'''
+
+RAISING_PARSER = '''
+import codeindex
+from codeindex.hookspecs import LanguageSpec
+
+class Raising:
+    name = "raising"; version = "1"
+    def languages(self): return [LanguageSpec("boomlang", extensions=(".boom",))]
+    def config_hash(self, language): return "0"
+    def chunk(self, source, path, language, budget): raise ValueError("cannot read this dialect")
+
+@codeindex.hookimpl
+def codeindex_parsers():
+    return [Raising()]
+'''
+
+
+def _with_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str, group: str) -> None:
+    from importlib import metadata
+
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(site))
+    manager = plugins.build_plugin_manager([metadata.EntryPoint(name, name, group)])
+    assert manager.warnings == []
+    monkeypatch.setattr(plugins, "_manager", manager)
+
+
+def test_embedder_failure_aborts_with_the_index_unchanged(scenario, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    root = scenario("e2e_repo")
+    Index(root).rebuild(scheduler="sync", embedder="hashing")
+    files_before = sorted(p.name for p in (root / ".codeindex").iterdir())
+    state_before = _chunk_state(root / ".codeindex")
+    _with_plugin(tmp_path, monkeypatch, "boom_embedder", BOOM, "codeindex.embedders")
+    with pytest.raises(EmbedderError, match="boom"):
+        Index(root).rebuild(scheduler="sync", embedder="boom")
+    assert _chunk_state(root / ".codeindex") == state_before
+    assert sorted(p.name for p in (root / ".codeindex").iterdir()) == files_before
+
+
+def test_parse_error_skips_the_file_and_is_recorded(scenario, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    root = scenario("e2e_repo")
+    (root / "odd.boom").write_text("something only a broken parser reads\n")
+    _with_plugin(tmp_path, monkeypatch, "raising_parser", RAISING_PARSER, "codeindex.parsers")
+    index = Index(root)
+    report = index.rebuild(scheduler="sync", embedder="hashing")
+    assert report.skipped.get("parse-error") == 1
+    assert report.files_added == 6 and report.chunks_total > 0
+    con = duckdb.connect(str(root / ".codeindex" / "meta.duckdb"), read_only=True)
+    try:
+        reason = con.execute("SELECT skip_reason FROM files WHERE path = 'odd.boom'").fetchall()[0][0]
+    finally:
+        con.close()
+    assert reason.startswith("parse-error: raising: ValueError: cannot read this dialect")
+    # unchanged next time: the skip is remembered, not retried
+    assert index.update(scheduler="sync").files_reparsed == 0
