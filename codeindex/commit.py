@@ -84,7 +84,8 @@ class Committer:
                                max_vectors=self.config["store.segment_max_vectors"],
                                ann_min_vectors=self.config["store.ann_min_vectors"], bulk=self.kind == "rebuild")
         items = [(p, self.files[p].language, self._parser_name(p), self.leaves[p]) for p in self.plan.to_parse]
-        executor = make_executor(scheduler, n_dirty=len(items), small_threshold=self.config["engine.small_update_files"],
+        executor = make_executor(scheduler, n_dirty=len(items),
+                                 small_threshold=self.config["engine.small_update_files"],
                                  workers=self.config["engine.workers"])
         settings = self.choice.settings
         if executor.name == "local" and settings.threads == 0:

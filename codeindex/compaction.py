@@ -25,7 +25,8 @@ def needs_compaction(index_dir: Path, config: Config) -> bool:
         dead = dbm.scalar(con, "SELECT count(*) FROM tombstones")
     if n_segments <= 1:
         return False
-    return n_segments > config["store.compact_segments"] or dead > config["store.compact_dead_ratio"] * max(1, live + dead)
+    too_many = n_segments > config["store.compact_segments"]
+    return too_many or dead > config["store.compact_dead_ratio"] * max(1, live + dead)
 
 
 def compact(index_dir: Path, config: Config) -> dict[str, int]:

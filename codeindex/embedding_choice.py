@@ -45,10 +45,10 @@ def choose_embedder(config: Config, recorded: dict[str, str] | None, explicit: s
     """
     backend_name = explicit or config["embedder.backend"]
     model = None
-    if recorded and "embedder_backend" in recorded and explicit is None:
-        if config.source("embedder.backend") == "default" and config.source("embedder.model") == "default":
-            backend_name = recorded["embedder_backend"]
-            model = recorded.get("embedder_model", "")
+    configured = config.source("embedder.backend") != "default" or config.source("embedder.model") != "default"
+    if recorded and "embedder_backend" in recorded and explicit is None and not configured:
+        backend_name = recorded["embedder_backend"]
+        model = recorded.get("embedder_model", "")
     settings = settings_from_config(config, model)
     backend = get_plugin_manager().embedder_backend(backend_name)
     model_id, dim, max_tokens = backend.identify(settings)

@@ -80,6 +80,7 @@ class DaskExecutor:
                  embed_threads: int = 1) -> None:
         from distributed import Client, LocalCluster
 
+        _quiet_distributed()
         self._cluster: Any = None
         if address is None:
             self.name = "local"
@@ -134,6 +135,14 @@ class DaskExecutor:
                 self._cluster.close()
 
 
+def _quiet_distributed() -> None:
+    """distributed logs cluster life at INFO to stderr; the CLI owns output, so keep it to errors unless -v."""
+    if log.isEnabledFor(logging.INFO):
+        return
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("distributed")] + ["distributed"]:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _gpu_spec_cluster(gpus: int, cpu_workers: int, env: dict[str, str]) -> Any:
     """One GPU worker per device (resource GPU=1, pinned with CUDA_VISIBLE_DEVICES) plus CPU workers."""
     from distributed import Nanny, Scheduler, SpecCluster
@@ -145,7 +154,8 @@ def _gpu_spec_cluster(gpus: int, cpu_workers: int, env: dict[str, str]) -> Any:
     for i in range(max(1, cpu_workers - gpus)):
         workers[f"cpu-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, "host": LOOPBACK,
                                                           "env": {**env, "CUDA_VISIBLE_DEVICES": ""}}}
-    scheduler = {"cls": Scheduler, "options": {"dashboard_address": None, "host": LOOPBACK}}
+    scheduler = {"cls": Scheduler, "options": {"dashboard": False, "dashboard_address": None,
+                                                    "host": LOOPBACK}}
     return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR)
 
 

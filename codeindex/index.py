@@ -172,8 +172,8 @@ class Index:
             dbm.check_schema(con, self.db_path)
             meta = dbm.get_meta(con)
             files, skipped = dbm.first_row(
-                con, "SELECT count(*) FILTER (WHERE skip_reason IS NULL), count(*) FILTER (WHERE skip_reason IS NOT NULL)"
-                " FROM files") or (0, 0)
+                con, "SELECT count(*) FILTER (WHERE skip_reason IS NULL), "
+                "count(*) FILTER (WHERE skip_reason IS NOT NULL) FROM files") or (0, 0)
             chunks = dbm.scalar(con, "SELECT count(*) FROM chunks")
             vectors = dbm.scalar(con, "SELECT count(*) FROM vectors")
             dead = dbm.scalar(con, "SELECT count(*) FROM tombstones")
@@ -307,10 +307,11 @@ class Index:
             if row.language != language or (row.skip_reason is None and row.parser_id != expected) \
                     or (row.skip_reason or "").startswith("parser-unavailable"):
                 plan.reparse.append(path)
+        added, modified = set(plan.added), set(plan.modified)
         for path in plan.to_parse:
             entry = plan.by_language.setdefault(languages[path], {"add": 0, "modify": 0, "reparse": 0})
-            entry["add" if path in set(plan.added) else "modify" if path in set(plan.modified) else "reparse"] += 1
-        for old, new in plan.moved:
+            entry["add" if path in added else "modify" if path in modified else "reparse"] += 1
+        for _, new in plan.moved:
             plan.by_language.setdefault(languages[new], {"add": 0, "modify": 0, "reparse": 0})
             plan.by_language[languages[new]]["move"] = plan.by_language[languages[new]].get("move", 0) + 1
         return plan, found, new_leaves

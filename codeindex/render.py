@@ -76,17 +76,28 @@ def print_report(console: Console, report: Any) -> None:
         f"{report.files_skipped} skipped; chunks {report.chunks_total:,} "
         f"(written {report.chunks_written:,}, embedded {report.chunks_embedded:,}, reused {report.chunks_reused:,})"
         f" in {report.wall_s:.2f}s [{report.scheduler}, {report.embedder}]")
-    busy = s.get("busy_s", 0.0) or 0.0
-    if busy:
-        parts = [f"{name} {s[name + '_s']:.2f}s ({100 * s[name + '_s'] / busy:.0f}%)"
-                 for name in ("read", "parse", "embed", "write") if s.get(name + "_s")]
-        console.print(f"  stages busy: {', '.join(parts)}; wall {s.get('wall_s', 0):.2f}s, "
-                      f"overlap saved {s.get('overlap_saved_s', 0):.2f}s"
-                      + (f", {s['tokens_per_s']:,.0f} tokens/s" if s.get("tokens_per_s") else ""))
+    if s.get("busy_s"):
+        console.print("  " + stage_summary(s))
     if report.skipped:
         console.print("  skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items())))
     for message in report.warnings:
         console.print(f"[yellow]warning:[/] {message}")
+
+
+def stage_summary(s: dict[str, Any]) -> str:
+    """Per-stage busy time and share, pipeline wall time, time saved by overlapping the stages."""
+    busy = s.get("busy_s", 0.0) or 0.0
+    if not busy:
+        return "stages: nothing to parse or embed"
+    parts = [f"{name} {s[name + '_s']:.2f}s ({100 * s[name + '_s'] / busy:.0f}%)"
+             for name in ("read", "parse", "embed", "write") if s.get(name + "_s")]
+    text = (f"stages busy: {', '.join(parts)}; pipeline wall {s.get('wall_s', 0):.2f}s, "
+            f"overlap saved {s.get('overlap_saved_s', 0):.2f}s")
+    if s.get("tokens_per_s"):
+        text += f", {s['tokens_per_s']:,.0f} tokens/s"
+    if s.get("devices"):
+        text += f" on {'/'.join(s['devices'])}"
+    return text
 
 
 def print_plan(console: Console, plan: Any) -> None:
@@ -139,6 +150,7 @@ def print_status(console: Console, info: dict[str, Any]) -> None:
     if run:
         console.print(f"last run #{run['run_id']} {run['kind']} at {run['started_at']} took {run['wall_s']:.2f}s: "
                       f"embedded {run['chunks_embedded']:,} chunks, reused {run['chunks_reused']:,}")
+        console.print("  " + stage_summary(run.get("stages") or {}))
     if "stale" in info:
         stale = info["stale"]
         changed = sum(stale.values())

@@ -130,7 +130,7 @@ class Searcher:
             if kk <= 0:
                 continue
             if allowed is not None:
-                params_ = faiss.SearchParameters(sel=allowed)
+                params_ = faiss.SearchParameters(sel=allowed)  # type: ignore[call-arg]
                 scores, ids = index.search(qv, kk, params=params_)
             else:
                 scores, ids = index.search(qv, kk)

@@ -7,7 +7,7 @@ They are module-level so they pickle by reference, take only plain data, and cac
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -15,7 +15,7 @@ import blake3
 import numpy as np
 import pyarrow as pa
 
-from codeindex.hookspecs import ChunkBudget, EmbedderSettings
+from codeindex.hookspecs import ChunkBudget, EmbedderSettings, Parser
 from codeindex.languages import parser_identity
 from codeindex.models import Chunk, ParseResult
 
@@ -58,13 +58,13 @@ def vector_key(key_prefix: str, embed_text: str) -> str:
 
 
 @lru_cache(maxsize=4)
-def _token_counter(backend: str, settings: EmbedderSettings):  # type: ignore[no-untyped-def]
+def _token_counter(backend: str, settings: EmbedderSettings) -> Callable[[Sequence[str]], list[int]]:
     from codeindex.plugins import get_plugin_manager
 
     return get_plugin_manager().embedder_backend(backend).token_counter(settings)
 
 
-def _parser(name: str):  # type: ignore[no-untyped-def]
+def _parser(name: str) -> Parser:
     from codeindex.plugins import get_plugin_manager
 
     return get_plugin_manager().parser_by_name(name)

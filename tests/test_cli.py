@@ -107,7 +107,8 @@ def test_config_shows_sources(cli, tmp_path: Path) -> None:
     proc = cli("config", str(tmp_path), "--json", env={"CODEINDEX_ENGINE__SCHEDULER": "sync"})
     assert proc.returncode == 0, proc.stderr
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
-    assert rows["embedder.backend"]["value"] == "hashing" and rows["embedder.backend"]["source"].endswith(".codeindex.toml")
+    assert rows["embedder.backend"]["value"] == "hashing"
+    assert rows["embedder.backend"]["source"].endswith(".codeindex.toml")
     assert rows["search.k"]["value"] == 7 and "pyproject.toml" in rows["search.k"]["source"]
     assert rows["engine.scheduler"]["value"] == "sync" and rows["engine.scheduler"]["source"].startswith("env")
     assert rows["chunking.max_tokens"]["source"] == "default"

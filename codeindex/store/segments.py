@@ -153,12 +153,12 @@ def next_free_segment(index_dir: Path) -> int:
     return max(numbers, default=-1) + 1
 
 
-def read_segment(path: Path, *, mmap: bool = False) -> Any:
+def read_segment(path: Path, *, mmap: bool = False) -> Any:  # faiss has no useful type stubs
     """Load a segment for searching. ``mmap`` maps it read-only (never add/remove on a mapped index)."""
     import faiss
 
     flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
-    index = faiss.read_index(str(path), flags)
+    index: Any = faiss.read_index(str(path), flags)
     inner = faiss.downcast_index(index.index)
     if isinstance(inner, faiss.IndexHNSWFlat):
         inner.hnsw.efSearch = HNSW_EF_SEARCH
