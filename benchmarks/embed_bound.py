@@ -17,6 +17,7 @@ Targets: (b)/(a) >= 0.90 and (b)/(c) >= 1.3. Extra budgets in ``--budgets`` run 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -108,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "c_naive": lambda: [ours.embed([texts[i] for i in b]) for b in naive],
     }
     for budget in [int(b) for b in args.budgets.split(",") if b.strip()]:
-        variants[f"b_ours@{budget}"] = lambda b=budget: embed_batched(ours, texts, lengths, b)
+        variants[f"b_ours@{budget}"] = functools.partial(embed_batched, ours, texts, lengths, budget)
     if not args.no_st:
         st: Any = get_embedder("sentence-transformers", settings)
         st.embed(texts[:8])
