@@ -19,14 +19,18 @@ from codeindex.store.segments import SegmentWriter, read_segment, remove_orphans
 
 
 def needs_compaction(index_dir: Path, config: Config) -> bool:
+    """Too many small (delta) segments, or too many dead vectors.
+
+    Only segments under a quarter of ``store.segment_max_vectors`` count as small: a big rebuild produces
+    many full segments, and merging those again would rewrite the whole index for nothing.
+    """
+    small = config["store.segment_max_vectors"] // 4
     with dbm.open_db(index_dir / dbm.DB_NAME, read_only=True) as con:
-        n_segments = dbm.scalar(con, "SELECT count(*) FROM segments")
+        n_small = dbm.scalar(con, "SELECT count(*) FROM segments WHERE n_vectors < ?", [small])
         live = dbm.scalar(con, "SELECT count(*) FROM vectors")
         dead = dbm.scalar(con, "SELECT count(*) FROM tombstones")
-    if n_segments <= 1:
-        return False
-    too_many = n_segments > config["store.compact_segments"]
-    return too_many or dead > config["store.compact_dead_ratio"] * max(1, live + dead)
+    too_many_small = n_small > config["store.compact_segments"]
+    return too_many_small or dead > config["store.compact_dead_ratio"] * max(1, live + dead)
 
 
 def compact(index_dir: Path, config: Config) -> dict[str, int]:
