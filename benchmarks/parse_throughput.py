@@ -52,7 +52,7 @@ def _load(corpus: Path) -> list[tuple[str, bytes, Any, str]]:
     from codeindex.parsers.text import TextParser
     from codeindex.parsers.treesitter import TreeSitterParser
 
-    parsers = [TreeSitterParser(), TextParser()]
+    parsers: list[Any] = [TreeSitterParser(), TextParser()]
     by_ext = {ext: (p, spec.name) for p in parsers for spec in p.languages() for ext in spec.extensions}
     files = []
     for path in sorted(corpus.rglob("*")):
