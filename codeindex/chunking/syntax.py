@@ -110,12 +110,17 @@ def default_name(node: Any, data: bytes) -> str | None:
     return None
 
 
+_SPACES = re.compile(r"\s+")
+_GENERIC_ARGS = re.compile(r"<[^<>]*>")
+_SEPARATORS = re.compile(r"::|:|\\")
+
+
 def _clean_name(name: str) -> str:
     """One line, no generic arguments, ``.`` as separator: ``Ring<T>`` → ``Ring``, ``A::b`` → ``A.b``."""
-    name = re.sub(r"\s+", " ", name).strip()
+    name = _SPACES.sub(" ", name).strip()
     for _ in range(4):
-        name = re.sub(r"<[^<>]*>", "", name)
-    name = re.sub(r"::|:|\\", ".", name).strip(". ")
+        name = _GENERIC_ARGS.sub("", name)
+    name = _SEPARATORS.sub(".", name).strip(". ")
     return name[:80]
 
 
@@ -236,15 +241,17 @@ class Splitter:
         pending: tuple[list[Any], int, int] | None = None
         for cluster in clusters:
             nodes, start, end = cluster
+            # Checked on the new nodes only: a pending cluster is all attached already. (Re-checking the
+            # merged list made a long run of line comments quadratic.)
+            only_attached = all(self._attached(n) for n in nodes)
             if pending is not None:
                 p_nodes, p_start, p_end = pending
-                if start == p_end + 1 and (all(self._attached(n) for n in nodes)
-                                           or self._cluster_unit(nodes) is not None):
+                if start == p_end + 1 and (only_attached or self._cluster_unit(nodes) is not None):
                     cluster = (p_nodes + nodes, p_start, end)
                 else:
                     out.append(pending)
                 pending = None
-            if all(self._attached(n) for n in cluster[0]):
+            if only_attached:
                 pending = cluster
             else:
                 out.append(cluster)

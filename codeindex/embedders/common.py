@@ -19,10 +19,13 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codeindex.errors import EmbedderError
 from codeindex.hookspecs import EmbedderSettings
+
+if TYPE_CHECKING:
+    from codeindex.embedders.fast_count import FastWordPieceCounter
 
 log = logging.getLogger("codeindex.embedders")
 
@@ -300,11 +303,38 @@ def load_tokenizer(path: Path, truncate_at: int | None) -> Any:
         return tok
 
 
+_fast_lock = threading.Lock()
+_fast_counters: dict[str, FastWordPieceCounter | None] = {}
+
+
+def hf_count(path: Path, texts: Sequence[str]) -> list[int]:
+    """Token counts by the model's own tokenizer (the reference), before truncation."""
+    tok = load_tokenizer(path, None)
+    encode = getattr(tok, "encode_batch_fast", tok.encode_batch)  # same ids, no offsets: faster
+    return [len(enc.ids) for enc in encode(list(texts))]
+
+
+def fast_counter(path: Path) -> FastWordPieceCounter | None:
+    """The process-wide ``FastWordPieceCounter`` for the model at ``path``, or ``None`` if its
+    tokenizer is not a BERT WordPiece configuration (then counts come from ``hf_count``)."""
+    key = str(path)
+    with _fast_lock:
+        if key in _fast_counters:
+            return _fast_counters[key]
+    from codeindex.embedders.fast_count import FastWordPieceCounter
+
+    counter = FastWordPieceCounter.from_file(path / "tokenizer.json", lambda texts: hf_count(path, texts))
+    with _fast_lock:
+        return _fast_counters.setdefault(key, counter)
+
+
 class TokenCounter:
     """Counts tokens as the model's tokenizer sees them, before truncation.
 
-    Picklable by path alone (the tokenizer is loaded lazily in the process that counts), so it can
-    travel inside a ``ChunkBudget`` to Dask workers.
+    Exactly ``len(tokenizer.encode(text).ids)``, computed by ``FastWordPieceCounter`` when the model's
+    tokenizer is BERT WordPiece (MiniLM and most sentence-transformers models) and by the tokenizer
+    itself otherwise. Picklable by path alone (both are loaded lazily in the process that counts), so
+    it can travel inside a ``ChunkBudget`` to Dask workers.
     """
 
     def __init__(self, model_path: Path) -> None:
@@ -313,8 +343,10 @@ class TokenCounter:
     def __call__(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        tok = load_tokenizer(self.model_path, None)
-        return [len(enc.ids) for enc in tok.encode_batch(list(texts))]
+        fast = fast_counter(self.model_path)
+        if fast is not None:
+            return fast(texts)
+        return hf_count(self.model_path, texts)
 
     def __reduce__(self) -> tuple[type[TokenCounter], tuple[Path]]:
         return (TokenCounter, (self.model_path,))
