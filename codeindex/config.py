@@ -48,8 +48,9 @@ SETTINGS: tuple[Setting, ...] = (
             "A segment is sealed when it holds this many vectors (bounds the writer's memory: ~100 MB at 384 dims)."),
     Setting("store.compact_segments", int, 16, "Compact automatically when more small (delta) segments than this."),
     Setting("store.compact_dead_ratio", float, 0.3, "Compact automatically when this share of vectors is dead."),
-    Setting("store.ann_min_vectors", int, 65_536,
-            "A base segment with at least this many vectors gets an HNSW index instead of flat."),
+    Setting("store.ann_min_vectors", int, 200_000,
+            "A bulk rebuild of at least this many vectors gets HNSW segments (built once, at the end); "
+            "smaller indexes and update deltas stay exact (flat)."),
     Setting("search.mode", str, "hybrid", "hybrid (reciprocal-rank fusion), vector or lexical."),
     Setting("search.k", int, 10, "Results returned by default."),
 )

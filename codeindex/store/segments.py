@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from codeindex import crashpoints
+
 if TYPE_CHECKING:
     import faiss
 
@@ -118,26 +120,34 @@ class SegmentWriter:
         return placed
 
     def _seal_current(self) -> None:
+        """Write the open segment as flat: cheap, so the pipeline never waits on an ANN build."""
         index = self._current
         self._current = None
         if index is None or index.ntotal == 0:
             return
-        index_type = "flat"
-        if self.bulk and index.ntotal >= self.ann_min_vectors:
-            ids, vecs = vectors_of(index)
-            index = hnsw_index(self.dim)
-            index.add_with_ids(vecs, ids)
-            index_type = "hnsw"
         name = segment_file(self.next_number)
         path = self.index_dir / name
+        crashpoints.hit("mid-segment-write")
         write_index_atomically(index, path)
         self.bytes_written += path.stat().st_size
-        self.sealed.append(SegmentInfo(self.next_number, name, int(index.ntotal), index_type))
+        self.sealed.append(SegmentInfo(self.next_number, name, int(index.ntotal), "flat"))
         self.next_number += 1
 
     def finish(self) -> list[SegmentInfo]:
+        """Seal the last segment; a big bulk rebuild then gets its ANN structure, built once, here at the end."""
         self._seal_current()
+        total = sum(info.n_vectors for info in self.sealed)
+        if self.bulk and total >= self.ann_min_vectors:
+            self.sealed = [self._to_hnsw(info) for info in self.sealed]
         return list(self.sealed)
+
+    def _to_hnsw(self, info: SegmentInfo) -> SegmentInfo:
+        path = self.index_dir / info.file
+        ids, vecs = vectors_of(read_segment(path))
+        index = hnsw_index(self.dim)
+        index.add_with_ids(vecs, ids)
+        write_index_atomically(index, path)
+        return SegmentInfo(info.segment, info.file, info.n_vectors, "hnsw")
 
     def abort(self) -> None:
         """Remove files this writer created (they were never live)."""
