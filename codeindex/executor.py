@@ -91,7 +91,8 @@ class DaskExecutor:
                 self._cluster = _gpu_spec_cluster(gpus, workers, env)
             else:
                 self._cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
-                                             processes=True, dashboard_address=None, env=env, host=LOOPBACK,
+                                             processes=True, dashboard_address=f"{LOOPBACK}:0", env=env,
+                                             host=LOOPBACK,
                                              silence_logs=logging.ERROR)
             self.client = Client(self._cluster)
         else:
@@ -154,7 +155,7 @@ def _gpu_spec_cluster(gpus: int, cpu_workers: int, env: dict[str, str]) -> Any:
     for i in range(max(1, cpu_workers - gpus)):
         workers[f"cpu-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, "host": LOOPBACK,
                                                           "env": {**env, "CUDA_VISIBLE_DEVICES": ""}}}
-    scheduler = {"cls": Scheduler, "options": {"dashboard": False, "dashboard_address": None,
+    scheduler = {"cls": Scheduler, "options": {"dashboard": False, "dashboard_address": f"{LOOPBACK}:0",
                                                     "host": LOOPBACK}}
     return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR)
 
