@@ -11,18 +11,19 @@ user cache dir keyed by each file's (name, size, mtime_ns), so a repeated ``iden
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codeindex.errors import EmbedderError
-from codeindex.hookspecs import EmbedderSettings
+from codeindex.hookspecs import Embedder, EmbedderBackend, EmbedderSettings
 
 if TYPE_CHECKING:
     from codeindex.embedders.fast_count import FastWordPieceCounter
@@ -377,3 +378,12 @@ def parse_device(device: str, backend: str) -> tuple[str, int]:
         return "cuda", int(text[5:])
     raise EmbedderError(f"{backend}: unknown device {device!r}",
                         hint="embedder.device is auto, cpu or cuda[:N]")
+
+
+def model_backend(name: str, description: str,
+                  create: Callable[[EmbedderSettings], Embedder]) -> EmbedderBackend:
+    """An ``EmbedderBackend`` for a sentence-transformers model directory: identity and token counting are
+    shared by every backend that runs such a model (cheap, no runtime import); only ``create`` differs."""
+    return EmbedderBackend(name=name, description=description, create=create,
+                           identify=functools.partial(identify_model, backend=name),
+                           token_counter=functools.partial(model_token_counter, backend=name))

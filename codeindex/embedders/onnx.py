@@ -251,17 +251,7 @@ def create(settings: EmbedderSettings) -> OnnxEmbedder:
     return OnnxEmbedder(info, session, device)
 
 
-def identify(settings: EmbedderSettings) -> tuple[str, int, int]:
-    return common.identify_model(settings, BACKEND)
-
-
-def token_counter(settings: EmbedderSettings) -> common.TokenCounter:
-    return common.model_token_counter(settings, BACKEND)
-
-
 @codeindex.hookimpl
 def codeindex_embedders() -> list[EmbedderBackend]:
-    return [EmbedderBackend(
-        name=BACKEND,
-        description="ONNX Runtime over the sentence-transformers model, exported once and cached (default)",
-        create=create, identify=identify, token_counter=token_counter)]
+    return [common.model_backend(
+        BACKEND, "ONNX Runtime over the sentence-transformers model, exported once and cached (default)", create)]

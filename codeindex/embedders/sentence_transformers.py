@@ -98,16 +98,7 @@ def create(settings: EmbedderSettings) -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(info, model, device)
 
 
-def identify(settings: EmbedderSettings) -> tuple[str, int, int]:
-    return common.identify_model(settings, BACKEND)
-
-
-def token_counter(settings: EmbedderSettings) -> common.TokenCounter:
-    return common.model_token_counter(settings, BACKEND)
-
-
 @codeindex.hookimpl
 def codeindex_embedders() -> list[EmbedderBackend]:
-    return [EmbedderBackend(
-        name=BACKEND, description="sentence-transformers on torch (CUDA when available, fp16 option)",
-        create=create, identify=identify, token_counter=token_counter)]
+    return [common.model_backend(
+        BACKEND, "sentence-transformers on torch (CUDA when available, fp16 option)", create)]
