@@ -128,7 +128,7 @@ def treesitter_targets(path: str, source: bytes, language: str) -> Iterator[Targ
         sibling = anchor.prev_sibling
         while sibling is not None and sibling.type in SKIPPABLE:
             sibling = sibling.prev_sibling
-        comments = []
+        comments: list[Any] = []
         next_row = anchor.start_point[0]
         while sibling is not None and "comment" in sibling.type and _last_row(sibling) >= next_row - 1:
             comments.insert(0, sibling)
@@ -143,8 +143,9 @@ def treesitter_targets(path: str, source: bytes, language: str) -> Iterator[Targ
             continue
         first_row, last_row = comments[0].start_point[0], _last_row(comments[-1])
         # The comment must own its lines: nothing but whitespace before it, nothing after it.
-        if lines[first_row][:comments[0].start_point[1]].strip() or \
-                lines[last_row][comments[-1].end_point[1]:].strip() and comments[-1].end_point[1] > 0:
+        before = lines[first_row][:comments[0].start_point[1]]
+        after = lines[last_row][comments[-1].end_point[1]:] if comments[-1].end_point[1] > 0 else b""
+        if before.strip() or after.strip():
             continue
         query = first_sentence(_comment_text(raw))
         if language == "go" and query.split(" ", 1)[0] == name:
