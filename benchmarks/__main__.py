@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 data["seconds"][name] = time.perf_counter() - start
             data["results"][name] = figures
+            ctx.results[name] = figures
             print(scenario_table(name, figures), flush=True)
     finally:
         if not args.keep and args.workdir is None:

@@ -162,6 +162,7 @@ class Context:
     _pristine: Path | None = None
     _indexed: dict[str, Path] = field(default_factory=dict)
     rebuild_reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # figures of scenarios run so far
 
     @property
     def backend(self) -> str:

@@ -89,6 +89,17 @@ def _subset(src: Path, dst: Path, n: int) -> Path:
     return dst
 
 
+def _earlier_runs(ctx: Context, backend: str) -> dict[str, float]:
+    """Cold-process times of rebuild/noop/edit1 measured earlier in this run on the full corpus, if all exist."""
+    if ctx.smoke or ctx.results.get("rebuild", {}).get("embedder") != backend:
+        return {}
+    try:
+        return {"ours_rebuild_s": ctx.results["rebuild"]["seconds"], "ours_noop_s": ctx.results["noop"]["seconds"],
+                "ours_edit1_s": ctx.results["edit1"]["seconds"]}
+    except KeyError:
+        return {}
+
+
 def run_scenario(ctx: Context) -> dict[str, Any]:
     python = peer_python(ctx.cache_dir) or ensure_peer_venv(ctx.cache_dir)
     backend = ctx.embedder or "onnx"  # same model as the peer: all-MiniLM-L6-v2
@@ -123,11 +134,18 @@ def run_scenario(ctx: Context) -> dict[str, Any]:
         figures["peer_search_hits"] = -1
 
     ours = ["--embedder", backend]
-    figures["ours_rebuild_s"] = codeindex_cli(["rebuild", str(ours_root), *ours, "--json"]).seconds
-    figures["ours_noop_s"] = codeindex_cli(["update", str(ours_root), "--json"]).seconds
-    ours_target = ours_root / rel
-    ours_target.write_bytes(ours_target.read_bytes() + edit)
-    figures["ours_edit1_s"] = codeindex_cli(["update", str(ours_root), "--json"]).seconds
+    earlier = _earlier_runs(ctx, backend)
+    if earlier:  # this run already timed codeindex on the same full corpus: do not rebuild it again
+        figures.update(earlier)
+        figures["ours_source"] = "rebuild/noop/edit1 scenarios of this run"
+        ours_root = ctx.indexed(backend)
+    else:
+        figures["ours_rebuild_s"] = codeindex_cli(["rebuild", str(ours_root), *ours, "--json"]).seconds
+        figures["ours_noop_s"] = codeindex_cli(["update", str(ours_root), "--json"]).seconds
+        ours_target = ours_root / rel
+        ours_target.write_bytes(ours_target.read_bytes() + edit)
+        figures["ours_edit1_s"] = codeindex_cli(["update", str(ours_root), "--json"]).seconds
+        figures["ours_source"] = "measured by this scenario"
     figures["ours_search_s"] = codeindex_cli(["search", query, "--root", str(ours_root), "-k", "10",
                                               "--json"]).seconds
     for what in ("rebuild", "noop", "edit1", "search"):
