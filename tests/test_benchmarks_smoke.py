@@ -1,0 +1,98 @@
+"""The benchmark harness in smoke mode: the figures exist and the correctness checks hold (never timings)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from benchmarks.__main__ import main
+from benchmarks.report import compare, docs_section
+from benchmarks.search_quality import first_sentence, python_targets, score, strip_docs
+from tests.conftest import corpus_dir
+
+E2E = Path(__file__).parent / "scenarios" / "e2e_repo"
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    corpus = corpus_dir() or E2E
+    rc = main(["--smoke", "--corpus", str(corpus), "--json", str(out),
+               "--scenarios", "rebuild,noop,rename_dir,delete,search_quality",
+               "--workdir", str(tmp_path_factory.mktemp("work"))])
+    assert rc == 0
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_smoke_figures_present(smoke_results: dict) -> None:
+    assert smoke_results["errors"] == {}
+    results = smoke_results["results"]
+    for name in ("seconds", "files_per_s", "chunks_per_s", "ratio_vs_embed_only", "ratio_sequential_vs_overlap"):
+        assert results["rebuild"][name] > 0, name
+    assert results["noop"]["ratio_vs_walk"] > 0
+    assert len(smoke_results["corpus"]["manifest_sha256"]) == 64
+    assert smoke_results["versions"]["python"]
+
+
+@pytest.mark.slow
+def test_smoke_rename_reembeds_nothing_and_moves_paths(smoke_results: dict) -> None:
+    rename = smoke_results["results"]["rename_dir"]
+    assert rename["reembedded_chunks"] == 0
+    assert rename["files_moved"] > 0
+    assert rename["hits_under_new_path"] > 0 and rename["hits_under_old_path"] == 0
+
+
+@pytest.mark.slow
+def test_smoke_delete_drops_results(smoke_results: dict) -> None:
+    delete = smoke_results["results"]["delete"]
+    assert delete["files_deleted"] > 0 and delete["hits_after"] == 0
+
+
+@pytest.mark.slow
+def test_smoke_search_quality_in_range(smoke_results: dict) -> None:
+    quality = smoke_results["results"]["search_quality"]
+    assert quality["queries"] > 0
+    for mode in ("hybrid", "vector", "lexical"):
+        assert 0.0 <= quality[f"mrr10_{mode}"] <= 1.0
+        assert 0.0 <= quality[f"recall10_{mode}"] <= 1.0
+        assert quality[f"mrr10_{mode}"] <= quality[f"recall10_{mode}"]
+
+
+@pytest.mark.slow
+def test_compare_and_docs_from_results(smoke_results: dict, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(smoke_results))
+    doubled = json.loads(json.dumps(smoke_results))
+    doubled["results"]["rebuild"]["seconds"] *= 2
+    b.write_text(json.dumps(doubled))
+    line = next(x for x in compare(a, b).splitlines() if x.startswith("rebuild.seconds "))
+    assert math.isclose(float(line.split()[-1]), 2.0, rel_tol=1e-3)
+    assert "| rebuild | seconds |" in docs_section(smoke_results)
+
+
+def test_first_sentence() -> None:
+    assert first_sentence("Load the file.  More text.\n\nArgs: x") == "Load the file."
+    assert first_sentence("Walk the tree\nhonouring ignores.\n@param x") == "Walk the tree honouring ignores."
+
+
+def test_strip_python_docstring_keeps_code_valid(tmp_path: Path) -> None:
+    src = ('def f(x):\n    """Return the double of x here."""\n    return 2 * x\n\n\n'
+           'def g():\n    """Only a docstring here."""\n')
+    (tmp_path / "m.py").write_text(src)
+    targets = list(python_targets("m.py", src))
+    assert [t.name for t in targets] == ["f", "g"]
+    final = {t.name: t for t in strip_docs(tmp_path, targets)}
+    stripped = (tmp_path / "m.py").read_text()
+    assert '"""' not in stripped
+    compile(stripped, "m.py", "exec")
+    lines = stripped.splitlines()
+    assert lines[final["f"].start - 1].startswith("def f") and lines[final["f"].end - 1].endswith("return 2 * x")
+    assert lines[final["g"].start - 1].startswith("def g") and lines[final["g"].end - 1].strip() == "pass"
+
+
+def test_score() -> None:
+    assert score([1, 2, None, 11]) == (pytest.approx((1 + 0.5) / 4), 0.5)
