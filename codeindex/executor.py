@@ -1,7 +1,9 @@
 """Where graphs run: in-process (``sync``), a ``LocalCluster`` (``local``), or an existing scheduler.
 
-Every executor exposes the same three calls (submit a delayed object, wait for any of several
-futures, close), so the pipeline driver is written once.
+Every executor exposes the same calls (submit a parse batch, submit an embed batch, wait for any of
+several futures, close), so the pipeline driver is written once. Dask executors submit the delayed
+tasks ``graph.py`` builds; the in-process one calls the same task functions directly, so a one-file
+edit never pays for importing dask.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable
-from typing import Any, Protocol
-
-from dask.delayed import Delayed
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from codeindex.errors import UsageError
+from codeindex.tasks import EmbedContext, ParseItem, embed_texts, parse_batch
+
+if TYPE_CHECKING:
+    from dask.delayed import Delayed
 
 log = logging.getLogger("codeindex.executor")
 
@@ -29,7 +33,9 @@ class Executor(Protocol):
     n_workers: int
     has_gpu: bool
 
-    def submit(self, task: Delayed) -> Any: ...
+    def submit_parse(self, items: Sequence[ParseItem], ctx: EmbedContext) -> Any: ...
+    def submit_embed(self, keys: Sequence[str], texts: Sequence[str], lengths: Sequence[int],
+                     ctx: EmbedContext) -> Any: ...
     def wait_any(self, futures: Iterable[Any]) -> tuple[set[Any], set[Any]]: ...
     def close(self) -> None: ...
 
@@ -41,13 +47,19 @@ class SyncExecutor:
     n_workers = 1
     has_gpu = False
 
-    def submit(self, task: Delayed) -> cf.Future[Any]:
+    def submit_parse(self, items: Sequence[ParseItem], ctx: EmbedContext) -> cf.Future[Any]:
+        return self._run(parse_batch, list(items), ctx)
+
+    def submit_embed(self, keys: Sequence[str], texts: Sequence[str], lengths: Sequence[int],
+                     ctx: EmbedContext) -> cf.Future[Any]:
+        return self._run(embed_texts, list(texts), list(lengths), ctx)
+
+    @staticmethod
+    def _run(fn: Any, *args: Any) -> cf.Future[Any]:
         fut: cf.Future[Any] = cf.Future()
         try:
-            fut.set_result(task.compute(scheduler="sync"))
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+            fut.set_result(fn(*args))
+        except Exception as exc:
             fut.set_exception(exc)
         return fut
 
@@ -107,6 +119,17 @@ class DaskExecutor:
         self.n_workers = max(1, len(workers_info))
         self.resources = [dict(w.get("resources", {})) for w in workers_info.values()]
         self.has_gpu = any(r.get("GPU", 0) for r in self.resources)
+
+    def submit_parse(self, items: Sequence[ParseItem], ctx: EmbedContext) -> Any:
+        from codeindex.graph import parse_task
+
+        return self.submit(parse_task(items, ctx))
+
+    def submit_embed(self, keys: Sequence[str], texts: Sequence[str], lengths: Sequence[int],
+                     ctx: EmbedContext) -> Any:
+        from codeindex.graph import embed_task
+
+        return self.submit(embed_task(keys, texts, lengths, ctx, gpu=self.has_gpu))
 
     def submit(self, task: Delayed) -> Any:
         self._check_resources(task)

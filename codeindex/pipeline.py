@@ -24,7 +24,6 @@ import pyarrow.parquet as pq
 from codeindex.embedders.batching import plan_batches
 from codeindex.errors import EmbedderError, Interrupted, UsageError
 from codeindex.executor import Executor
-from codeindex.graph import embed_task, parse_task
 from codeindex.models import Chunk, ParseResult
 from codeindex.progress import ProgressCallback, ProgressEvent
 from codeindex.results import FileOutcome, PipelineResult
@@ -192,22 +191,21 @@ class Pipeline:
         parse_futs: dict[Any, None] = {}
         embed_futs: dict[Any, list[str]] = {}
         embed_ready: deque[list[_Pending]] = deque()
-        gpu = self.executor.has_gpu
         self.progress(ProgressEvent("parse", done=0, total=len(items)))
         try:
             while True:
                 backlog = self._queued_tokens + sum(p.n_tokens for b in embed_ready for p in b)
                 while (batches and len(parse_futs) < self.max_in_flight
                        and backlog < 32 * self.ctx.settings.batch_tokens):
-                    parse_futs[self.executor.submit(parse_task(self._read(batches.popleft()), self.ctx))] = None
+                    parse_futs[self.executor.submit_parse(self._read(batches.popleft()), self.ctx)] = None
                 final = not batches and not parse_futs
                 embed_ready.extend(self._take_embed_batches(final))
                 while embed_ready and len(embed_futs) < self.max_in_flight:
                     group = embed_ready.popleft()
                     keys = [p.key for p in group]
-                    task = embed_task(keys, [p.text for p in group], [p.n_tokens for p in group], self.ctx,
-                                      gpu=gpu)
-                    embed_futs[self.executor.submit(task)] = keys
+                    fut = self.executor.submit_embed(keys, [p.text for p in group], [p.n_tokens for p in group],
+                                                     self.ctx)
+                    embed_futs[fut] = keys
                 if not parse_futs and not embed_futs:
                     if batches or embed_ready or self._queue:
                         continue

@@ -77,7 +77,7 @@ def test_annotated_tasks_land_on_the_gpu_worker_after_optimisation() -> None:
     workers = {"gpu-0": {"cls": Nanny, "options": {"nthreads": 1, "resources": {"GPU": 1}, "host": "127.0.0.1"}},
                "cpu-0": {"cls": Nanny, "options": {"nthreads": 1, "host": "127.0.0.1"}}}
     cluster = SpecCluster(workers=workers, scheduler={"cls": Scheduler, "options": {
-        "dashboard_address": None, "host": "127.0.0.1"}}, silence_logs=logging.ERROR)
+        "dashboard": False, "dashboard_address": "127.0.0.1:0", "host": "127.0.0.1"}}, silence_logs=logging.ERROR)
     try:
         executor = DaskExecutor(cluster.scheduler_address)
         assert executor.has_gpu
