@@ -75,8 +75,8 @@ def cold_latency(corpus: Path, index_dir: Path, queries: Sequence[str], runs: in
     walls = []
     for q in queries[:runs]:
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "codeindex.cli", "search", q, "--root", str(corpus),
-                               "--index-dir", str(index_dir), "--json"], capture_output=True, text=True, check=False)
+        proc = subprocess.run([sys.executable, "-m", "codeindex.cli", "--index-dir", str(index_dir), "search", q,
+                               "--root", str(corpus), "--json"], capture_output=True, text=True, check=False)
         walls.append(time.perf_counter() - started)
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr)
