@@ -25,17 +25,18 @@ import numpy as np
 K = 10
 
 
-def chunk_texts(corpus: Path, limit: int) -> list[str]:
-    """The embed texts of the chunks codeindex makes of ``corpus`` (index built with the hashing embedder)."""
+def chunk_texts(corpus: Path, limit: int, index_dir: Path | None = None) -> list[str]:
+    """The embed texts of the chunks codeindex makes of ``corpus``: read from ``index_dir`` when it holds
+    an index of it, else from a throwaway index built with the hashing embedder."""
     import duckdb
 
     from codeindex import Index
     from codeindex.pipeline import join_embed_text
 
     with tempfile.TemporaryDirectory(prefix="ann-recall-") as tmp:
-        index = Index(corpus, index_dir=Path(tmp) / "idx", **{"embedder.backend": "hashing",
-                                                                 "engine.scheduler": "sync"})
-        index.rebuild()
+        index = Index(corpus, index_dir=index_dir or Path(tmp) / "idx", **{"embedder.backend": "hashing"})
+        if not index.exists():
+            index.rebuild()
         with duckdb.connect(str(index.db_path), read_only=True) as con:
             rows = con.execute("SELECT embed_head, text FROM chunks ORDER BY chunk_id").fetchall()
     texts = sorted({join_embed_text(h, t) for h, t in rows})
@@ -45,7 +46,7 @@ def chunk_texts(corpus: Path, limit: int) -> list[str]:
     return texts
 
 
-def load_vectors(corpus: Path, embedder: str, limit: int, cache: Path) -> np.ndarray:
+def load_vectors(corpus: Path, embedder: str, limit: int, cache: Path, index_dir: Path | None = None) -> np.ndarray:
     tag = hashlib.blake2b(f"{corpus.resolve()}|{embedder}|{limit}".encode(), digest_size=6).hexdigest()
     path = cache / f"codeindex-ann-vectors-{tag}.npy"
     if path.exists():
@@ -54,7 +55,7 @@ def load_vectors(corpus: Path, embedder: str, limit: int, cache: Path) -> np.nda
     from codeindex.embedders.runtime import get_embedder
     from codeindex.embedding_choice import settings_from_config
 
-    texts = chunk_texts(corpus, limit)
+    texts = chunk_texts(corpus, limit, index_dir)
     model = get_embedder(embedder, settings_from_config(load_config(None, {})))
     parts = []
     started = time.perf_counter()
@@ -92,12 +93,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--chunks", type=int, default=20000, help="at most this many chunk vectors")
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--index-dir", type=Path, default=None, help="reuse the chunks of an existing index")
     parser.add_argument("--ef", default="16,32,64,128,256", help="efSearch values to sweep")
     parser.add_argument("--m", default="16,32", help="HNSW M values to sweep")
     args = parser.parse_args(argv)
     faiss.omp_set_num_threads(1)
 
-    vectors = load_vectors(args.corpus, args.embedder, args.chunks, args.cache)
+    vectors = load_vectors(args.corpus, args.embedder, args.chunks, args.cache, args.index_dir)
     rng = np.random.default_rng(1)
     order = rng.permutation(len(vectors))
     queries, base = vectors[order[:args.queries]], vectors[order[args.queries:]]

@@ -192,7 +192,7 @@ class Committer:
             target = self.index.db_path.with_name(dbm.DB_NAME + ".new")
             target.unlink(missing_ok=True)
             target.with_name(target.name + ".wal").unlink(missing_ok=True)
-            con = duckdb.connect(str(target))
+            con = dbm.create_database(target)
             try:
                 dbm.create_schema(con)
                 self._transaction(con, result, segments, report, fresh=True)
