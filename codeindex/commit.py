@@ -33,7 +33,13 @@ from codeindex.progress import ProgressCallback, ProgressEvent
 from codeindex.results import PipelineResult
 from codeindex.runs import build_report, write_run
 from codeindex.store import db as dbm
-from codeindex.store.postings import add_postings, cluster_postings, remove_postings, unclustered_ratio
+from codeindex.store.postings import (
+    add_postings,
+    cluster_postings,
+    postings_table,
+    remove_postings,
+    unclustered_ratio,
+)
 from codeindex.store.segments import SegmentInfo, SegmentWriter, remove_orphans
 from codeindex.tasks import EmbedContext
 
@@ -152,6 +158,12 @@ class Committer:
                 rows = rows.set_column(rows.schema.get_field_index("path"), "path", pa.array(new_paths, pa.string()))
                 rows = rows.set_column(rows.schema.get_field_index("symbol"), "symbol",
                                        pa.array(new_symbols, pa.string()))
+                # The lexical document includes path and symbol, so a move changes lex_len too; a stale
+                # one skews BM25 length normalisation (found by the crash tests: moved != rebuilt).
+                _, lex_lens = postings_table(list(range(rows.num_rows)), rows.column("text").to_pylist(),
+                                             new_paths, new_symbols)
+                rows = rows.set_column(rows.schema.get_field_index("lex_len"), "lex_len",
+                                       pa.array(lex_lens, pa.int32()))
                 carried.append(rows.cast(CHUNK_SCHEMA))
             if model_change:
                 dbm.register_list(con, "reparsed", "path", [*self.plan.to_parse, *self.plan.deleted,
@@ -181,7 +193,7 @@ class Committer:
             target = self.index.db_path.with_name(dbm.DB_NAME + ".new")
             target.unlink(missing_ok=True)
             target.with_name(target.name + ".wal").unlink(missing_ok=True)
-            con = duckdb.connect(str(target))
+            con = dbm.create_database(target)
             try:
                 dbm.create_schema(con)
                 self._transaction(con, result, segments, report, fresh=True)
@@ -191,13 +203,32 @@ class Committer:
             crashpoints.hit("before-swap")
             with open(target, "rb+") as fh:
                 os.fsync(fh.fileno())
+            self._fold_old_wal()
             os.replace(target, self.index.db_path)
+            crashpoints.hit("after-swap")
             self.index.db_path.with_name(dbm.DB_NAME + ".wal").unlink(missing_ok=True)
         else:
             with dbm.open_db(self.index.db_path, read_only=False) as con:
                 dbm.check_schema(con, self.index.db_path)
                 self._transaction(con, result, segments, report, fresh=False)
         return report
+
+    def _fold_old_wal(self) -> None:
+        """Checkpoint the old database's WAL into its file before the swap.
+
+        A writer killed between its COMMIT and closing the database leaves a WAL holding that commit.
+        If the rebuild's new file were renamed over the old one with that WAL still beside it, a crash
+        before the WAL is removed would have DuckDB replay the old WAL onto the new database.
+        """
+        wal = self.index.db_path.with_name(dbm.DB_NAME + ".wal")
+        if not (wal.exists() and self.index.db_path.exists()):
+            return
+        try:
+            with dbm.open_db(self.index.db_path, read_only=False) as con:
+                con.execute("CHECKPOINT")
+        except CorruptIndexError:
+            pass  # a damaged old index: its WAL is worthless
+        wal.unlink(missing_ok=True)
 
     def _transaction(self, con: duckdb.DuckDBPyConnection, result: PipelineResult, segments: list[SegmentInfo],
                      report: RunReport, *, fresh: bool) -> None:
@@ -254,8 +285,7 @@ class Committer:
         from codeindex import merkle
 
         nodes = merkle.build_tree(self.leaves_after(result))
-        con.execute("DELETE FROM merkle_nodes")
-        dbm.insert_arrow(con, "merkle_nodes", pa.table({"path": list(nodes), "hash": list(nodes.values())}))
+        self._write_merkle_nodes(con, nodes, fresh=fresh)
         next_segment = max([int(self.state.meta.get("next_segment", "0"))] + [s.segment + 1 for s in segments])
         dbm.set_meta(con, {**self.choice.meta(), "root_hash": nodes.get("", ""),
                            "snapshot_time_ns": str(self.snapshot_time_ns),
@@ -266,6 +296,27 @@ class Committer:
         self._write_run(con, report)
         crashpoints.hit("before-db-commit")
         con.execute("COMMIT")
+        crashpoints.hit("after-db-commit")  # committed, maybe only in the WAL: the connection is still open
+
+    def _write_merkle_nodes(self, con: duckdb.DuckDBPyConnection, nodes: dict[str, str], *, fresh: bool) -> None:
+        """Write only the nodes that changed: a one-file edit changes its ancestors, not 20k rows.
+
+        Rewriting the whole table made a one-file update on a 20k-file tree write ~2 MB of index
+        (benchmarks/edit_footprint.py). ``state.nodes`` is what the database holds: it was read under
+        the writer lock this run holds.
+        """
+        old = {} if fresh else self.state.nodes
+        if not old:
+            con.execute("DELETE FROM merkle_nodes")
+            changed = nodes
+        else:
+            changed = {p: h for p, h in nodes.items() if old.get(p) != h}
+            stale = [*changed, *(p for p in old if p not in nodes)]
+            if stale:
+                dbm.register_list(con, "stale_nodes", "path", stale, pa.string())
+                con.execute("DELETE FROM merkle_nodes WHERE path IN (SELECT path FROM stale_nodes)")
+        dbm.insert_arrow(con, "merkle_nodes", pa.table({"path": pa.array(list(changed), pa.string()),
+                                                        "hash": pa.array(list(changed.values()), pa.string())}))
 
     def leaves_after(self, result: PipelineResult) -> dict[str, str]:
         """The Merkle leaves the committed state describes: unreadable files keep their old hash."""

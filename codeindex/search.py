@@ -49,6 +49,7 @@ class Searcher:
         self._segments: dict[str, Any] = {}
         self._embedder: Any = None
         self._embedder_key: tuple[str, str] | None = None
+        self._selectors: dict[str, tuple[tuple[str, int], Any, Any]] = {}
 
     # ------------------------------------------------------------------ filters
 
@@ -109,29 +110,61 @@ class Searcher:
             self._embedder_key = key
         return np.asarray(self._embedder.embed([query]), dtype=np.float32)
 
+    def _dead_selectors(self, con: Any, segments: Sequence[tuple[int, str]]) -> dict[str, Any]:
+        """Per segment file, a FAISS selector excluding its tombstoned ids (none when it has none).
+
+        Searching with the dead excluded keeps ``k`` at what was asked: asking each segment for
+        ``k + all dead`` instead made a query slower the more a base segment had been edited (and
+        returned tens of thousands of hits to sort in Python). A segment's dead set only grows until
+        compaction rewrites it under a new name, so (file, dead count) identifies it: selectors are
+        built once per commit that adds tombstones, not per query.
+        """
+        import faiss
+
+        counts = dict(con.execute("SELECT segment, count(*) FROM tombstones GROUP BY segment").fetchall())
+        out: dict[str, Any] = {}
+        for number, file in segments:
+            n_dead = int(counts.get(number, 0))
+            if not n_dead:
+                continue
+            key = (file, n_dead)
+            cached = self._selectors.get(file)
+            if cached is None or cached[0] != key:
+                ids = con.execute("SELECT vec_id FROM tombstones WHERE segment = ?", [number]).fetchnumpy()["vec_id"]
+                batch = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+                cached = (key, faiss.IDSelectorNot(batch), batch)  # keep the batch alive: Not borrows it
+                self._selectors[file] = cached
+            out[file] = cached[1]
+        for file in list(self._selectors):
+            if file not in {f for _, f in segments}:
+                del self._selectors[file]
+        return out
+
     def _vector_candidates(self, con: Any, query: str, meta: dict[str, str], n: int, where: str,
                            params: list[Any], embedder: str | None) -> list[tuple[int, float]]:
         import faiss
 
-        files = [r[0] for r in con.execute("SELECT file FROM segments ORDER BY segment").fetchall()]
-        if not files:
+        segments = [(int(r[0]), str(r[1])) for r in
+                    con.execute("SELECT segment, file FROM segments ORDER BY segment").fetchall()]
+        if not segments:
             return []
+        files = [f for _, f in segments]
         qv = self._query_vector(query, meta, embedder)
         allowed = None
-        if where:
+        if where:  # ids of live chunks only: tombstoned vectors are excluded too
             ids = con.execute(f"SELECT DISTINCT c.vec_id FROM chunks c WHERE {where}", params).fetchnumpy()["vec_id"]
             if len(ids) == 0:
                 return []
             allowed = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
-        dead_total = dbm.scalar(con, "SELECT count(*) FROM tombstones")
+        not_dead = {} if allowed is not None else self._dead_selectors(con, segments)
         hits: list[tuple[float, int]] = []
-        for index in self._load_segments(files):
-            kk = min(index.ntotal, n + dead_total)
+        for file, index in zip(files, self._load_segments(files), strict=True):
+            kk = min(index.ntotal, n)
             if kk <= 0:
                 continue
-            if allowed is not None:
-                params_ = faiss.SearchParameters(sel=allowed)  # type: ignore[call-arg]
-                scores, ids = index.search(qv, kk, params=params_)
+            selector = allowed if allowed is not None else not_dead.get(file)
+            if selector is not None:
+                scores, ids = index.search(qv, kk, params=_search_params(index, selector))
             else:
                 scores, ids = index.search(qv, kk)
             hits.extend((float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0)
@@ -204,6 +237,26 @@ class Searcher:
                                         language=r[6], score=round(float(score), 6), text=r[7], chunk_id=chunk_id,
                                         vector_rank=v_rank.get(chunk_id), lexical_rank=l_rank.get(chunk_id)))
         return results
+
+
+def _search_params(index: Any, selector: Any) -> Any:
+    """Search parameters carrying ``selector``, of the kind the segment's inner index expects.
+
+    HNSW needs ``SearchParametersHNSW`` to keep its tuned ``efSearch`` (plain ``SearchParameters``
+    would not carry it, and passing a selector must not silently change recall).
+    """
+    import faiss
+
+    from codeindex.store.segments import HNSW_EF_SEARCH
+
+    inner = faiss.downcast_index(index.index)
+    if isinstance(inner, faiss.IndexHNSW):
+        params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # missing from the stubs
+        params.efSearch = max(HNSW_EF_SEARCH, inner.hnsw.efSearch)
+    else:
+        params = faiss.SearchParameters()
+    params.sel = selector
+    return params
 
 
 def _glob_regex(pattern: str) -> str:

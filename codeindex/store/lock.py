@@ -53,6 +53,11 @@ def writer_lock(index_dir: Path, *, wait: bool = False, timeout_s: float = 3600.
                        "finishing; taking over the stale lock")
             warnings.append(message)
             log.warning(message)
+            from codeindex.store.recovery import remove_dead_writer_leftovers  # duckdb: only on this path
+
+            removed = remove_dead_writer_leftovers(index_dir)
+            if removed:
+                log.info("removed what pid %s left behind: %s", previous.get("pid"), ", ".join(removed))
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                   "since": time.time()}).encode(), 0)

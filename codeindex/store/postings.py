@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from codeindex.lexical import code_tokens, query_tokens
 
@@ -132,6 +133,18 @@ def add_postings(con: duckdb.DuckDBPyConnection, table: pa.Table, lex_lens: Sequ
         if returned is None:  # con.sql returns a relation for any statement with RETURNING
             raise RuntimeError("lex_terms upsert returned no relation")
         term_ids = returned.to_arrow_table()
+        batch_terms = pc.unique(table.column("term"))
+        missing = pc.filter(batch_terms, pc.invert(pc.is_in(batch_terms, value_set=term_ids.column("term"))))
+        if len(missing):
+            # DuckDB (2.0) drops some updated rows from RETURNING when the same transaction already
+            # upserted them (a rebuild adds every batch in one transaction); the df bump itself is
+            # applied. Look those few ids up; without this their postings got a NULL term_id.
+            con.register(_IDS_VIEW, pa.table({"term": missing}))
+            try:
+                found = con.sql(f"SELECT term, term_id FROM lex_terms WHERE term IN (SELECT term FROM {_IDS_VIEW})")
+                term_ids = pa.concat_tables([term_ids, found.to_arrow_table().cast(term_ids.schema)])
+            finally:
+                con.unregister(_IDS_VIEW)
     finally:
         con.unregister(_BATCH_VIEW)
     rows = (
@@ -144,7 +157,7 @@ def add_postings(con: duckdb.DuckDBPyConnection, table: pa.Table, lex_lens: Sequ
         con.execute(f"INSERT INTO postings SELECT term_id, chunk_id, tf FROM {_BATCH_VIEW}")
     finally:
         con.unregister(_BATCH_VIEW)
-    _bump(con, "next_term_id", "?", [term_ids.num_rows])
+    _bump(con, "next_term_id", "?", [len(batch_terms)])  # every id the upsert could have handed out
     _bump(con, "n_docs", "?", [len(lex_lens)])
     _bump(con, "total_len", "?", [int(sum(lex_lens))])
     if not was_empty:

@@ -55,6 +55,7 @@ def write_index_atomically(index: Any, target: Path) -> None:
     faiss.write_index(index, str(tmp))
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
+    crashpoints.hit("mid-segment-write")
     os.replace(tmp, target)
     _fsync_dir(target.parent)
 
@@ -97,6 +98,7 @@ class SegmentWriter:
         self.sealed: list[SegmentInfo] = []
         self._current: Any = None
         self.bytes_written = 0
+        self._batches = 0
 
     @property
     def current_number(self) -> int:
@@ -104,6 +106,9 @@ class SegmentWriter:
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> list[int]:
         """Add vectors; returns the segment number each landed in (segments seal as they fill)."""
+        if self._batches:  # a crash here: earlier batches (maybe sealed segments) exist, the run is half done
+            crashpoints.hit("between-files")
+        self._batches += 1
         placed: list[int] = []
         start = 0
         while start < len(ids):

@@ -1,0 +1,38 @@
+"""Clean up after a writer that died mid-run (found when its stale lock is taken over).
+
+A dead writer can leave: a staging folder of Parquet parts, segment files under temporary names or
+sealed but never committed, and a half-built ``meta.duckdb.new``. None is referenced by committed
+state, so deleting them is always safe. The Committer does the same at the start of every pipeline
+run, but an ``update`` that finds nothing to do (the dead writer had committed) never gets there.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from codeindex.errors import CodeIndexError
+from codeindex.store import db as dbm
+from codeindex.store.segments import remove_orphans
+
+
+def remove_dead_writer_leftovers(index_dir: Path) -> list[str]:
+    """Delete what a dead writer left behind; returns the names removed (for the log)."""
+    removed: list[str] = []
+    staging = index_dir / "staging"
+    if staging.exists():
+        shutil.rmtree(staging, ignore_errors=True)
+        removed.append("staging/")
+    for stale in (dbm.DB_NAME + ".new", dbm.DB_NAME + ".new.wal"):
+        if (index_dir / stale).exists():
+            (index_dir / stale).unlink()
+            removed.append(stale)
+    db_path = index_dir / dbm.DB_NAME
+    if db_path.exists():
+        try:
+            with dbm.open_db(db_path, read_only=True) as con:
+                live = {r[0] for r in con.execute("SELECT file FROM segments").fetchall()}
+        except CodeIndexError:
+            return removed  # damaged: a rebuild replaces it and removes orphans after its commit
+        removed.extend(remove_orphans(index_dir, live))
+    return removed
