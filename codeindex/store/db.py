@@ -24,11 +24,20 @@ if TYPE_CHECKING:  # pyarrow costs ~0.2 s to import: a no-op update never needs 
     import pyarrow as pa
 
 DB_NAME = "meta.duckdb"
+MEMORY_LIMIT = "1GB"
 BLOCK_SIZE = 16384
 """Block size of a new database file. DuckDB's default (256 KiB) makes every commit's checkpoint write
 whole 256 KiB blocks per touched table: a one-file update wrote ~8.5 MB on a 47k-chunk index. 16 KiB
 blocks write ~10x less at the same BM25 latency and ~10% larger file (benchmarks/edit_footprint.py)."""
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked", "being used by another")
+
+
+def duckdb_config(path: Path, **extra: str) -> dict[str, str]:
+    """Settings for every connection: two threads, and a memory cap with spilling to a temp directory
+    beside the database, so a bulk commit of millions of postings stays flat in memory instead of
+    taking DuckDB's default of 80% of RAM."""
+    return {"threads": "2", "memory_limit": MEMORY_LIMIT, "temp_directory": str(path.parent / "duckdb-tmp"),
+            **extra}
 
 
 def _is_lock_conflict(exc: Exception) -> bool:
@@ -43,7 +52,7 @@ def connect(path: Path, *, read_only: bool, timeout_s: float = 30.0) -> duckdb.D
     delay = 0.005
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only, config={"threads": 2})
+            con = duckdb.connect(str(path), read_only=read_only, config=duckdb_config(path))
             return con
         except duckdb.Error as exc:
             if _is_lock_conflict(exc):
@@ -67,7 +76,7 @@ def open_db(path: Path, *, read_only: bool, timeout_s: float = 30.0) -> Iterator
 
 def create_database(path: Path) -> duckdb.DuckDBPyConnection:
     """A read-write connection to a new database file with codeindex's block size (no schema yet)."""
-    return duckdb.connect(str(path), config={"default_block_size": str(BLOCK_SIZE)})
+    return duckdb.connect(str(path), config=duckdb_config(path, default_block_size=str(BLOCK_SIZE)))
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
