@@ -102,7 +102,7 @@ class Committer:
         ctx = EmbedContext(self.choice.backend, settings,
                            min(self.config["chunking.max_tokens"], self.choice.max_tokens), self.choice.key_prefix)
         try:
-            known, carried = self._reuse_inputs()
+            known, carried = self._reuse_inputs(len(items))
             pipeline = Pipeline(root=self.index.root, executor=executor, ctx=ctx, staging=staging, segments=writer,
                                 known_keys=known, next_chunk_id=int(meta.get("next_chunk_id", "0")),
                                 next_vec_id=int(meta.get("next_vec_id", "0")),
@@ -133,19 +133,24 @@ class Committer:
             self._lang_map = LanguageMap.from_parsers(get_plugin_manager().parsers())
         return self._lang_map.parser_for(self.files[path].language) or ""
 
-    def _reuse_inputs(self) -> tuple[dict[str, int], list[pa.Table]]:
-        """Known vector keys (content addressing) and chunk rows carried without re-parsing."""
+    def _reuse_inputs(self, n_items: int) -> tuple[KnownKeys, list[pa.Table]]:
+        """Known vector keys (content addressing) and chunk rows carried without re-parsing.
+
+        A small update looks its keys up when it has them (one brief read per parse batch); a big one
+        loads every stored key once, which is cheaper than many look-ups.
+        """
         if self.kind != "update":
-            return {}, []
+            return KnownKeys(None), []
         moved = self.plan.moved
         model_change = bool(self.plan.model_change)
         cols = ", ".join(f for f in CHUNK_SCHEMA.names)
         carried: list[pa.Table] = []
+        lazy = n_items < self.config["engine.small_update_files"] and not model_change
+        known = KnownKeys(self.index.db_path if lazy else None)
         with dbm.open_db(self.index.db_path, read_only=True) as con:
-            known: dict[str, int] = {}
-            if not model_change:
+            if not model_change and not lazy:
                 keys = dbm.arrow(con, "SELECT vec_key, vec_id FROM vectors")
-                known = dict(zip(keys.column(0).to_pylist(), keys.column(1).to_pylist(), strict=True))
+                known.update(zip(keys.column(0).to_pylist(), keys.column(1).to_pylist(), strict=True))
             if moved:
                 dbm.register_list(con, "moved_src", "path", [old for old, _ in moved])
                 rows = dbm.arrow(con, f"SELECT {cols} FROM chunks WHERE path IN (SELECT path FROM moved_src) "
@@ -284,7 +289,8 @@ class Committer:
         con.execute("DELETE FROM tombstones WHERE segment NOT IN (SELECT segment FROM segments)")
         from codeindex import merkle
 
-        nodes = merkle.build_tree(self.leaves_after(result))
+        leaves = self.leaves_after(result)
+        nodes = self.plan.nodes if leaves == self.leaves and self.plan.nodes else merkle.build_tree(leaves)
         self._write_merkle_nodes(con, nodes, fresh=fresh)
         next_segment = max([int(self.state.meta.get("next_segment", "0"))] + [s.segment + 1 for s in segments])
         dbm.set_meta(con, {**self.choice.meta(), "root_hash": nodes.get("", ""),
@@ -400,6 +406,25 @@ class Committer:
         if needs_compaction(self.index.index_dir, self.config):
             self.progress(ProgressEvent("compact"))
             compact(self.index.index_dir, self.config)
+
+
+class KnownKeys(dict[str, int]):
+    """Vector keys already stored (key -> vec_id). With a database path, ``prefetch`` fills it on demand."""
+
+    def __init__(self, db_path: Path | None) -> None:
+        super().__init__()
+        self.db_path = db_path
+        self._asked: set[str] = set()
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        wanted = [k for k in set(keys) if k not in self._asked]
+        if self.db_path is None or not wanted:
+            return
+        self._asked.update(wanted)
+        with dbm.open_db(self.db_path, read_only=True) as con:
+            dbm.register_list(con, "wanted_keys", "vec_key", wanted, pa.string())
+            self.update(con.execute("SELECT vec_key, vec_id FROM vectors WHERE vec_key IN "
+                                    "(SELECT vec_key FROM wanted_keys)").fetchall())
 
 
 def _move_symbol(symbol: str, old_path: str, new_path: str) -> str:

@@ -63,6 +63,8 @@ class UpdatePlan:
     estimated_seconds: float | None = None
     files_seen: int = 0
     rehashed: int = 0
+    nodes: dict[str, str] = field(default_factory=dict, repr=False)
+    """The new Merkle directory nodes (not part of the printed plan)."""
 
     @property
     def to_parse(self) -> list[str]:
@@ -73,6 +75,7 @@ class UpdatePlan:
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["nodes"]
         out["moved"] = [list(m) for m in self.moved]
         return out
 
@@ -284,16 +287,17 @@ class Index:
             plan.model_change = f"{state.meta['embedder_backend']} -> {choice.backend}"
         # unreadable files keep their previous entries: never lose data because of a transient error
         old_leaves = {p: r.hash for p, r in state.snapshot.items() if p not in scanned.unreadable}
-        new_nodes = merkle.build_tree(new_leaves)
-        if new_nodes.get("") == state.meta.get("root_hash") and new_leaves.keys() == old_leaves.keys():
-            diff = merkle.TreeDiff([], [], [], [], len(new_leaves))
+        diff = merkle.diff_trees(old_leaves, new_leaves)  # a dict comparison: milliseconds at 100k files
+        if state.nodes and not scanned.unreadable:  # re-hash only the directories above what changed
+            plan.nodes = merkle.update_tree(state.nodes, new_leaves, diff.changed_paths())
         else:
-            diff = merkle.diff_trees(old_leaves, new_leaves, state.nodes or None, new_nodes)
+            plan.nodes = merkle.build_tree(new_leaves)
         plan.added, plan.modified, plan.deleted = diff.added, diff.modified, diff.deleted
         plan.moved, plan.unchanged = diff.moved, diff.unchanged
         languages = {f.path: f.language for f in found.files}
         stats = {f.path: f.stat for f in found.files}
         parsers = {p.name: p for p in manager.parsers()}
+        identities: dict[str, str] = {}  # language -> parser identity (config_hash is not free)
         changed = {*plan.added, *plan.modified, *(new for _, new in plan.moved)}
         for path, row in state.snapshot.items():
             if path not in new_leaves or path in changed:
@@ -301,9 +305,10 @@ class Index:
             if stats[path] != row.stat:
                 plan.stat_only.append(path)
             language = languages[path]
-            parser_name = lang_map.parser_for(language)
-            parser = parsers.get(parser_name or "")
-            expected = parser_identity(parser, language) if parser else ""
+            if language not in identities:
+                parser = parsers.get(lang_map.parser_for(language) or "")
+                identities[language] = parser_identity(parser, language) if parser else ""
+            expected = identities[language]
             if row.language != language or (row.skip_reason is None and row.parser_id != expected) \
                     or (row.skip_reason or "").startswith("parser-unavailable"):
                 plan.reparse.append(path)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -51,6 +51,14 @@ def join_embed_text(head: str, text: str) -> str:
     return head[1:] if head.startswith(FULL_TEXT_MARK) else head + text
 
 
+class KnownKeyLookup(Protocol):
+    """Stored vector keys: a mapping that may fill itself (``prefetch``) before it is asked."""
+
+    def __contains__(self, key: object) -> bool: ...
+    def __getitem__(self, key: str) -> int: ...
+    def prefetch(self, keys: Iterable[str]) -> None: ...
+
+
 @dataclass(slots=True)
 class _Pending:
     key: str
@@ -62,7 +70,7 @@ class Pipeline:
     """One run's parse → embed → write over an executor. Construct, then ``run``."""
 
     def __init__(self, *, root: Path, executor: Executor, ctx: EmbedContext, staging: Path,
-                 segments: SegmentWriter, known_keys: dict[str, int], next_chunk_id: int, next_vec_id: int,
+                 segments: SegmentWriter, known_keys: KnownKeyLookup, next_chunk_id: int, next_vec_id: int,
                  parse_batch_files: int, max_in_flight: int, progress: ProgressCallback,
                  read_file: Callable[[str], bytes] | None = None) -> None:
         self.root = root
@@ -108,10 +116,11 @@ class Pipeline:
             heads = rows.column("embed_head").to_pylist()
             texts = rows.column("text").to_pylist()
             n_tokens = rows.column("n_tokens").to_pylist()
-            vec_ids = []
-            for head, text, ntok in zip(heads, texts, n_tokens, strict=True):
-                embed_text = join_embed_text(head, text)
-                vec_ids.append(self._vec_id_for(vector_key(self.ctx.key_prefix, embed_text), embed_text, ntok))
+            embed_texts = [join_embed_text(head, text) for head, text in zip(heads, texts, strict=True)]
+            keys = [vector_key(self.ctx.key_prefix, t) for t in embed_texts]
+            self.known.prefetch(keys)
+            vec_ids = [self._vec_id_for(key, text, ntok) for key, text, ntok in zip(keys, embed_texts, n_tokens,
+                                                                                     strict=True)]
             chunk_ids = pa.array(np.arange(first, first + n, dtype=np.int64))
             rows = rows.set_column(rows.schema.get_field_index("chunk_id"), "chunk_id", chunk_ids)
             rows = rows.set_column(rows.schema.get_field_index("vec_id"), "vec_id",

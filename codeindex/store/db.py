@@ -32,7 +32,7 @@ blocks write ~10x less at the same BM25 latency and ~10% larger file (benchmarks
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked", "being used by another")
 
 
-def duckdb_config(path: Path, **extra: str) -> dict[str, str]:
+def duckdb_config(path: Path, **extra: str) -> dict[str, str | bool | int | float | list[str]]:
     """Settings for every connection: two threads, and a memory cap with spilling to a temp directory
     beside the database, so a bulk commit of millions of postings stays flat in memory instead of
     taking DuckDB's default of 80% of RAM."""
