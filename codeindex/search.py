@@ -78,8 +78,13 @@ class Searcher:
     # ------------------------------------------------------------------ vector side
 
     def _load_segments(self, files: Sequence[str]) -> list[Any]:
+        import faiss
+
         from codeindex.store.segments import read_segment
 
+        # One query at a time gains nothing from OpenMP threads, and their spin-waiting costs 2-3x on a
+        # busy machine (measured: 6.0 -> 2.5 ms per 65k-vector HNSW segment).
+        faiss.omp_set_num_threads(1)
         wanted = set(files)
         for name in list(self._segments):
             if name not in wanted:
