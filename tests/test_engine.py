@@ -191,13 +191,18 @@ def test_interrupt_leaves_the_previous_state(tmp_path: Path, cli, sig: int) -> N
     _many_files(root, 20)
     assert cli("-q", "rebuild", str(root), "--embedder", "hashing", "--scheduler", "sync").returncode == 0
     before = _chunk_state(root / ".codeindex")
-    _many_files(root, 1500)  # enough work to interrupt in the middle of the pipeline
+    _many_files(root, 300)
+    # The writer pauses between two batches of the pipeline (after chunks were staged), so the signal
+    # lands mid-pipeline however fast this machine is.
     proc = subprocess.Popen([sys.executable, "-m", "codeindex.cli", "update", str(root), "--scheduler", "sync"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "CODEINDEX_PAUSE_AT": "between-files:30",
+                                 "CODEINDEX_ENGINE__PARSE_BATCH_FILES": "8"})
     staging = root / ".codeindex" / "staging"
     deadline = time.monotonic() + 60
     while not (staging.exists() and any(staging.glob("*/chunks-*"))) and time.monotonic() < deadline:
         time.sleep(0.02)
+    time.sleep(0.5)
     assert proc.poll() is None, "the update finished before it could be interrupted"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
@@ -207,7 +212,7 @@ def test_interrupt_leaves_the_previous_state(tmp_path: Path, cli, sig: int) -> N
     assert not list((root / ".codeindex").glob("staging/*"))
     done = cli("update", str(root), "--json", "--scheduler", "sync")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["files_added"] == 1480
+    assert json.loads(done.stdout)["files_added"] == 280
 
 
 BOOM = '''
