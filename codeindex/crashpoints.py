@@ -26,6 +26,9 @@ place but the old database's WAL not yet removed; ``after-db-commit``: COMMIT do
 closed (the commit may be only in the WAL)."""
 
 
+_paused: set[str] = set()
+
+
 def hit(name: str) -> None:
     """Kill or pause the process here if the environment asks for this point."""
     if os.environ.get("CODEINDEX_CRASH_AT") == name:
@@ -33,5 +36,10 @@ def hit(name: str) -> None:
     pause = os.environ.get("CODEINDEX_PAUSE_AT")
     if pause:
         point, _, seconds = pause.partition(":")
-        if point == name:
+        if point == name and name not in _paused:
+            _paused.add(name)  # once per process: a test knows exactly where the writer waits
+            marker = os.environ.get("CODEINDEX_PAUSE_MARKER")
+            if marker:
+                with open(marker, "w") as fh:
+                    fh.write(str(os.getpid()))
             time.sleep(float(seconds or "1"))

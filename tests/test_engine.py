@@ -194,18 +194,24 @@ def test_interrupt_leaves_the_previous_state(tmp_path: Path, cli, sig: int) -> N
     _many_files(root, 300)
     # The writer pauses between two batches of the pipeline (after chunks were staged), so the signal
     # lands mid-pipeline however fast this machine is.
+    marker = tmp_path / "paused"
     proc = subprocess.Popen([sys.executable, "-m", "codeindex.cli", "update", str(root), "--scheduler", "sync"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "CODEINDEX_PAUSE_AT": "between-files:30",
+                                 "CODEINDEX_PAUSE_MARKER": str(marker),
                                  "CODEINDEX_ENGINE__PARSE_BATCH_FILES": "8"})
-    staging = root / ".codeindex" / "staging"
-    deadline = time.monotonic() + 60
-    while not (staging.exists() and any(staging.glob("*/chunks-*"))) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.5)
-    assert proc.poll() is None, "the update finished before it could be interrupted"
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert marker.exists() and proc.poll() is None, "the writer never reached the pause point"
+        assert any((root / ".codeindex" / "staging").glob("*/chunks-*")), "nothing staged yet: not mid-pipeline"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "previous state" in err and "Traceback" not in err
     assert _chunk_state(root / ".codeindex") == before
