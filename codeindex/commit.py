@@ -71,6 +71,8 @@ class Committer:
         self.progress = progress
         self.config = index.config
         self.files = {f.path: f for f in found.files}
+        self.committed = False
+        """True once the new state is the committed one: from then on this run's segments are live."""
 
     # ------------------------------------------------------------------ orchestration
 
@@ -115,7 +117,8 @@ class Committer:
             self.progress(ProgressEvent("commit"))
             report = self._commit(result, segments, executor.name)
         except BaseException:
-            writer.abort()
+            if not self.committed:  # after the commit point the new segments are live: never delete them
+                writer.abort()
             raise
         finally:
             executor.close()
@@ -210,6 +213,7 @@ class Committer:
                 os.fsync(fh.fileno())
             self._fold_old_wal()
             os.replace(target, self.index.db_path)
+            self.committed = True
             crashpoints.hit("after-swap")
             self.index.db_path.with_name(dbm.DB_NAME + ".wal").unlink(missing_ok=True)
         else:
@@ -302,6 +306,7 @@ class Committer:
         self._write_run(con, report)
         crashpoints.hit("before-db-commit")
         con.execute("COMMIT")
+        self.committed = not fresh  # a rebuild's fresh database becomes the committed state at the swap
         crashpoints.hit("after-db-commit")  # committed, maybe only in the WAL: the connection is still open
 
     def _write_merkle_nodes(self, con: duckdb.DuckDBPyConnection, nodes: dict[str, str], *, fresh: bool) -> None:
