@@ -183,6 +183,12 @@ def test_killing_a_worker_mid_run_still_completes(tcp_cluster, tmp_path: Path) -
 # ---------------------------------------------------------------------------------------------- failures
 
 
+def _default_sigint() -> None:
+    """A test runner started in the background inherits SIGINT as *ignored* (shells do that for `cmd &`),
+    and Python then installs no KeyboardInterrupt handler: give the child the default, as a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_leaves_the_previous_state(tmp_path: Path, cli, sig: int) -> None:
@@ -199,7 +205,8 @@ def test_interrupt_leaves_the_previous_state(tmp_path: Path, cli, sig: int) -> N
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "CODEINDEX_PAUSE_AT": "between-files:30",
                                  "CODEINDEX_PAUSE_MARKER": str(marker),
-                                 "CODEINDEX_ENGINE__PARSE_BATCH_FILES": "8"})
+                                 "CODEINDEX_ENGINE__PARSE_BATCH_FILES": "8"},
+                            preexec_fn=_default_sigint)
     try:
         deadline = time.monotonic() + 60
         while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
