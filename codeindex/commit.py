@@ -111,6 +111,8 @@ class Committer:
                                 parse_batch_files=self.config["engine.parse_batch_files"],
                                 max_in_flight=self.config["engine.max_in_flight"], progress=self.progress)
             result = pipeline.run(items, carried)
+            del pipeline, known, carried  # the run's key maps and queues are not needed to commit
+            executor.close()  # workers hold hundreds of MB: release them before the ANN build and the commit
             crashpoints.hit("after-pipeline")
             segments = writer.finish()
             crashpoints.hit("after-segments")

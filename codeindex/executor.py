@@ -93,6 +93,7 @@ class DaskExecutor:
         from distributed import Client, LocalCluster
 
         _quiet_distributed()
+        self._closed = False
         self._cluster: Any = None
         if address is None:
             self.name = "local"
@@ -152,6 +153,10 @@ class DaskExecutor:
         return set(result.done), set(result.not_done)
 
     def close(self) -> None:
+        """Shut the client (and a cluster we started) down; safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self.client.close()
         finally:
