@@ -134,11 +134,14 @@ def _git_info_exclude(root: Path) -> Path | None:
 
 
 def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_bytes: int,
-             exclude: Collection[str] = (".codeindex",)) -> Discovery:
+             exclude: Collection[str] = (".codeindex",),
+             on_files: Callable[[list[SourceFile]], None] | None = None) -> Discovery:
     """Walk ``root`` and return the files to index, sorted by POSIX relative path.
 
     ``language_of(relpath)`` names a file's language, or returns None for files not to index.
     ``exclude`` lists root-relative paths skipped silently (the index's own directory).
+    ``on_files`` receives each directory's files as soon as they are found (in walk order), so a
+    caller can start reading them while the walk goes on (see ``scan.OverlappedScan``).
     """
     root_str = os.path.realpath(root)
     if not os.path.isdir(root_str):
@@ -175,6 +178,7 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
                 if rules.rules:
                     layers = (*layers, Layer(rel, rules))
         prefix = rel + "/" if rel else ""
+        first_new = len(files)
 
         for entry in entries:
             name = entry.name
@@ -233,6 +237,8 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
                 continue
             files.append(SourceFile(child, language,
                                     FileStat(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)))
+        if on_files is not None and len(files) > first_new:
+            on_files(files[first_new:])
 
     files.sort(key=lambda f: f.path)
     return result

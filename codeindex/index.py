@@ -19,14 +19,14 @@ from typing import Any
 
 from codeindex import merkle
 from codeindex.config import Config, load_config
-from codeindex.discovery import Discovery, discover
+from codeindex.discovery import Discovery
 from codeindex.embedding_choice import EmbedderChoice, choose_embedder
 from codeindex.errors import NotIndexedError, UsageError
 from codeindex.languages import LanguageMap, parser_identity
 from codeindex.models import FileStat
 from codeindex.plugins import get_plugin_manager
 from codeindex.progress import ProgressCallback, ProgressEvent, no_progress
-from codeindex.scan import SnapshotEntry, scan
+from codeindex.scan import SnapshotEntry, discover_and_scan
 from codeindex.store import db as dbm
 from codeindex.store.lock import writer_lock
 
@@ -268,14 +268,14 @@ class Index:
         manager = get_plugin_manager()
         lang_map = LanguageMap.from_parsers(manager.parsers())
         exclude = {self.index_dir.name} if self.index_dir.parent == self.root else set()
-        progress(ProgressEvent("discover"))
-        found = discover(self.root, lang_map.language_of, max_file_bytes=self.config["discovery.max_file_bytes"],
-                         exclude=exclude or {INDEX_DIR_NAME})
-        progress(ProgressEvent("discover", done=len(found.files), total=len(found.files)))
         snapshot = {p: SnapshotEntry(r.stat, r.hash) for p, r in state.snapshot.items()}
         snapshot_time = int(state.meta.get("snapshot_time_ns", "0"))
-        progress(ProgressEvent("hash", total=len(found.files)))
-        scanned = scan(self.root, found.files, snapshot, snapshot_time)
+        progress(ProgressEvent("discover"))
+        # the walk and the hashing of what it finds overlap: see scan.OverlappedScan
+        found, scanned = discover_and_scan(self.root, lang_map.language_of, snapshot, snapshot_time,
+                                           max_file_bytes=self.config["discovery.max_file_bytes"],
+                                           exclude=exclude or {INDEX_DIR_NAME})
+        progress(ProgressEvent("discover", done=len(found.files), total=len(found.files)))
         progress(ProgressEvent("hash", done=len(scanned.rehashed), total=len(found.files)))
         new_leaves = scanned.hashes
         plan = UpdatePlan(files_seen=len(found.files), skipped=dict(found.skipped),

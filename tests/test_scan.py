@@ -11,10 +11,21 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from codeindex import scan as scan_mod
 from codeindex.discovery import discover
 from codeindex.merkle import build_tree, diff_trees, leaf_hash
 from codeindex.models import FileStat
-from codeindex.scan import RACY_WINDOW_NS, SnapshotEntry, choose_threads, needs_hash, scan
+from codeindex.scan import (
+    OVERLAP_BATCH,
+    RACY_WINDOW_NS,
+    OverlappedScan,
+    SnapshotEntry,
+    choose_threads,
+    discover_and_scan,
+    needs_hash,
+    read_file,
+    scan,
+)
 
 STAT = FileStat(size=4, mtime_ns=10_000_000_000, inode=7, ctime_ns=10_000_000_000)
 
@@ -24,11 +35,10 @@ def text(path: str) -> str:
 
 
 def snapshot_of(root: Path, previous: dict[str, SnapshotEntry], previous_time: int,
-                threads: int | None = None) -> tuple[dict[str, SnapshotEntry], int, list[str]]:
-    """One detector pass, the way the engine runs it: clock first, then walk, then hash."""
+                ) -> tuple[dict[str, SnapshotEntry], int, list[str]]:
+    """One detector pass, the way the engine runs it: clock first, then walk and hash (overlapped)."""
     started = time.time_ns()
-    found = discover(root, text, max_file_bytes=1 << 20)
-    result = scan(root, found.files, previous, previous_time, threads=threads)
+    found, result = discover_and_scan(root, text, previous, previous_time, max_file_bytes=1 << 20)
     entries = {f.path: SnapshotEntry(f.stat, result.hashes[f.path])
                for f in found.files if f.path in result.hashes}
     return entries, started, result.rehashed
@@ -163,3 +173,70 @@ def test_detector_matches_ground_truth(rounds: list[list[tuple[Any, ...]]]) -> N
             assert all(before[o] == world.truth[n] for o, n in diff.moved)
             assert set(rehashed) >= changed  # never trust a stat for changed content
             snap, taken = new, new_taken
+
+
+def _many_files(root: Path, n: int) -> None:
+    for i in range(n):
+        d = root / f"d{i % 7}" / f"e{i % 3}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}.py").write_text(f"content {i}\n" * (i % 5 + 1))
+
+
+def test_overlapped_scan_matches_serial_scan_and_uses_the_thread(tmp_path: Path,
+                                                                 monkeypatch: Any) -> None:
+    _many_files(tmp_path, 3 * OVERLAP_BATCH + 5)
+    (tmp_path / "locked.py").write_text("x")
+    os.chmod(tmp_path / "locked.py", 0)
+    started: list[str] = []
+    real_start = scan_mod.threading.Thread.start
+
+    def spy_start(self: Any) -> None:
+        started.append(self.name)
+        real_start(self)
+
+    monkeypatch.setattr(scan_mod.threading.Thread, "start", spy_start)
+    found = discover(tmp_path, text, max_file_bytes=1 << 20)
+    serial = scan(tmp_path, found.files, {}, 0, threads=1)
+    found2, overlapped = discover_and_scan(tmp_path, text, {}, 0, max_file_bytes=1 << 20)
+    assert started == ["codeindex-hash"]
+    assert found2.files == found.files
+    assert overlapped.hashes == serial.hashes
+    assert overlapped.rehashed == serial.rehashed == sorted(serial.rehashed)
+    assert overlapped.unreadable == serial.unreadable
+    if os.geteuid() != 0:  # root reads anything
+        assert overlapped.unreadable == {"locked.py": "permission denied"}
+
+
+def test_overlapped_scan_keeps_small_updates_on_the_calling_thread(tmp_path: Path, monkeypatch: Any) -> None:
+    _many_files(tmp_path, 2 * OVERLAP_BATCH)
+    snap, taken, _ = snapshot_of(tmp_path, {}, 0)
+    later = taken + RACY_WINDOW_NS + 1
+    (tmp_path / "d0" / "e0" / "f0.py").write_text("edited, another size")
+    monkeypatch.setattr(scan_mod.threading.Thread, "start",
+                        lambda self: (_ for _ in ()).throw(AssertionError("a thread started")))
+    _, result = discover_and_scan(tmp_path, text, snap, later, max_file_bytes=1 << 20)
+    assert result.rehashed == ["d0/e0/f0.py"]
+    assert result.hashes["d0/e0/f0.py"] == leaf_hash(b"edited, another size")
+
+
+def test_overlapped_scan_stops_its_thread_when_the_walk_fails(tmp_path: Path) -> None:
+    _many_files(tmp_path, 2 * OVERLAP_BATCH)
+    found = discover(tmp_path, text, max_file_bytes=1 << 20)
+    with_thread = OverlappedScan(tmp_path, {}, 0)
+    try:
+        with with_thread:
+            with_thread.feed(found.files)
+            raise RuntimeError("walk failed")
+    except RuntimeError:
+        pass
+    assert with_thread._thread is None  # joined, not left running
+
+
+def test_read_file_reads_past_a_stale_size(tmp_path: Path) -> None:
+    p = tmp_path / "grew.txt"
+    p.write_bytes(b"x" * 5000)
+    assert read_file(str(p), 10) == b"x" * 5000  # grew since its stat
+    assert read_file(str(p), 9000) == b"x" * 5000  # shrank since its stat
+    assert read_file(str(p), 5000) == b"x" * 5000
+    (tmp_path / "empty").write_bytes(b"")
+    assert read_file(str(tmp_path / "empty"), 0) == b""
