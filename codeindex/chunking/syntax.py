@@ -65,7 +65,7 @@ class LanguageRules:
     """Node type → special name function (e.g. Go methods named ``Recv.method``)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Unit:
     node: Any
     kind: str
