@@ -2,8 +2,8 @@
 
     python -m benchmarks.parse_throughput --corpus /work/corpora/medium [--max-tokens 256] [--counter fast]
 
-Files are assigned languages and parsers the way ``Index.update`` does (``LanguageMap`` over the
-plugin manager's parsers, discovery's size limit), read into ``ParseItem``s outside the timing, and
+Files are found and assigned languages and parsers the way ``Index.update`` does (``discover`` with
+a ``LanguageMap`` over the plugin manager's parsers), read into ``ParseItem``s outside the timing, and
 handed to ``codeindex.tasks.parse_batch`` in batches of ``engine.parse_batch_files``: plugin lookup,
 parser identity, binary sniffing, tree-sitter, splitting, exact token counts with the embedder
 backend's own counter (caches cold at the start, as in a fresh worker), and the lexical postings.
@@ -40,27 +40,24 @@ def _percentile(sorted_values: Sequence[int], q: float) -> int:
 
 
 def _load(corpus: Path) -> list[Any]:
-    """``ParseItem``s for every file of ``corpus`` the indexer would parse."""
+    """``ParseItem``s for the files of ``corpus`` the indexer would parse: discovery's walk (ignore
+    files, default excludes, size limit, languages from the parser plugins), read outside the timing."""
     import blake3
 
     from codeindex.config import BY_NAME
+    from codeindex.discovery import discover
     from codeindex.languages import LanguageMap
     from codeindex.plugins import get_plugin_manager
     from codeindex.tasks import ParseItem
 
     lang_map = LanguageMap.from_parsers(get_plugin_manager().parsers())
-    max_bytes = BY_NAME["discovery.max_file_bytes"].default
+    found = discover(corpus, lang_map.language_of, max_file_bytes=BY_NAME["discovery.max_file_bytes"].default)
     items = []
-    for path in sorted(corpus.rglob("*")):
-        if not path.is_file() or path.stat().st_size > max_bytes:
-            continue
-        rel = path.relative_to(corpus).as_posix()
-        language = lang_map.language_of(rel)
-        parser = lang_map.parser_for(language) if language else None
-        if language is None or parser is None:
-            continue
-        data = path.read_bytes()
-        items.append(ParseItem(rel, language, parser, blake3.blake3(data).hexdigest(), data))
+    for source in found.files:
+        parser = lang_map.parser_for(source.language)
+        if parser is not None:
+            data = (corpus / source.path).read_bytes()
+            items.append(ParseItem(source.path, source.language, parser, blake3.blake3(data).hexdigest(), data))
     return items
 
 
