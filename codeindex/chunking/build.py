@@ -43,7 +43,8 @@ def build_chunks(pieces: Sequence[Piece], lines: SourceLines, path: str, languag
             span = lines.trim(piece.first, piece.last)
             if span is None:
                 continue
-            piece = replace(piece, first=span[0], last=span[1])
+            if span != (piece.first, piece.last):  # most pieces have no blank edges: no copy
+                piece = replace(piece, first=span[0], last=span[1])
         pending.append(piece)
 
     done: list[tuple[Piece, Chunk]] = []

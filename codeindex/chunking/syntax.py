@@ -65,7 +65,7 @@ class LanguageRules:
     """Node type → special name function (e.g. Go methods named ``Recv.method``)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Unit:
     node: Any
     kind: str
@@ -117,6 +117,8 @@ _SEPARATORS = re.compile(r"::|:|\\")
 
 def _clean_name(name: str) -> str:
     """One line, no generic arguments, ``.`` as separator: ``Ring<T>`` → ``Ring``, ``A::b`` → ``A.b``."""
+    if name.isidentifier():  # the common case, which none of the rewrites below touch
+        return name[:80]
     name = _SPACES.sub(" ", name).strip()
     for _ in range(4):
         name = _GENERIC_ARGS.sub("", name)
@@ -124,8 +126,32 @@ def _clean_name(name: str) -> str:
     return name[:80]
 
 
+class _Cluster:
+    """Children of one node that share lines (``start..end``), and what ``region`` asks of them.
+
+    Filled while the children are walked once: the attached-only flag, the one main node (a named
+    child that is not a comment or attribute) and, computed on demand and kept, the unit it makes.
+    """
+
+    __slots__ = ("end", "main", "n_main", "nodes", "only_attached", "start", "unit", "unit_known")
+
+    def __init__(self, node: Any, start: int, end: int, attached: bool, main: bool) -> None:
+        self.nodes = [node]
+        self.start = start
+        self.end = end
+        self.only_attached = attached
+        self.main = node if main else None
+        self.n_main = 1 if main else 0
+        self.unit: Unit | None = None
+        self.unit_known = False
+
+
 class Splitter:
-    """Splits one parsed file. Holds per-file state; create one per ``chunk`` call."""
+    """Splits one parsed file. Holds per-file state; create one per ``chunk`` call.
+
+    It runs over every node it descends into, so the hot paths read node attributes once each and
+    keep per-cluster facts instead of recomputing them (see ``_Cluster``).
+    """
 
     def __init__(self, rules: LanguageRules, lines: SourceLines, limit: int) -> None:
         self.rules = rules
@@ -135,19 +161,20 @@ class Splitter:
     # ------------------------------------------------------------------ classification
     def unit_of(self, node: Any) -> Unit | None:
         rules = self.rules
-        kind = rules.units.get(node.type)
-        if kind is not None and node.type.endswith("_specifier") and node.child_by_field_name("body") is None:
+        typ = node.type
+        kind = rules.units.get(typ)
+        if kind is not None and typ.endswith("_specifier") and node.child_by_field_name("body") is None:
             kind = None  # C `struct point *p = ...` uses a type; only a definition with a body is a unit
         if kind is not None:
-            namer = rules.namers.get(node.type, default_name)
-            name = namer(node, self.lines.data) or default_name(node, self.lines.data) or node.type
+            namer = rules.namers.get(typ, default_name)
+            name = namer(node, self.lines.data) or default_name(node, self.lines.data) or typ
             return Unit(node, kind, _clean_name(name))
-        if node.type in rules.wrappers:
+        if typ in rules.wrappers:
             for child in node.named_children:
                 inner = self.unit_of(child)
                 if inner is not None:
                     return Unit(node, inner.kind, inner.name)
-        if node.type in rules.declarations:
+        if typ in rules.declarations:
             for child in node.named_children:
                 value = child.child_by_field_name("value")
                 name = child.child_by_field_name("name")
@@ -159,11 +186,12 @@ class Splitter:
     def _attached(self, node: Any) -> bool:
         return "comment" in node.type or node.type in self.rules.attached
 
-    def _cluster_unit(self, nodes: Sequence[Any]) -> Unit | None:
-        main = [n for n in nodes if getattr(n, "is_named", True) and not self._attached(n)]
-        if len(main) != 1:
-            return None
-        return self.unit_of(main[0])
+    def _cluster_unit(self, cluster: _Cluster) -> Unit | None:
+        """The unit a cluster holds: its one main node's, if it has exactly one and that is a unit."""
+        if not cluster.unit_known:
+            cluster.unit = self.unit_of(cluster.main) if cluster.n_main == 1 else None
+            cluster.unit_known = True
+        return cluster.unit
 
     # ------------------------------------------------------------------ splitting
     def split(self, root: Any) -> list[Piece]:
@@ -179,15 +207,22 @@ class Splitter:
         if not clusters:
             return self._windows(first, last, scope)
         pieces: list[Piece] = []
-        for i, (nodes, _start, _end) in enumerate(clusters):
-            r_first = first if i == 0 else clusters[i][1]
-            r_last = last if i == len(clusters) - 1 else clusters[i + 1][1] - 1
-            pieces.extend(self.region(nodes, r_first, r_last, scope, depth))
-        return merge(pieces, self.lines, self.limit, scope)
+        est = self.lines.est_prefix
+        limit = self.limit
+        n = len(clusters)
+        for i, cluster in enumerate(clusters):
+            r_first = first if i == 0 else cluster.start
+            r_last = last if i == n - 1 else clusters[i + 1].start - 1
+            if est[r_last + 1] - est[r_first] <= limit and self._cluster_unit(cluster) is None:
+                # what ``region`` returns for a small region without a unit, without the call
+                pieces.append(Piece(r_first, r_last, scope.kind, scope.name, scope.context_for(r_first)))
+            else:
+                pieces.extend(self.region(cluster, r_first, r_last, scope, depth))
+        return merge(pieces, self.lines, limit, scope)
 
-    def region(self, nodes: Sequence[Any], first: int, last: int, scope: Scope, depth: int) -> list[Piece]:
+    def region(self, cluster: _Cluster, first: int, last: int, scope: Scope, depth: int) -> list[Piece]:
         est = self.lines.estimate(first, last)
-        unit = self._cluster_unit(nodes)
+        unit = self._cluster_unit(cluster)
         if unit is not None:
             in_class = bool(scope.name) and scope.kind in CLASSLIKE
             kind = "method" if unit.kind == "function" and in_class else unit.kind
@@ -204,7 +239,7 @@ class Splitter:
             return [p if p.solo else _solo(p) for p in parts]
         if est <= self.limit or first == last:
             return [gap_piece(first, last, scope)]
-        biggest = max(nodes, key=lambda n: n.end_point[0] - n.start_point[0])
+        biggest = max(cluster.nodes, key=lambda n: n.end_point[0] - n.start_point[0])
         if biggest.end_point[0] > biggest.start_point[0] and biggest.children:
             return self.split_children(biggest, first, last, scope, depth + 1)
         return self._windows(first, last, scope)
@@ -217,41 +252,54 @@ class Splitter:
                     return self._body_holder(child)
         return node
 
-    def _clusters(self, children: Sequence[Any], first: int, last: int) -> list[tuple[list[Any], int, int]]:
-        """Children grouped so that no two groups share a line: ``(nodes, start_line, end_line)``."""
-        clusters: list[tuple[list[Any], int, int]] = []
+    def _clusters(self, children: Sequence[Any], first: int, last: int) -> list[_Cluster]:
+        """Children grouped so that no two groups share a line, comments joined to what they precede."""
+        attached_types = self.rules.attached
+        clusters: list[_Cluster] = []
+        current: _Cluster | None = None
         for child in children:
-            start, end = child.start_point[0], child.end_point[0]
-            if end > start and child.end_point[1] == 0:
+            start = child.start_point[0]
+            end, end_column = child.end_point
+            if end > start and end_column == 0:
                 end -= 1  # ends at the start of the next line: really ends on the line before
-            start, end = max(start, first), min(end, last)
+            if start < first:
+                start = first
+            if end > last:
+                end = last
             if start > end:
                 continue
-            if clusters and start <= clusters[-1][2]:
-                nodes, c_start, c_end = clusters[-1]
-                nodes.append(child)
-                clusters[-1] = (nodes, c_start, max(c_end, end))
+            typ = child.type
+            attached = "comment" in typ or typ in attached_types
+            main = not attached and getattr(child, "is_named", True)
+            if current is not None and start <= current.end:
+                current.nodes.append(child)
+                if end > current.end:
+                    current.end = end
+                current.only_attached = current.only_attached and attached
+                if main:
+                    current.main = child
+                    current.n_main += 1
             else:
-                clusters.append(([child], start, end))
+                current = _Cluster(child, start, end, attached, main)
+                clusters.append(current)
         return self._attach_forward(clusters)
 
-    def _attach_forward(self, clusters: list[tuple[list[Any], int, int]]) -> list[tuple[list[Any], int, int]]:
+    def _attach_forward(self, clusters: list[_Cluster]) -> list[_Cluster]:
         """Comments and attributes right above a unit join the unit's cluster."""
-        out: list[tuple[list[Any], int, int]] = []
-        pending: tuple[list[Any], int, int] | None = None
+        out: list[_Cluster] = []
+        pending: _Cluster | None = None
         for cluster in clusters:
-            nodes, start, end = cluster
-            # Checked on the new nodes only: a pending cluster is all attached already. (Re-checking the
-            # merged list made a long run of line comments quadratic.)
-            only_attached = all(self._attached(n) for n in nodes)
+            # A pending cluster is all attached, so joining it changes neither the cluster's main
+            # node nor its unit. (Re-checking the merged list made a long run of comments quadratic.)
             if pending is not None:
-                p_nodes, p_start, p_end = pending
-                if start == p_end + 1 and (only_attached or self._cluster_unit(nodes) is not None):
-                    cluster = (p_nodes + nodes, p_start, end)
+                if cluster.start == pending.end + 1 and (cluster.only_attached
+                                                         or self._cluster_unit(cluster) is not None):
+                    cluster.nodes[:0] = pending.nodes
+                    cluster.start = pending.start
                 else:
                     out.append(pending)
                 pending = None
-            if only_attached:
+            if cluster.only_attached:
                 pending = cluster
             else:
                 out.append(cluster)
@@ -264,6 +312,6 @@ class Splitter:
 
 
 def _solo(piece: Piece) -> Piece:
-    from dataclasses import replace
-
-    return replace(piece, solo=True)
+    """``piece`` marked solo (``dataclasses.replace`` spelled out: it is called for many pieces)."""
+    return Piece(piece.first, piece.last, piece.kind, piece.name, piece.context, piece.units, True,
+                 piece.start_byte, piece.end_byte)

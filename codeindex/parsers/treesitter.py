@@ -8,6 +8,7 @@ process and kept in a module-level cache.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -173,6 +174,15 @@ def _rules_fingerprint(rules: LanguageRules) -> str:
     return json.dumps(data, sort_keys=True)
 
 
+@functools.cache
+def _config_hash(language: str) -> str:
+    """The rules' hash, once per language and process: the parse task asks for it for every file."""
+    rules = RULES.get(language)
+    if rules is None:
+        raise ValueError(f"treesitter parser has no rules for language {language!r}")
+    return hashlib.blake2b(_rules_fingerprint(rules).encode(), digest_size=8).hexdigest()
+
+
 class TreeSitterParser:
     """AST-aware chunker. Stateless, so it pickles cheaply to Dask workers."""
 
@@ -183,10 +193,7 @@ class TreeSitterParser:
         return SPECS
 
     def config_hash(self, language: str) -> str:
-        rules = RULES.get(language)
-        if rules is None:
-            raise ValueError(f"treesitter parser has no rules for language {language!r}")
-        return hashlib.blake2b(_rules_fingerprint(rules).encode(), digest_size=8).hexdigest()
+        return _config_hash(language)
 
     def chunk(self, source: bytes, path: str, language: str, budget: ChunkBudget) -> list[Chunk]:
         rules = RULES.get(language)
