@@ -35,16 +35,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.compute as pc
+import numpy as np
 
 from codeindex.lexical import code_tokens, query_tokens
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pyarrow costs ~0.1 s to import: a search (bm25_search) never needs it
     import duckdb
+    import pyarrow as pa
 
 K1 = 1.2
 """BM25 term-frequency saturation."""
@@ -74,7 +75,6 @@ INSERT INTO lex_stats VALUES ('n_docs', 0), ('total_len', 0), ('unclustered_rows
 _BATCH_VIEW = "_lex_batch"
 _IDS_VIEW = "_lex_ids"
 
-_POSTINGS_SCHEMA = pa.schema([("term", pa.string()), ("chunk_id", pa.int64()), ("tf", pa.int32())])
 
 
 def postings_table(
@@ -85,6 +85,8 @@ def postings_table(
     The indexed document is the chunk text plus its path and symbol, so ``lexical.py`` or a class
     name finds a chunk whose body never spells them. Pure (no database), so it can run on workers.
     """
+    import pyarrow as pa
+
     if not (len(chunk_ids) == len(texts) == len(paths) == len(symbols)):
         raise ValueError("postings_table: chunk_ids, texts, paths and symbols differ in length")
     terms: list[str] = []
@@ -99,7 +101,7 @@ def postings_table(
         lex_lens.append(counts.total())
     table = pa.table(
         [pa.array(terms, pa.string()), pa.array(ids, pa.int64()), pa.array(tfs, pa.int32())],
-        schema=_POSTINGS_SCHEMA,
+        schema=pa.schema([("term", pa.string()), ("chunk_id", pa.int64()), ("tf", pa.int32())]),
     )
     return table, lex_lens
 
@@ -114,6 +116,9 @@ def add_postings(con: duckdb.DuckDBPyConnection, table: pa.Table, lex_lens: Sequ
     Work is proportional to the batch: new terms get fresh ids, known terms get ``df`` bumped, and
     postings go in through Arrow, sorted by term id. ``lex_lens`` has one entry per chunk of the batch.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     was_empty = not con.execute("SELECT 1 FROM postings LIMIT 1").fetchall()
     [(next_id,)] = con.execute("SELECT v FROM lex_stats WHERE k = 'next_term_id'").fetchall()
     con.register(_BATCH_VIEW, table)
@@ -171,6 +176,8 @@ def remove_postings(con: duckdb.DuckDBPyConnection, chunk_ids: Sequence[int] | p
     Call it *before* deleting the ``chunks`` rows: ``n_docs`` and ``total_len`` are decremented from
     the ``chunks`` rows still present (ids without a row change neither).
     """
+    import pyarrow as pa
+
     ids = chunk_ids if isinstance(chunk_ids, pa.Array) else pa.array(list(chunk_ids), pa.int64())
     if len(ids) == 0:
         return
@@ -220,6 +227,33 @@ def cluster_postings(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("UPDATE lex_stats SET v = 0 WHERE k = 'unclustered_rows'")
 
 
+@dataclass(frozen=True, slots=True)
+class ChunkLengths:
+    """``lex_len`` of every chunk, indexed by chunk id (-1 where no chunk has that id).
+
+    What BM25 needs from ``chunks`` besides the postings. A searcher that keeps a connection open loads
+    it once per committed state (``load``, ~10 ms at 100k chunks), so an unfiltered query reads only the
+    postings of its terms instead of joining them with ``chunks`` (measured: 24 -> 8 ms per query).
+    """
+
+    by_id: np.ndarray
+
+    @classmethod
+    def load(cls, con: duckdb.DuckDBPyConnection) -> ChunkLengths:
+        got = con.execute("SELECT chunk_id, lex_len FROM chunks").fetchnumpy()
+        ids = np.asarray(got["chunk_id"], dtype=np.int64)
+        by_id = np.full(int(ids.max()) + 1 if len(ids) else 0, -1, dtype=np.int64)
+        by_id[ids] = np.asarray(got["lex_len"], dtype=np.int64)
+        return cls(by_id)
+
+    def of(self, chunk_ids: np.ndarray) -> np.ndarray:
+        """Lengths of ``chunk_ids``; -1 for ids without a chunk (never the case in a committed state)."""
+        out = np.full(len(chunk_ids), -1, dtype=np.int64)
+        inside = chunk_ids < len(self.by_id)
+        out[inside] = self.by_id[chunk_ids[inside]]
+        return out
+
+
 def bm25_search(
     con: duckdb.DuckDBPyConnection,
     query: str,
@@ -227,6 +261,8 @@ def bm25_search(
     *,
     where_sql: str = "",
     params: Sequence[object] = (),
+    lengths: ChunkLengths | None = None,
+    stats: Mapping[str, float] | None = None,
 ) -> list[tuple[int, float]]:
     """Top-``k`` ``(chunk_id, score)`` by Okapi BM25, best first, ties by ascending chunk id.
 
@@ -235,42 +271,66 @@ def bm25_search(
     ``idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5))`` (never negative). ``N``, ``df`` and the average
     length are over the whole index; ``where_sql`` (a boolean SQL expression over ``chunks`` aliased
     ``c``, with ``?`` placeholders bound to ``params``) only filters which chunks are returned.
+
+    DuckDB fetches the postings of the query's terms; the scoring is numpy (summing and ranking ~40k
+    postings in SQL took 2-3x longer). ``lengths`` and ``stats`` (``lex_stats``), when the caller
+    keeps them for the current state, spare the join with ``chunks`` and a lookup.
     """
     terms = query_tokens(query)
     if not terms or k <= 0:
         return []
-    stats = lex_stats(con)
+    stats = lex_stats(con) if stats is None else stats
     n_docs = stats.get("n_docs", 0.0)
     total_len = stats.get("total_len", 0.0)
     if n_docs <= 0 or total_len <= 0:
         return []
-    avg_len = total_len / n_docs
     placeholders = ", ".join("?" * len(terms))
     found = con.execute(
-        f"SELECT term_id, df FROM lex_terms WHERE term IN ({placeholders}) AND df > 0", terms
+        f"SELECT term_id, df FROM lex_terms WHERE term IN ({placeholders}) AND df > 0 ORDER BY term_id", terms
     ).fetchall()
     if not found:
         return []
-    # Only numbers computed here are inlined (ints and finite floats); caller values stay parameters.
-    # Literal term ids let DuckDB prune row groups by their min/max; DOUBLE casts avoid DECIMAL math.
-    idf_rows = ", ".join(
-        f"({int(term_id)}, CAST({math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))!r} AS DOUBLE))"
-        for term_id, df in found
-    )
+    # Literal term ids (integers from the dictionary) let DuckDB prune row groups by their min/max.
     id_list = ", ".join(str(int(term_id)) for term_id, _ in found)
-    where = f"AND ({where_sql})" if where_sql.strip() else ""
-    sql = f"""
-        WITH q(term_id, idf) AS (VALUES {idf_rows})
-        SELECT p.chunk_id,
-               sum(q.idf * p.tf * CAST({K1 + 1.0!r} AS DOUBLE)
-                   / (p.tf + CAST({K1!r} AS DOUBLE)
-                      * (CAST({1.0 - B!r} AS DOUBLE) + CAST({B / avg_len!r} AS DOUBLE) * c.lex_len))) AS score
-        FROM postings p
-        JOIN q ON q.term_id = p.term_id
-        JOIN chunks c ON c.chunk_id = p.chunk_id
-        WHERE p.term_id IN ({id_list}) {where}
-        GROUP BY p.chunk_id
-        ORDER BY score DESC, p.chunk_id
-        LIMIT {int(k)}
+    if lengths is not None and not where_sql.strip():
+        rows = con.execute(f"SELECT term_id, chunk_id, tf FROM postings WHERE term_id IN ({id_list})").fetchnumpy()
+        chunk_ids = np.asarray(rows["chunk_id"], dtype=np.int64)
+        lex_len = lengths.of(chunk_ids)
+    else:
+        where = f"AND ({where_sql})" if where_sql.strip() else ""
+        rows = con.execute(
+            f"SELECT p.term_id, p.chunk_id, p.tf, c.lex_len FROM postings p JOIN chunks c ON c.chunk_id = p.chunk_id "
+            f"WHERE p.term_id IN ({id_list}) {where}",
+            list(params),
+        ).fetchnumpy()
+        chunk_ids = np.asarray(rows["chunk_id"], dtype=np.int64)
+        lex_len = np.asarray(rows["lex_len"], dtype=np.int64)
+    live = lex_len >= 0
+    return _rank(found, np.asarray(rows["term_id"], dtype=np.int64)[live], chunk_ids[live],
+                 np.asarray(rows["tf"], dtype=np.float64)[live], lex_len[live].astype(np.float64),
+                 n_docs, total_len / n_docs, k)
+
+
+def _rank(found: Sequence[tuple[int, int]], term_ids: np.ndarray, chunk_ids: np.ndarray, tf: np.ndarray,
+          lex_len: np.ndarray, n_docs: float, avg_len: float, k: int) -> list[tuple[int, float]]:
+    """BM25 scores summed per chunk, top ``k`` by (score desc, chunk id asc). Pure numpy.
+
+    Terms are added one at a time in ``found`` order, so a chunk's score does not depend on the order
+    DuckDB returned its postings in (it changes with clustering): results are bit-for-bit repeatable.
     """
-    return [(int(cid), float(score)) for cid, score in con.execute(sql, list(params)).fetchall()]
+    if len(chunk_ids) == 0:
+        return []
+    uniq, slot = np.unique(chunk_ids, return_inverse=True)
+    scores = np.zeros(len(uniq), dtype=np.float64)
+    norm = K1 * (1.0 - B + B * lex_len / avg_len)
+    weight = tf * (K1 + 1.0) / (tf + norm)
+    for term_id, df in found:
+        idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+        mine = term_ids == term_id
+        scores += np.bincount(slot[mine], weights=idf * weight[mine], minlength=len(uniq))
+    cand = np.arange(len(uniq))
+    if len(cand) > k:  # keep everything tied with the k-th score, then order exactly
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        cand = cand[scores >= kth]
+    order = cand[np.lexsort((uniq[cand], -scores[cand]))][:k]
+    return [(int(uniq[i]), float(scores[i])) for i in order]
