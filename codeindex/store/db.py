@@ -76,12 +76,15 @@ def release_readers(path: Path, *, but: Any = None) -> None:
             holder.release()
 
 
-def connect(path: Path, *, read_only: bool, timeout_s: float = 30.0,
-            release: bool = True) -> duckdb.DuckDBPyConnection:
+def connect(path: Path, *, read_only: bool, timeout_s: float = 30.0, release: bool = True,
+            shared: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the database, waiting (with jittered back-off) while another process holds it.
 
     ``release`` closes the read connections this process's searchers keep on the file first (see
     ``release_readers``); only such a searcher, which releases the others itself, passes False.
+    ``shared`` opens with DuckDB's default instance settings and applies ours with ``SET``: a
+    connection kept open then does not make a plain ``duckdb.connect(path, read_only=True)`` elsewhere
+    in the process fail ("different configuration"), it shares the instance.
     """
     if read_only and not path.exists():
         raise NotIndexedError(f"no index at {path.parent}")
@@ -91,7 +94,11 @@ def connect(path: Path, *, read_only: bool, timeout_s: float = 30.0,
     delay = 0.005
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only, config=duckdb_config(path))
+            if not shared:
+                return duckdb.connect(str(path), read_only=read_only, config=duckdb_config(path))
+            con = duckdb.connect(str(path), read_only=read_only)
+            for name, value in duckdb_config(path).items():
+                con.execute(f"SET {name} = '{value}'")  # our own constants, no user input
             return con
         except duckdb.Error as exc:
             if _is_lock_conflict(exc):

@@ -105,7 +105,7 @@ class ReadConnection:
             if self._con is None:
                 # taken before opening: a change between the two is seen as a change at the next use
                 self._stamp = stamp
-                self._con = dbm.connect(self.db_path, read_only=True, release=False)
+                self._con = dbm.connect(self.db_path, read_only=True, release=False, shared=True)
             try:
                 yield self._con, self._stamp
             finally:
