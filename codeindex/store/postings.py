@@ -290,17 +290,20 @@ def bm25_search(
     ).fetchall()
     if not found:
         return []
-    # Literal term ids (integers from the dictionary) let DuckDB prune row groups by their min/max.
-    id_list = ", ".join(str(int(term_id)) for term_id, _ in found)
+    # One equality scan per term, on literal term ids (integers from the dictionary): DuckDB prunes by
+    # min/max to the few blocks holding each term. An ``IN`` list of the same ids scanned 2-3x longer.
+    postings = " UNION ALL ".join(
+        f"SELECT term_id, chunk_id, tf FROM postings WHERE term_id = {int(term_id)}" for term_id, _ in found
+    )
     if lengths is not None and not where_sql.strip():
-        rows = con.execute(f"SELECT term_id, chunk_id, tf FROM postings WHERE term_id IN ({id_list})").fetchnumpy()
+        rows = con.execute(postings).fetchnumpy()
         chunk_ids = np.asarray(rows["chunk_id"], dtype=np.int64)
         lex_len = lengths.of(chunk_ids)
     else:
-        where = f"AND ({where_sql})" if where_sql.strip() else ""
+        where = f"WHERE ({where_sql})" if where_sql.strip() else ""
         rows = con.execute(
-            f"SELECT p.term_id, p.chunk_id, p.tf, c.lex_len FROM postings p JOIN chunks c ON c.chunk_id = p.chunk_id "
-            f"WHERE p.term_id IN ({id_list}) {where}",
+            f"SELECT p.term_id, p.chunk_id, p.tf, c.lex_len FROM ({postings}) p "
+            f"JOIN chunks c ON c.chunk_id = p.chunk_id {where}",
             list(params),
         ).fetchnumpy()
         chunk_ids = np.asarray(rows["chunk_id"], dtype=np.int64)
