@@ -1,8 +1,9 @@
 """DuckDB access: opening with retry, schema checks, snapshot reads and the commit transaction.
 
-A DuckDB file admits one process at a time (even for reads), so nothing here holds a connection for
+A DuckDB file admits one process at a time once a writer wants it, so nothing holds a connection for
 long: a writer opens the database to read its plan inputs, closes it while it parses and embeds, and
-opens it again only for the commit transaction. Readers retry briefly while a commit is in progress.
+opens it again only for the commit transaction. Readers retry briefly while a commit is in progress; a
+searcher's kept read connection (``store/reader.py``) is released when a writer runs or when idle.
 """
 
 from __future__ import annotations
