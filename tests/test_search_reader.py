@@ -159,6 +159,15 @@ def test_update_in_this_process_releases_and_search_sees_it(tree: Path) -> None:
     assert "gen/quokka.py" in _hit_paths(index, "zanzibarquokka", mode="hybrid")
 
 
+def test_rebuild_in_this_process_is_seen_by_a_kept_connection(tree: Path) -> None:
+    index = Index(tree)
+    assert "gen/mod1.py" in _hit_paths(index, "Inventory1")
+    (tree / "gen" / "mod1.py").unlink()
+    Index(tree).rebuild()
+    assert "gen/mod1.py" not in _hit_paths(index, "Inventory1")
+    assert "gen/mod1.py" not in {h.path for h in index.search("Inventory1", k=10, mode="hybrid")}
+
+
 def test_idle_kept_connection_does_not_block_an_update_in_another_process(tree: Path) -> None:
     index = Index(tree)
     before = _hit_paths(index, "zanzibarquokka")

@@ -87,7 +87,8 @@ class ReadConnection:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._stamp: Stamp = ()
         self._last_used = 0.0
-        self._lock = threading.Lock()
+        # re-entrant: a ``db.connect`` of this file from inside a use (same thread) must not deadlock
+        self._lock = threading.RLock()
 
     @property
     def is_open(self) -> bool:
