@@ -171,7 +171,10 @@ def _reap_forever(period_s: float) -> None:
         now = time.monotonic()
         for holder in dbm.held_readers():
             if isinstance(holder, ReadConnection):
-                holder.release_if_idle(now)
+                try:
+                    holder.release_if_idle(now)
+                except Exception:  # a failed close must not kill the reaper (nor surface in a thread)
+                    log.debug("closing an idle connection to %s failed", holder.db_path, exc_info=True)
 
 
 __all__ = ["IDLE_RELEASE_S", "ReadConnection", "database_stamp", "writer_active"]
