@@ -1,14 +1,21 @@
 """The lexical (BM25) index, kept incrementally in DuckDB tables.
 
 DuckDB's ``fts`` extension downloads at run time and cannot update an index in place, so the
-inverted index is three plain tables (see ``POSTINGS_DDL``):
+inverted index is two plain tables (see ``POSTINGS_DDL``):
 
-* ``lex_terms(term, term_id, df)``: the term dictionary. Postings store an integer ``term_id`` instead
-  of the term string, and ``df`` (how many chunks contain the term) is maintained on every add and
-  remove, so a query reads its idf from one small lookup instead of counting postings.
-* ``postings(term_id, chunk_id, tf)``: one row per (term, chunk).
+* ``postings(term_id, chunk_id, tf)``: one row per (term, chunk). ``term_id`` is ``term_key(term)``,
+  a 64-bit hash of the term, so there is no term dictionary to look up, upsert or keep in step.
+  A query hashes its own terms. Two terms colliding would share their postings; at 64 bits and a few
+  million distinct terms that has odds of about one in a million million, and costs ranking noise,
+  never data.
 * ``lex_stats(k, v)``: ``n_docs`` and ``total_len`` (for the average chunk length) and
   ``unclustered_rows`` (see ``cluster_postings``).
+
+A term's ``df`` (how many chunks contain it) is counted from its postings by the query itself, which
+reads those postings anyway. Storing ``df`` meant updating a column of a table with a million
+rows on every edit, and the term dictionary needed a primary-key index: on a 20k-file index the
+two made DuckDB's checkpoint after a one-file update write ~10 MB instead of ~0.7 MB
+(``benchmarks/edit_footprint.py``).
 
 Speed comes from row-group pruning: DuckDB keeps min/max per row group, so when postings are stored
 sorted by ``term_id`` a query ``WHERE term_id IN (...)`` reads only the few row groups holding those
@@ -33,19 +40,17 @@ row and its postings exist.
 
 from __future__ import annotations
 
-import math
+import hashlib
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
+import pyarrow as pa
 
 from codeindex.lexical import code_tokens, query_tokens
 
-if TYPE_CHECKING:  # pyarrow costs ~0.1 s to import: a search (bm25_search) never needs it
+if TYPE_CHECKING:
     import duckdb
-    import pyarrow as pa
 
 K1 = 1.2
 """BM25 term-frequency saturation."""
@@ -53,11 +58,6 @@ B = 0.75
 """BM25 length normalisation strength."""
 
 POSTINGS_DDL = """
-CREATE TABLE IF NOT EXISTS lex_terms (
-    term VARCHAR PRIMARY KEY,
-    term_id BIGINT NOT NULL,
-    df INTEGER NOT NULL
-);
 CREATE TABLE IF NOT EXISTS postings (
     term_id BIGINT NOT NULL,
     chunk_id BIGINT NOT NULL,
@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS lex_stats (
     k VARCHAR PRIMARY KEY,
     v DOUBLE NOT NULL
 );
-INSERT INTO lex_stats VALUES ('n_docs', 0), ('total_len', 0), ('unclustered_rows', 0), ('next_term_id', 0)
+INSERT INTO lex_stats VALUES ('n_docs', 0), ('total_len', 0), ('unclustered_rows', 0)
     ON CONFLICT DO NOTHING;
 """
 """Tables of the lexical index; idempotent. ``chunks(chunk_id, lex_len, ...)`` is the lead's table."""
@@ -75,33 +75,50 @@ INSERT INTO lex_stats VALUES ('n_docs', 0), ('total_len', 0), ('unclustered_rows
 _BATCH_VIEW = "_lex_batch"
 _IDS_VIEW = "_lex_ids"
 
+_POSTINGS_SCHEMA = pa.schema([("term_id", pa.int64()), ("chunk_id", pa.int64()), ("tf", pa.int32())])
+_KEY_CACHE: dict[str, int] = {}
+_KEY_CACHE_MAX = 1 << 20
+
+
+def term_key(term: str) -> int:
+    """The stored id of a term: the first 8 bytes of its blake2b digest as a signed 64-bit integer.
+
+    Stable across processes, machines and versions (part of the storage format). Cached, since a
+    corpus repeats its vocabulary: hashing costs ~0.5 us, a cache hit ~50 ns.
+    """
+    key = _KEY_CACHE.get(term)
+    if key is None:
+        if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
+            _KEY_CACHE.clear()
+        digest = hashlib.blake2b(term.encode("utf-8"), digest_size=8).digest()
+        key = _KEY_CACHE[term] = int.from_bytes(digest, "little", signed=True)
+    return key
 
 
 def postings_table(
     chunk_ids: Sequence[int], texts: Sequence[str], paths: Sequence[str], symbols: Sequence[str]
 ) -> tuple[pa.Table, list[int]]:
-    """Analyse chunks into an Arrow table ``(term, chunk_id, tf)`` and each chunk's ``lex_len``.
+    """Analyse chunks into an Arrow table ``(term_id, chunk_id, tf)`` and each chunk's ``lex_len``.
 
     The indexed document is the chunk text plus its path and symbol, so ``lexical.py`` or a class
     name finds a chunk whose body never spells them. Pure (no database), so it can run on workers.
     """
-    import pyarrow as pa
-
     if not (len(chunk_ids) == len(texts) == len(paths) == len(symbols)):
         raise ValueError("postings_table: chunk_ids, texts, paths and symbols differ in length")
-    terms: list[str] = []
+    keys: list[int] = []
     ids: list[int] = []
     tfs: list[int] = []
     lex_lens: list[int] = []
+    key_of = term_key
     for chunk_id, text, path, symbol in zip(chunk_ids, texts, paths, symbols, strict=True):
         counts = Counter(code_tokens(f"{text}\n{path}\n{symbol}"))
-        terms.extend(counts.keys())
+        keys.extend(map(key_of, counts.keys()))
         tfs.extend(counts.values())
         ids.extend([chunk_id] * len(counts))
         lex_lens.append(counts.total())
     table = pa.table(
-        [pa.array(terms, pa.string()), pa.array(ids, pa.int64()), pa.array(tfs, pa.int32())],
-        schema=pa.schema([("term", pa.string()), ("chunk_id", pa.int64()), ("tf", pa.int32())]),
+        [pa.array(keys, pa.int64()), pa.array(ids, pa.int64()), pa.array(tfs, pa.int32())],
+        schema=_POSTINGS_SCHEMA,
     )
     return table, lex_lens
 
@@ -111,58 +128,19 @@ def _bump(con: duckdb.DuckDBPyConnection, key: str, delta_sql: str, params: Sequ
 
 
 def add_postings(con: duckdb.DuckDBPyConnection, table: pa.Table, lex_lens: Sequence[int]) -> None:
-    """Insert a batch from ``postings_table`` and update ``lex_terms`` and ``lex_stats``.
+    """Insert a batch from ``postings_table`` (sorted by term id) and update ``lex_stats``.
 
-    Work is proportional to the batch: new terms get fresh ids, known terms get ``df`` bumped, and
-    postings go in through Arrow, sorted by term id. ``lex_lens`` has one entry per chunk of the batch.
+    Work is proportional to the batch: an append and three counter bumps. ``lex_lens`` has one entry
+    per chunk of the batch.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     was_empty = not con.execute("SELECT 1 FROM postings LIMIT 1").fetchall()
-    [(next_id,)] = con.execute("SELECT v FROM lex_stats WHERE k = 'next_term_id'").fetchall()
-    con.register(_BATCH_VIEW, table)
-    try:
-        # One upsert through the primary-key index: new terms get fresh ids, known ones a df bump,
-        # and RETURNING hands back every batch term's id without scanning the dictionary. Ids of
-        # conflicting rows are skipped (gaps), hence BIGINT ids and a counter in lex_stats.
-        returned = con.sql(
-            f"""
-            INSERT INTO lex_terms
-            SELECT term, {int(next_id)} + row_number() OVER (ORDER BY term), n
-            FROM (SELECT term, count(*)::INTEGER AS n FROM {_BATCH_VIEW} GROUP BY term)
-            ON CONFLICT (term) DO UPDATE SET df = lex_terms.df + excluded.df
-            RETURNING term, term_id
-            """
-        )
-        if returned is None:  # con.sql returns a relation for any statement with RETURNING
-            raise RuntimeError("lex_terms upsert returned no relation")
-        term_ids = returned.to_arrow_table()
-        batch_terms = pc.unique(table.column("term"))
-        missing = pc.filter(batch_terms, pc.invert(pc.is_in(batch_terms, value_set=term_ids.column("term"))))
-        if len(missing):
-            # DuckDB (2.0) drops some updated rows from RETURNING when the same transaction already
-            # upserted them (a rebuild adds every batch in one transaction); the df bump itself is
-            # applied. Look those few ids up; without this their postings got a NULL term_id.
-            con.register(_IDS_VIEW, pa.table({"term": missing}))
-            try:
-                found = con.sql(f"SELECT term, term_id FROM lex_terms WHERE term IN (SELECT term FROM {_IDS_VIEW})")
-                term_ids = pa.concat_tables([term_ids, found.to_arrow_table().cast(term_ids.schema)])
-            finally:
-                con.unregister(_IDS_VIEW)
-    finally:
-        con.unregister(_BATCH_VIEW)
-    rows = (
-        table.join(term_ids, "term")
-        .select(["term_id", "chunk_id", "tf"])
-        .sort_by([("term_id", "ascending"), ("chunk_id", "ascending")])
-    )
+    rows = table.select(["term_id", "chunk_id", "tf"]).sort_by([("term_id", "ascending"),
+                                                                 ("chunk_id", "ascending")])
     con.register(_BATCH_VIEW, rows)
     try:
         con.execute(f"INSERT INTO postings SELECT term_id, chunk_id, tf FROM {_BATCH_VIEW}")
     finally:
         con.unregister(_BATCH_VIEW)
-    _bump(con, "next_term_id", "?", [len(batch_terms)])  # every id the upsert could have handed out
     _bump(con, "n_docs", "?", [len(lex_lens)])
     _bump(con, "total_len", "?", [int(sum(lex_lens))])
     if not was_empty:
@@ -171,26 +149,18 @@ def add_postings(con: duckdb.DuckDBPyConnection, table: pa.Table, lex_lens: Sequ
 
 
 def remove_postings(con: duckdb.DuckDBPyConnection, chunk_ids: Sequence[int] | pa.Array) -> None:
-    """Delete the postings of ``chunk_ids`` and update ``lex_terms.df`` and ``lex_stats``.
+    """Delete the postings of ``chunk_ids`` and update ``lex_stats``.
 
     Call it *before* deleting the ``chunks`` rows: ``n_docs`` and ``total_len`` are decremented from
-    the ``chunks`` rows still present (ids without a row change neither).
+    the ``chunks`` rows still present (ids without a row change neither). A delete only marks rows in
+    the row groups it touches, so it stays cheap on disk even though a chunk's postings are spread
+    over the whole term-sorted table.
     """
-    import pyarrow as pa
-
     ids = chunk_ids if isinstance(chunk_ids, pa.Array) else pa.array(list(chunk_ids), pa.int64())
     if len(ids) == 0:
         return
     con.register(_IDS_VIEW, pa.table({"chunk_id": ids.cast(pa.int64())}))
     try:
-        con.execute(
-            f"""
-            UPDATE lex_terms SET df = lex_terms.df - d.n
-            FROM (SELECT term_id, count(*)::INTEGER AS n FROM postings
-                  WHERE chunk_id IN (SELECT chunk_id FROM {_IDS_VIEW}) GROUP BY term_id) d
-            WHERE lex_terms.term_id = d.term_id
-            """
-        )
         con.execute(f"DELETE FROM postings WHERE chunk_id IN (SELECT chunk_id FROM {_IDS_VIEW})")
         [(n_gone, len_gone)] = con.execute(
             f"""SELECT count(*), coalesce(sum(lex_len), 0) FROM chunks
@@ -227,33 +197,6 @@ def cluster_postings(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("UPDATE lex_stats SET v = 0 WHERE k = 'unclustered_rows'")
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkLengths:
-    """``lex_len`` of every chunk, indexed by chunk id (-1 where no chunk has that id).
-
-    What BM25 needs from ``chunks`` besides the postings. A searcher that keeps a connection open loads
-    it once per committed state (``load``, ~10 ms at 100k chunks), so an unfiltered query reads only the
-    postings of its terms instead of joining them with ``chunks`` (measured: 24 -> 8 ms per query).
-    """
-
-    by_id: np.ndarray
-
-    @classmethod
-    def load(cls, con: duckdb.DuckDBPyConnection) -> ChunkLengths:
-        got = con.execute("SELECT chunk_id, lex_len FROM chunks").fetchnumpy()
-        ids = np.asarray(got["chunk_id"], dtype=np.int64)
-        by_id = np.full(int(ids.max()) + 1 if len(ids) else 0, -1, dtype=np.int64)
-        by_id[ids] = np.asarray(got["lex_len"], dtype=np.int64)
-        return cls(by_id)
-
-    def of(self, chunk_ids: np.ndarray) -> np.ndarray:
-        """Lengths of ``chunk_ids``; -1 for ids without a chunk (never the case in a committed state)."""
-        out = np.full(len(chunk_ids), -1, dtype=np.int64)
-        inside = chunk_ids < len(self.by_id)
-        out[inside] = self.by_id[chunk_ids[inside]]
-        return out
-
-
 def bm25_search(
     con: duckdb.DuckDBPyConnection,
     query: str,
@@ -261,8 +204,6 @@ def bm25_search(
     *,
     where_sql: str = "",
     params: Sequence[object] = (),
-    lengths: ChunkLengths | None = None,
-    stats: Mapping[str, float] | None = None,
 ) -> list[tuple[int, float]]:
     """Top-``k`` ``(chunk_id, score)`` by Okapi BM25, best first, ties by ascending chunk id.
 
@@ -271,69 +212,35 @@ def bm25_search(
     ``idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5))`` (never negative). ``N``, ``df`` and the average
     length are over the whole index; ``where_sql`` (a boolean SQL expression over ``chunks`` aliased
     ``c``, with ``?`` placeholders bound to ``params``) only filters which chunks are returned.
-
-    DuckDB fetches the postings of the query's terms; the scoring is numpy (summing and ranking ~40k
-    postings in SQL took 2-3x longer). ``lengths`` and ``stats`` (``lex_stats``), when the caller
-    keeps them for the current state, spare the join with ``chunks`` and a lookup.
     """
     terms = query_tokens(query)
     if not terms or k <= 0:
         return []
-    stats = lex_stats(con) if stats is None else stats
+    stats = lex_stats(con)
     n_docs = stats.get("n_docs", 0.0)
     total_len = stats.get("total_len", 0.0)
     if n_docs <= 0 or total_len <= 0:
         return []
-    placeholders = ", ".join("?" * len(terms))
-    found = con.execute(
-        f"SELECT term_id, df FROM lex_terms WHERE term IN ({placeholders}) AND df > 0 ORDER BY term_id", terms
-    ).fetchall()
-    if not found:
-        return []
-    # One equality scan per term, on literal term ids (integers from the dictionary): DuckDB prunes by
-    # min/max to the few blocks holding each term. An ``IN`` list of the same ids scanned 2-3x longer.
-    postings = " UNION ALL ".join(
-        f"SELECT term_id, chunk_id, tf FROM postings WHERE term_id = {int(term_id)}" for term_id, _ in found
-    )
-    if lengths is not None and not where_sql.strip():
-        rows = con.execute(postings).fetchnumpy()
-        chunk_ids = np.asarray(rows["chunk_id"], dtype=np.int64)
-        lex_len = lengths.of(chunk_ids)
-    else:
-        where = f"WHERE ({where_sql})" if where_sql.strip() else ""
-        rows = con.execute(
-            f"SELECT p.term_id, p.chunk_id, p.tf, c.lex_len FROM ({postings}) p "
-            f"JOIN chunks c ON c.chunk_id = p.chunk_id {where}",
-            list(params),
-        ).fetchnumpy()
-        chunk_ids = np.asarray(rows["chunk_id"], dtype=np.int64)
-        lex_len = np.asarray(rows["lex_len"], dtype=np.int64)
-    live = lex_len >= 0
-    return _rank(found, np.asarray(rows["term_id"], dtype=np.int64)[live], chunk_ids[live],
-                 np.asarray(rows["tf"], dtype=np.float64)[live], lex_len[live].astype(np.float64),
-                 n_docs, total_len / n_docs, k)
-
-
-def _rank(found: Sequence[tuple[int, int]], term_ids: np.ndarray, chunk_ids: np.ndarray, tf: np.ndarray,
-          lex_len: np.ndarray, n_docs: float, avg_len: float, k: int) -> list[tuple[int, float]]:
-    """BM25 scores summed per chunk, top ``k`` by (score desc, chunk id asc). Pure numpy.
-
-    Terms are added one at a time in ``found`` order, so a chunk's score does not depend on the order
-    DuckDB returned its postings in (it changes with clustering): results are bit-for-bit repeatable.
+    avg_len = total_len / n_docs
+    # Only numbers computed here are inlined (ints and finite floats); caller values stay parameters.
+    # Literal term ids let DuckDB prune row groups by their min/max; DOUBLE casts avoid DECIMAL math.
+    id_list = ", ".join(str(key) for key in sorted({term_key(t) for t in terms}))
+    where = f"AND ({where_sql})" if where_sql.strip() else ""
+    sql = f"""
+        WITH p AS (SELECT term_id, chunk_id, tf FROM postings WHERE term_id IN ({id_list})),
+        q AS (SELECT term_id,
+                     ln(1.0 + (CAST({n_docs!r} AS DOUBLE) - count(*) + 0.5::DOUBLE) / (count(*) + 0.5::DOUBLE)) AS idf
+              FROM p GROUP BY term_id)
+        SELECT p.chunk_id,
+               sum(q.idf * p.tf * CAST({K1 + 1.0!r} AS DOUBLE)
+                   / (p.tf + CAST({K1!r} AS DOUBLE)
+                      * (CAST({1.0 - B!r} AS DOUBLE) + CAST({B / avg_len!r} AS DOUBLE) * c.lex_len))) AS score
+        FROM p
+        JOIN q ON q.term_id = p.term_id
+        JOIN chunks c ON c.chunk_id = p.chunk_id
+        WHERE TRUE {where}
+        GROUP BY p.chunk_id
+        ORDER BY score DESC, p.chunk_id
+        LIMIT {int(k)}
     """
-    if len(chunk_ids) == 0:
-        return []
-    uniq, slot = np.unique(chunk_ids, return_inverse=True)
-    scores = np.zeros(len(uniq), dtype=np.float64)
-    norm = K1 * (1.0 - B + B * lex_len / avg_len)
-    weight = tf * (K1 + 1.0) / (tf + norm)
-    for term_id, df in found:
-        idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
-        mine = term_ids == term_id
-        scores += np.bincount(slot[mine], weights=idf * weight[mine], minlength=len(uniq))
-    cand = np.arange(len(uniq))
-    if len(cand) > k:  # keep everything tied with the k-th score, then order exactly
-        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
-        cand = cand[scores >= kth]
-    order = cand[np.lexsort((uniq[cand], -scores[cand]))][:k]
-    return [(int(uniq[i]), float(scores[i])) for i in order]
+    return [(int(cid), float(score)) for cid, score in con.execute(sql, list(params)).fetchall()]
