@@ -167,6 +167,11 @@ class Index:
                                      languages=languages, paths=paths, exclude_paths=exclude_paths, kinds=kinds,
                                      symbol=symbol, embedder=embedder)
 
+    def close(self) -> None:
+        """Close the read connection searches keep open (idle ones close by themselves after a moment)."""
+        if self._searcher is not None:
+            self._searcher.close()
+
     def status(self) -> dict[str, Any]:
         """Files, chunks, model, index size, last run; no model runtime is loaded."""
         if not self.exists():

@@ -1,17 +1,21 @@
 """Search: vector (FAISS segments) and lexical (BM25 over postings) results fused by reciprocal rank.
 
 Chunk rows are the authority: a vector id maps to result rows only through ``chunks``, so a
-tombstoned vector or a deleted file can never appear in results. The database is opened read-only
-per query and closed at once, so a writer can commit between two searches; loaded segments are
-cached and reloaded only when the live-segment list changes.
+tombstoned vector or a deleted file can never appear in results.
+
+Per-query cost is kept to the query itself: the read connection stays open between searches
+(``store/reader.py`` says when it is closed so that writers are never blocked for long), and what a
+committed state says independently of the query (meta, live segments, tombstone counts, BM25
+statistics, chunk lengths, the vector -> chunk map) is read once per state, recognised by the
+database file's stamp. Loaded segments are reloaded only when the live-segment list changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +23,11 @@ from codeindex.config import Config
 from codeindex.embedding_choice import settings_from_config
 from codeindex.errors import ModelMismatchError, NotIndexedError, UsageError
 from codeindex.store import db as dbm
+from codeindex.store.postings import ChunkLengths, bm25_search, lex_stats
+from codeindex.store.reader import ReadConnection, Stamp
+
+if TYPE_CHECKING:
+    import duckdb
 
 MODES = ("hybrid", "vector", "lexical")
 
@@ -41,11 +50,83 @@ class SearchResult:
         return asdict(self)
 
 
+@dataclass(slots=True)
+class VectorMap:
+    """Every chunk's vector id, sorted by (vec_id, chunk_id): hits become chunk ids without a query.
+
+    Several chunks may share one vector (identical text is embedded once), so a vector maps to a run
+    of chunk ids. Loaded once per committed state (~8 ms at 100k chunks).
+    """
+
+    vec_ids: np.ndarray
+    chunk_ids: np.ndarray
+
+    @classmethod
+    def load(cls, con: duckdb.DuckDBPyConnection) -> VectorMap:
+        got = con.execute("SELECT vec_id, chunk_id FROM chunks ORDER BY vec_id, chunk_id").fetchnumpy()
+        return cls(np.asarray(got["vec_id"], dtype=np.int64), np.asarray(got["chunk_id"], dtype=np.int64))
+
+    def chunks_of(self, vec_ids: Sequence[int]) -> list[list[int]]:
+        """For each vector id, the ids of the live chunks that carry it (ascending; empty if none)."""
+        wanted = np.asarray(vec_ids, dtype=np.int64)
+        starts = np.searchsorted(self.vec_ids, wanted, side="left")
+        ends = np.searchsorted(self.vec_ids, wanted, side="right")
+        return [self.chunk_ids[a:b].tolist() for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """What one committed state of the index says, independently of any query.
+
+    Read once per state (the database stamp) instead of once per query. The heavier parts (chunk
+    lengths, vector map) load from a state's second query on: a one-shot ``codeindex search`` does
+    better with a join than with loading a whole column.
+    """
+
+    stamp: Stamp
+    meta: dict[str, str]
+    segments: list[tuple[int, str]]
+    dead: dict[int, int]
+    lex_stats: dict[str, float]
+    queries: int = 0
+    lengths: ChunkLengths | None = field(default=None, repr=False)
+    vector_map: VectorMap | None = field(default=None, repr=False)
+
+    @classmethod
+    def read(cls, con: duckdb.DuckDBPyConnection, stamp: Stamp, db_path: Path) -> Snapshot:
+        dbm.check_schema(con, db_path)
+        segments = [(int(n), str(f)) for n, f in
+                    con.execute("SELECT segment, file FROM segments ORDER BY segment").fetchall()]
+        dead = {int(n): int(c) for n, c in
+                con.execute("SELECT segment, count(*) FROM tombstones GROUP BY segment").fetchall()}
+        return cls(stamp, dbm.get_meta(con), segments, dead, lex_stats(con))
+
+    @property
+    def warm(self) -> bool:
+        return self.queries > 1
+
+    def chunk_lengths(self, con: duckdb.DuckDBPyConnection) -> ChunkLengths | None:
+        if self.lengths is None and self.warm:
+            self.lengths = ChunkLengths.load(con)
+        return self.lengths
+
+    def vectors(self, con: duckdb.DuckDBPyConnection) -> VectorMap | None:
+        if self.vector_map is None and self.warm:
+            self.vector_map = VectorMap.load(con)
+        return self.vector_map
+
 
 class Searcher:
-    def __init__(self, index_dir: Path, config: Config) -> None:
+    """Answers searches on one index; keep it (``Index`` does) so that connection and caches are reused.
+
+    ``keep_connection=False`` closes the database after every query (what a one-shot process wants).
+    """
+
+    def __init__(self, index_dir: Path, config: Config, *, keep_connection: bool = True) -> None:
         self.index_dir = index_dir
         self.config = config
+        self._reader = ReadConnection(index_dir / dbm.DB_NAME, keep=keep_connection)
+        self._snapshot: Snapshot | None = None
         self._segments: dict[str, Any] = {}
         self._embedder: Any = None
         self._embedder_key: tuple[str, str] | None = None
@@ -115,7 +196,7 @@ class Searcher:
             self._embedder_key = key
         return np.asarray(self._embedder.embed([query]), dtype=np.float32)
 
-    def _dead_selectors(self, con: Any, segments: Sequence[tuple[int, str]]) -> dict[str, Any]:
+    def _dead_selectors(self, con: duckdb.DuckDBPyConnection, snap: Snapshot) -> dict[str, Any]:
         """Per segment file, a FAISS selector excluding its tombstoned ids (none when it has none).
 
         Searching with the dead excluded keeps ``k`` at what was asked: asking each segment for
@@ -126,10 +207,9 @@ class Searcher:
         """
         import faiss
 
-        counts = dict(con.execute("SELECT segment, count(*) FROM tombstones GROUP BY segment").fetchall())
         out: dict[str, Any] = {}
-        for number, file in segments:
-            n_dead = int(counts.get(number, 0))
+        for number, file in snap.segments:
+            n_dead = snap.dead.get(number, 0)
             if not n_dead:
                 continue
             key = (file, n_dead)
@@ -140,28 +220,27 @@ class Searcher:
                 cached = (key, faiss.IDSelectorNot(batch), batch)  # keep the batch alive: Not borrows it
                 self._selectors[file] = cached
             out[file] = cached[1]
+        live = {f for _, f in snap.segments}
         for file in list(self._selectors):
-            if file not in {f for _, f in segments}:
+            if file not in live:
                 del self._selectors[file]
         return out
 
-    def _vector_candidates(self, con: Any, query: str, meta: dict[str, str], n: int, where: str,
+    def _vector_candidates(self, con: duckdb.DuckDBPyConnection, snap: Snapshot, query: str, n: int, where: str,
                            params: list[Any], embedder: str | None) -> list[tuple[int, float]]:
         import faiss
 
-        segments = [(int(r[0]), str(r[1])) for r in
-                    con.execute("SELECT segment, file FROM segments ORDER BY segment").fetchall()]
-        if not segments:
+        if not snap.segments:
             return []
-        files = [f for _, f in segments]
-        qv = self._query_vector(query, meta, embedder)
+        files = [f for _, f in snap.segments]
+        qv = self._query_vector(query, snap.meta, embedder)
         allowed = None
         if where:  # ids of live chunks only: tombstoned vectors are excluded too
             ids = con.execute(f"SELECT DISTINCT c.vec_id FROM chunks c WHERE {where}", params).fetchnumpy()["vec_id"]
             if len(ids) == 0:
                 return []
             allowed = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
-        not_dead = {} if allowed is not None else self._dead_selectors(con, segments)
+        not_dead = {} if allowed is not None else self._dead_selectors(con, snap)
         hits: list[tuple[float, int]] = []
         for file, index in zip(files, self._load_segments(files), strict=True):
             kk = min(index.ntotal, n)
@@ -177,26 +256,39 @@ class Searcher:
         vec_ids = [i for _, i in hits]
         if not vec_ids:
             return []
-        dbm.register_list(con, "hit_ids", "vec_id", vec_ids)
-        extra = f" AND {where}" if where else ""
-        rows = con.execute(f"SELECT c.chunk_id, c.vec_id FROM chunks c WHERE c.vec_id IN "
-                           f"(SELECT vec_id FROM hit_ids){extra}", params).fetchall()
-        chunks_of: dict[int, list[int]] = {}
-        for chunk_id, vec_id in rows:
-            chunks_of.setdefault(vec_id, []).append(chunk_id)
+        vector_map = None if where else snap.vectors(con)
+        if vector_map is not None:
+            chunk_lists = vector_map.chunks_of(vec_ids)
+        else:
+            extra = f" AND {where}" if where else ""
+            rows = con.execute(f"SELECT c.chunk_id, c.vec_id FROM chunks c WHERE c.vec_id IN "
+                               f"(SELECT unnest(?::BIGINT[])){extra}", [vec_ids, *params]).fetchall()
+            chunks_of: dict[int, list[int]] = {}
+            for chunk_id, vec_id in rows:
+                chunks_of.setdefault(vec_id, []).append(chunk_id)
+            chunk_lists = [sorted(chunks_of.get(v, ())) for v in vec_ids]
         ranked: list[tuple[int, float]] = []
-        for score, vec_id in hits:
-            for chunk_id in sorted(chunks_of.get(vec_id, ())):
-                ranked.append((chunk_id, score))
+        for (score, _), chunk_ids in zip(hits, chunk_lists, strict=True):
+            ranked.extend((chunk_id, score) for chunk_id in chunk_ids)
         return ranked[:n]
 
     # ------------------------------------------------------------------ entry point
+
+    def close(self) -> None:
+        """Close the database connection now (it is also closed when idle, or when a writer runs)."""
+        self._reader.release()
+
+    def _current(self, con: duckdb.DuckDBPyConnection, stamp: Stamp) -> Snapshot:
+        snap = self._snapshot
+        if snap is None or snap.stamp != stamp:
+            snap = self._snapshot = Snapshot.read(con, stamp, self._reader.db_path)
+        snap.queries += 1
+        return snap
 
     def search(self, query: str, *, k: int, mode: str, languages: Sequence[str] = (), paths: Sequence[str] = (),
                exclude_paths: Sequence[str] = (), kinds: Sequence[str] = (), symbol: str | None = None,
                embedder: str | None = None) -> list[SearchResult]:
         from codeindex.lexical import rrf
-        from codeindex.store.postings import bm25_search
 
         if mode not in MODES:
             raise UsageError(f"unknown search mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
@@ -204,20 +296,19 @@ class Searcher:
             raise UsageError("empty query", hint="pass some words or an identifier")
         if k < 1:
             raise UsageError("k must be at least 1")
-        db_path = self.index_dir / dbm.DB_NAME
-        if not db_path.exists():
+        if not self._reader.db_path.exists():
             raise NotIndexedError(f"no index at {self.index_dir}")
         where, params = self._where(languages, paths, exclude_paths, kinds, symbol)
         n = max(50, 5 * k)
-        with dbm.open_db(db_path, read_only=True) as con:
-            dbm.check_schema(con, db_path)
-            meta = dbm.get_meta(con)
+        with self._reader.use() as (con, stamp):
+            snap = self._current(con, stamp)
             vector: list[tuple[int, float]] = []
             lexical: list[tuple[int, float]] = []
             if mode in ("hybrid", "vector"):
-                vector = self._vector_candidates(con, query, meta, n, where, params, embedder)
+                vector = self._vector_candidates(con, snap, query, n, where, params, embedder)
             if mode in ("hybrid", "lexical"):
-                lexical = bm25_search(con, query, n, where_sql=where, params=params)
+                lexical = bm25_search(con, query, n, where_sql=where, params=params,
+                                      lengths=snap.chunk_lengths(con), stats=snap.lex_stats)
             if mode == "vector":
                 ranked = vector[:k]
             elif mode == "lexical":
@@ -229,9 +320,8 @@ class Searcher:
             ids = [c for c, _ in ranked]
             if not ids:
                 return []
-            dbm.register_list(con, "result_ids", "chunk_id", ids)
             rows = con.execute("SELECT chunk_id, path, start_line, end_line, symbol, kind, language, text "
-                               "FROM chunks WHERE chunk_id IN (SELECT chunk_id FROM result_ids)").fetchall()
+                               "FROM chunks WHERE chunk_id IN (SELECT unnest(?::BIGINT[]))", [ids]).fetchall()
         by_id = {r[0]: r for r in rows}
         results = []
         for chunk_id, score in ranked:

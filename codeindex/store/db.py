@@ -1,16 +1,20 @@
 """DuckDB access: opening with retry, schema checks, snapshot reads and the commit transaction.
 
-A DuckDB file admits one process at a time (even for reads), so nothing here holds a connection for
+A DuckDB file admits one process at a time once a writer wants it, so nothing holds a connection for
 long: a writer opens the database to read its plan inputs, closes it while it parses and embeds, and
-opens it again only for the commit transaction. Readers retry briefly while a commit is in progress.
+opens it again only for the commit transaction. Readers retry briefly while a commit is in progress; a
+searcher's kept read connection (``store/reader.py``) is released when a writer runs or when idle.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
+import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,15 +48,58 @@ def _is_lock_conflict(exc: Exception) -> bool:
     return any(marker in str(exc) for marker in _LOCK_MARKERS)
 
 
-def connect(path: Path, *, read_only: bool, timeout_s: float = 30.0) -> duckdb.DuckDBPyConnection:
-    """Open the database, waiting (with jittered back-off) while another process holds it."""
+# Read connections that searchers keep open between queries (``store/reader.py``), weakly: a dropped
+# ``Index`` closes its connection. Any other open of the same file in this process releases them first.
+_readers: weakref.WeakSet[Any] = weakref.WeakSet()
+_readers_lock = threading.Lock()
+
+
+def hold_reader(holder: Any) -> None:
+    """Track ``holder`` (an object with ``db_path`` and ``release()``) as keeping a connection open."""
+    with _readers_lock:
+        _readers.add(holder)
+
+
+def held_readers() -> list[Any]:
+    with _readers_lock:
+        return list(_readers)
+
+
+def release_readers(path: Path, *, but: Any = None) -> None:
+    """Close the connections searchers of this process keep open on ``path`` (except ``but``'s).
+
+    DuckDB refuses a second connection to a file with other settings in the same process, and a kept
+    connection would serve the pre-rebuild file to a new one; so every open goes through here.
+    """
+    target = os.path.abspath(path)
+    for holder in held_readers():
+        if holder is not but and os.path.abspath(holder.db_path) == target:
+            holder.release()
+
+
+def connect(path: Path, *, read_only: bool, timeout_s: float = 30.0, release: bool = True,
+            shared: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the database, waiting (with jittered back-off) while another process holds it.
+
+    ``release`` closes the read connections this process's searchers keep on the file first (see
+    ``release_readers``); only such a searcher, which releases the others itself, passes False.
+    ``shared`` opens with DuckDB's default instance settings and applies ours with ``SET``: a
+    connection kept open then does not make a plain ``duckdb.connect(path, read_only=True)`` elsewhere
+    in the process fail ("different configuration"), it shares the instance.
+    """
     if read_only and not path.exists():
         raise NotIndexedError(f"no index at {path.parent}")
+    if release:
+        release_readers(path)
     deadline = time.monotonic() + timeout_s
     delay = 0.005
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only, config=duckdb_config(path))
+            if not shared:
+                return duckdb.connect(str(path), read_only=read_only, config=duckdb_config(path))
+            con = duckdb.connect(str(path), read_only=read_only)
+            for name, value in duckdb_config(path).items():
+                con.execute(f"SET {name} = '{value}'")  # our own constants, no user input
             return con
         except duckdb.Error as exc:
             if _is_lock_conflict(exc):
@@ -76,6 +123,7 @@ def open_db(path: Path, *, read_only: bool, timeout_s: float = 30.0) -> Iterator
 
 def create_database(path: Path) -> duckdb.DuckDBPyConnection:
     """A read-write connection to a new database file with codeindex's block size (no schema yet)."""
+    release_readers(path)
     return duckdb.connect(str(path), config=duckdb_config(path, default_block_size=str(BLOCK_SIZE)))
 
 
