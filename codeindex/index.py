@@ -26,7 +26,7 @@ from codeindex.languages import LanguageMap, parser_identity
 from codeindex.models import FileStat
 from codeindex.plugins import get_plugin_manager
 from codeindex.progress import ProgressCallback, ProgressEvent, no_progress
-from codeindex.scan import SnapshotEntry, discover_and_scan
+from codeindex.scan import discover_and_scan
 from codeindex.store import db as dbm
 from codeindex.store.lock import writer_lock
 
@@ -273,11 +273,10 @@ class Index:
         manager = get_plugin_manager()
         lang_map = LanguageMap.from_parsers(manager.parsers())
         exclude = {self.index_dir.name} if self.index_dir.parent == self.root else set()
-        snapshot = {p: SnapshotEntry(r.stat, r.hash) for p, r in state.snapshot.items()}
         snapshot_time = int(state.meta.get("snapshot_time_ns", "0"))
         progress(ProgressEvent("discover"))
         # the walk and the hashing of what it finds overlap: see scan.OverlappedScan
-        found, scanned = discover_and_scan(self.root, lang_map.language_of, snapshot, snapshot_time,
+        found, scanned = discover_and_scan(self.root, lang_map.language_of, state.snapshot, snapshot_time,
                                            max_file_bytes=self.config["discovery.max_file_bytes"],
                                            exclude=exclude or {INDEX_DIR_NAME})
         progress(ProgressEvent("discover", done=len(found.files), total=len(found.files)))

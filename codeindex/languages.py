@@ -7,7 +7,6 @@ the ``text`` language; discovery filters binaries by extension and the engine sn
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -36,7 +35,7 @@ class LanguageMap:
 
     def language_of(self, relpath: str) -> str | None:
         """The language for a path, ``text`` for unknown extensions, None if no parser can take it."""
-        name = posixpath.basename(relpath)
+        name = relpath.rpartition("/")[2]  # POSIX relative paths; cheaper than posixpath.basename
         if name in self.by_filename:
             return self.by_filename[name]
         lower = name.lower()

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 import blake3
 
@@ -43,6 +44,16 @@ OVERLAP_BATCH = 64
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
+class StoredFile(Protocol):
+    """What the stat gate reads of a stored file: its stat and content hash (``SnapshotEntry`` or
+    the engine's fuller row)."""
+
+    @property
+    def stat(self) -> FileStat: ...
+    @property
+    def hash(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SnapshotEntry:
     """What the stored snapshot knows about one file."""
@@ -60,7 +71,7 @@ class ScanResult:
     unreadable: dict[str, str] = field(default_factory=dict)
 
 
-def needs_hash(current: FileStat, stored: SnapshotEntry | None, snapshot_time_ns: int) -> bool:
+def needs_hash(current: FileStat, stored: StoredFile | None, snapshot_time_ns: int) -> bool:
     """True when the stored hash cannot be trusted for a file with stat ``current``."""
     if stored is None or stored.stat != current:
         return True
@@ -126,7 +137,7 @@ def choose_threads(n_files: int, total_bytes: int) -> int:
     return min(4, cores // 2)
 
 
-def scan(root: Path, files: Sequence[SourceFile], snapshot: Mapping[str, SnapshotEntry],
+def scan(root: Path, files: Sequence[SourceFile], snapshot: Mapping[str, StoredFile],
          snapshot_time_ns: int, *, threads: int | None = None) -> ScanResult:
     """Hash what changed, reuse the rest. ``threads=None`` applies ``choose_threads``."""
     result = ScanResult()
@@ -173,7 +184,7 @@ class OverlappedScan:
     Use as a context manager: leaving it early (the walk failed) stops the thread.
     """
 
-    def __init__(self, root: Path, snapshot: Mapping[str, SnapshotEntry], snapshot_time_ns: int) -> None:
+    def __init__(self, root: Path, snapshot: Mapping[str, StoredFile], snapshot_time_ns: int) -> None:
         self._root = os.fspath(root)
         self._snapshot = snapshot
         self._snapshot_time_ns = snapshot_time_ns
@@ -248,7 +259,7 @@ class OverlappedScan:
         self._stop()
 
 
-def discover_and_scan(root: Path, language_of: Callable[[str], str | None], snapshot: Mapping[str, SnapshotEntry],
+def discover_and_scan(root: Path, language_of: Callable[[str], str | None], snapshot: Mapping[str, StoredFile],
                       snapshot_time_ns: int, *, max_file_bytes: int,
                       exclude: Collection[str] = (".codeindex",)) -> tuple[Discovery, ScanResult]:
     """``discover`` then ``scan``, with the hashing overlapped with the walk (see ``OverlappedScan``)."""
