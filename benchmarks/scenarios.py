@@ -300,6 +300,7 @@ def search_latency(ctx: Context) -> dict[str, Any]:
         suffix = "" if mode == "hybrid" else f"_{mode}"
         figures[f"p50_ms{suffix}"] = percentile(ms, 0.5)
         figures[f"p95_ms{suffix}"] = percentile(ms, 0.95)
+    index.close()  # the kept read connection would make the cold processes below wait for its idle close
     cold = [codeindex_cli(["search", q, "--root", str(root), "-k", "10", "--json"]).seconds
             for q in queries[:ctx.repeat]]
     add_spread(figures, "cold_cli_s", cold)
