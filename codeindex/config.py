@@ -41,7 +41,8 @@ SETTINGS: tuple[Setting, ...] = (
             "local (a LocalCluster), sync (in-process, for debugging) or tcp://host:port (existing cluster)."),
     Setting("engine.small_update_files", int, 50,
             "Dirty sets smaller than this run in-process without starting a cluster."),
-    Setting("engine.workers", int, 0, "LocalCluster worker processes; 0 = one per core."),
+    Setting("engine.workers", int, 0, "LocalCluster worker processes of one thread each; 0 = one two-thread worker "
+            "per two cores, one embed task per worker at a time."),
     Setting("engine.parse_batch_files", int, 64, "Files per parse task (tasks are coarse: ~2 ms overhead each)."),
     Setting("engine.max_in_flight", int, 4, "Batches in flight per stage; bounds memory on huge trees."),
     Setting("store.segment_max_vectors", int, 65_536,

@@ -1,7 +1,9 @@
 """Graph construction: coarse ``dask.delayed`` tasks with deterministic keys. Builds, never computes.
 
 Keys derive from content hashes (files' blake3, vector keys), so a retried or repeated task is the
-same task. Embed tasks carry ``dask.annotate(resources={"GPU": 1})`` when the cluster has GPU workers.
+same task. Embed tasks carry ``dask.annotate(resources={"GPU": 1})`` when the cluster has GPU workers,
+and ``{"EMBED": 1}`` on a CPU LocalCluster we started (one embed task per worker at a time, see
+``executor.local_cluster_shape``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dask.delayed import Delayed, delayed
 from codeindex.tasks import EmbedContext, ParseItem, embed_texts, parse_batch
 
 GPU_RESOURCE = "GPU"
+EMBED_RESOURCE = "EMBED"
 
 
 def _digest(*parts: str) -> str:
@@ -46,8 +49,10 @@ def parse_task(items: Sequence[ParseItem], ctx: EmbedContext) -> Delayed:
 
 
 def embed_task(vec_keys: Sequence[str], texts: Sequence[str], lengths: Sequence[int], ctx: EmbedContext,
-               *, gpu: bool) -> Delayed:
-    annotation: Any = dask.annotate(resources={GPU_RESOURCE: 1}) if gpu else contextlib.nullcontext()
+               *, gpu: bool, resource: str | None = None) -> Delayed:
+    """``gpu`` annotates with the GPU resource; otherwise ``resource`` (if given) is the one annotated."""
+    wanted = GPU_RESOURCE if gpu else resource
+    annotation: Any = dask.annotate(resources={wanted: 1}) if wanted else contextlib.nullcontext()
     with annotation:
         return delayed(embed_texts, pure=True)(list(texts), list(lengths), ctx,
                                                dask_key_name=embed_key(vec_keys, ctx))

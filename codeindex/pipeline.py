@@ -80,7 +80,7 @@ class Pipeline:
         self.segments = segments
         self.known = known_keys
         self.parse_batch_files = max(1, parse_batch_files)
-        self.max_in_flight = max(1, max_in_flight) * max(1, executor.n_workers)
+        self.max_in_flight = max(1, max_in_flight) * max(1, executor.n_slots)
         self.progress = progress
         self.read_file = read_file or (lambda rel: (root / rel).read_bytes())
         self.result = PipelineResult(next_chunk_id=next_chunk_id, next_vec_id=next_vec_id)

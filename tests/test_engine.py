@@ -63,6 +63,23 @@ def test_gpu_annotation_is_on_the_embed_layer() -> None:
     assert not embed_task(["k"], ["text"], [3], CTX, gpu=False).__dask_graph__().layers[task.key].annotations
 
 
+def test_embed_resource_annotation_and_gpu_precedence() -> None:
+    task = embed_task(["k"], ["text"], [3], CTX, gpu=False, resource="EMBED")
+    assert task.__dask_graph__().layers[task.key].annotations == {"resources": {"EMBED": 1}}
+    task = embed_task(["k"], ["text"], [3], CTX, gpu=True, resource="EMBED")
+    assert task.__dask_graph__().layers[task.key].annotations == {"resources": {"GPU": 1}}
+
+
+def test_local_cluster_shape() -> None:
+    from codeindex.executor import local_cluster_shape
+
+    assert local_cluster_shape(1) == (1, 1)
+    assert local_cluster_shape(2) == (1, 2)
+    assert local_cluster_shape(3) == (1, 2)
+    assert local_cluster_shape(16) == (8, 2)
+    assert local_cluster_shape(16, workers=3) == (3, 1)  # engine.workers: that many one-thread workers
+
+
 # ---------------------------------------------------------------------------------------------- clusters
 
 
@@ -103,6 +120,7 @@ def test_a_resource_no_worker_offers_fails_fast() -> None:
     executor = DaskExecutor(None, n_workers=1)
     try:
         assert not executor.has_gpu
+        assert executor.embed_resource == "EMBED" and executor.resources == [{"EMBED": 1}]
         start = time.monotonic()
         with pytest.raises(UsageError, match="need resources GPU=1 but no worker"):
             executor.submit(embed_task(["k"], ["x"], [3], CTX, gpu=True))
