@@ -6,8 +6,8 @@ repetition warms it):
   (a) bare walk: os.scandir + one stat per file, nothing else: the floor for "did anything change"
   (b) detect, nothing changed: discover + scan against the stored snapshot + diff + Merkle tree update
   (c) detect, one file edited (simulated by a stale stat in the stored snapshot: the corpus is not touched)
-  (d) first full hash: discover + scan with no snapshot, as the engine runs it (hashing overlapped
-      with the walk on one background thread); (d1) the same with walk and hashing one after another
+  (d) first full hash: discover + scan with no snapshot, as the engine runs it (a forked child hashes
+      while the walk goes on, see ``scan.OverlappedScan``); (d1) walk, then hash, in one process
   (e) bare read + blake3 loop over the same files: the floor for (d). Two loops are timed, Python's
       ``open().read()`` (e1) and ``os.open``/``os.read`` (e2, what the engine uses); (e) is the faster
       of the two in each round, so the ratio is never flattered by a slow bound

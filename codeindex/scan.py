@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-import queue
-import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from typing import Protocol
 import blake3
 
 from codeindex.discovery import Discovery, discover
+from codeindex.hash_child import HashChild, can_fork
 from codeindex.models import FileStat, SourceFile
 
 # Coarsest common mtime granularity: FAT has 2 s, HFS+/ext3 1 s; ext4/xfs/btrfs take timestamps from
@@ -38,9 +37,11 @@ MMAP_BYTES = 8 * 1024 * 1024
 PARALLEL_MIN_BYTES = 256 * 1024 * 1024
 PARALLEL_MIN_FILES = 256
 PARALLEL_MIN_CORES = 4
-# Files per hand-off to the background hasher of ``OverlappedScan``; fewer pending files are hashed
-# inline at the end (a one-file edit never starts a thread).
+# Files that must need hashing before ``OverlappedScan`` forks its hashing child; fewer are hashed
+# here at the end (a one-file edit never forks).
 OVERLAP_BATCH = 64
+# Files per message to the hashing child: a message must fit in one atomic pipe write (PIPE_BUF).
+CHILD_BATCH = 16
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -175,74 +176,65 @@ def scan(root: Path, files: Sequence[SourceFile], snapshot: Mapping[str, StoredF
 class OverlappedScan:
     """Stat-gate and hash the files ``discover`` reports while the walk is still going on.
 
-    The walk is Python-bound; reading and hashing spend most of their time in ``open``/``read`` and
-    in blake3, which release the GIL. One background thread therefore hashes what the walk found so
-    far, and a first full hash costs little more than the slower of the two instead of their sum
-    (measured in ``benchmarks/hash_bound.py``). The thread starts only once ``OVERLAP_BATCH`` files
-    need hashing, so a no-change or one-file update stays on the calling thread.
+    Where forking is safe (``hash_child.can_fork``), a child process hashes the batches it keeps up
+    with while this process walks; this process hashes the rest after the walk. On two cores a first
+    full hash then costs about half the sum of walking and hashing instead of the sum
+    (``benchmarks/hash_bound.py`` times both side by side). The child starts only once
+    ``OVERLAP_BATCH`` files need hashing, so a no-change or one-file update never forks. Elsewhere
+    everything is hashed here, after the walk.
 
-    Use as a context manager: leaving it early (the walk failed) stops the thread.
+    Use as a context manager: leaving it early (the walk failed) stops the child.
     """
 
-    def __init__(self, root: Path, snapshot: Mapping[str, StoredFile], snapshot_time_ns: int) -> None:
+    def __init__(self, root: Path, snapshot: Mapping[str, StoredFile], snapshot_time_ns: int, *,
+                 fork: bool | None = None) -> None:
         self._root = os.fspath(root)
         self._snapshot = snapshot
         self._snapshot_time_ns = snapshot_time_ns
+        self._fork = can_fork() if fork is None else fork
         self._result = ScanResult()
         self._pending: list[tuple[str, int]] = []
-        self._outcomes: list[tuple[str, str | None, str | None]] = []
-        self._queue: queue.SimpleQueue[list[tuple[str, int]] | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._kept: list[tuple[str, int]] = []
+        self._child: HashChild | None = None
+        self.forked = False
+        """Whether a hashing child was started (for tests and benchmarks)."""
 
     def feed(self, files: Sequence[SourceFile]) -> None:
         """Take one directory's worth of discovered files (the ``discover(on_files=...)`` callback)."""
         hashes, snapshot, since = self._result.hashes, self._snapshot, self._snapshot_time_ns
+        pending = self._pending
         for f in files:
             stored = snapshot.get(f.path)
             if needs_hash(f.stat, stored, since):
-                self._pending.append((f.path, f.stat.size))
+                pending.append((f.path, f.stat.size))
             else:
                 assert stored is not None
                 hashes[f.path] = stored.hash
-        if len(self._pending) >= OVERLAP_BATCH:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name="codeindex-hash", daemon=True)
-                self._thread.start()
-            self._queue.put(self._pending)
-            self._pending = []
-
-    def _work(self) -> None:
-        try:
-            while (batch := self._queue.get()) is not None:
-                self._hash(batch)
-        except BaseException as exc:  # re-raised on the calling thread by finish()
-            self._error = exc
-
-    def _hash(self, batch: Sequence[tuple[str, int]]) -> None:
-        root, out = self._root, self._outcomes
-        for rel, size in batch:
-            digest, reason = _hash_one(f"{root}/{rel}", size)
-            out.append((rel, digest, reason))
-
-    def _stop(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+        if len(pending) < OVERLAP_BATCH or not self._fork:
+            return
+        if self._child is None:
+            self._child = HashChild(self._root, _hash_one)
+            self.forked = True
+        for i in range(0, len(pending), CHILD_BATCH):
+            batch = pending[i : i + CHILD_BATCH]
+            if not self._child.offer(batch):
+                self._kept.extend(batch)
+        self._pending = []
 
     def finish(self) -> ScanResult:
-        """Hash what is left, wait for the thread, and return the result (``rehashed`` sorted)."""
-        pending, self._pending = self._pending, []
-        if self._thread is not None:
-            self._queue.put(pending)
-        else:
-            self._hash(pending)
-        self._stop()
-        if self._error is not None:
-            raise self._error
+        """Hash what this process kept, collect the child's share, and return the result
+        (``rehashed`` sorted)."""
+        mine = self._kept + self._pending
+        self._kept, self._pending = [], []
+        outcomes = [(rel, *_hash_one(f"{self._root}/{rel}", size)) for rel, size in mine]
+        if self._child is not None:
+            child, self._child = self._child, None
+            theirs = child.collect()
+            if theirs is None:  # the child failed: hash its share here
+                theirs = [(rel, *_hash_one(f"{self._root}/{rel}", size)) for rel, size in child.sent]
+            outcomes.extend(theirs)
         result = self._result
-        for rel, digest, reason in self._outcomes:
+        for rel, digest, reason in outcomes:
             if digest is None:
                 result.unreadable[rel] = reason or "unreadable"
             else:
@@ -256,7 +248,9 @@ class OverlappedScan:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._stop()
+        if self._child is not None:
+            self._child.abandon()
+            self._child = None
 
 
 def discover_and_scan(root: Path, language_of: Callable[[str], str | None], snapshot: Mapping[str, StoredFile],

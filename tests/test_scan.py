@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codeindex import scan as scan_mod
 from codeindex.discovery import discover
+from codeindex.hash_child import can_fork
 from codeindex.merkle import build_tree, diff_trees, leaf_hash
 from codeindex.models import FileStat
 from codeindex.scan import (
@@ -182,54 +186,99 @@ def _many_files(root: Path, n: int) -> None:
         (d / f"f{i}.py").write_text(f"content {i}\n" * (i % 5 + 1))
 
 
-def test_overlapped_scan_matches_serial_scan_and_uses_the_thread(tmp_path: Path,
-                                                                 monkeypatch: Any) -> None:
-    _many_files(tmp_path, 3 * OVERLAP_BATCH + 5)
+_FORK_SCRIPT = """
+import os, sys
+from pathlib import Path
+from codeindex import scan as scan_mod
+from codeindex.discovery import discover
+from codeindex.hash_child import can_fork
+from codeindex.scan import OverlappedScan, discover_and_scan, scan
+
+root = Path(sys.argv[1])
+mode = sys.argv[2]
+text = lambda p: "text"
+serial = scan(root, discover(root, text, max_file_bytes=1 << 20).files, {}, 0, threads=1)
+if mode == "child-dies":
+    parent, real = os.getpid(), scan_mod._hash_one
+    def dying(path, size):
+        if os.getpid() != parent:
+            os._exit(3)
+        return real(path, size)
+    scan_mod._hash_one = dying
+with OverlappedScan(root, {}, 0) as ov:
+    found = discover(root, text, max_file_bytes=1 << 20, on_files=ov.feed)
+    result = ov.finish()
+    forked = ov.forked
+assert forked, "no child was forked"
+assert result.hashes == serial.hashes, "hashes differ"
+assert result.rehashed == serial.rehashed, "rehashed differs"
+assert result.unreadable == serial.unreadable, (result.unreadable, serial.unreadable)
+print("OK", len(result.hashes), len(serial.unreadable))
+"""
+
+
+def _run_fork_script(root: Path, mode: str) -> str:
+    # A fresh single-threaded process: the pytest process may run threads, where forking is refused.
+    proc = subprocess.run([sys.executable, "-c", _FORK_SCRIPT, str(root), mode], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the hashing child is forked on Linux only")
+def test_forked_hashing_child_gives_the_serial_result(tmp_path: Path) -> None:
+    _many_files(tmp_path, 6 * OVERLAP_BATCH + 5)
     (tmp_path / "locked.py").write_text("x")
     os.chmod(tmp_path / "locked.py", 0)
-    started: list[str] = []
-    real_start = scan_mod.threading.Thread.start
-
-    def spy_start(self: Any) -> None:
-        started.append(self.name)
-        real_start(self)
-
-    monkeypatch.setattr(scan_mod.threading.Thread, "start", spy_start)
-    found = discover(tmp_path, text, max_file_bytes=1 << 20)
-    serial = scan(tmp_path, found.files, {}, 0, threads=1)
-    found2, overlapped = discover_and_scan(tmp_path, text, {}, 0, max_file_bytes=1 << 20)
-    assert started == ["codeindex-hash"]
-    assert found2.files == found.files
-    assert overlapped.hashes == serial.hashes
-    assert overlapped.rehashed == serial.rehashed == sorted(serial.rehashed)
-    assert overlapped.unreadable == serial.unreadable
-    if os.geteuid() != 0:  # root reads anything
-        assert overlapped.unreadable == {"locked.py": "permission denied"}
+    out = _run_fork_script(tmp_path, "normal")
+    assert out.startswith(f"OK {6 * OVERLAP_BATCH + 5 + (0 if os.geteuid() != 0 else 1)} ")
 
 
-def test_overlapped_scan_keeps_small_updates_on_the_calling_thread(tmp_path: Path, monkeypatch: Any) -> None:
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the hashing child is forked on Linux only")
+def test_a_failed_hashing_child_costs_time_not_hashes(tmp_path: Path) -> None:
+    _many_files(tmp_path, 6 * OVERLAP_BATCH)
+    assert _run_fork_script(tmp_path, "child-dies").startswith(f"OK {6 * OVERLAP_BATCH} ")
+
+
+def test_overlapped_scan_never_forks_for_small_updates(tmp_path: Path) -> None:
     _many_files(tmp_path, 2 * OVERLAP_BATCH)
     snap, taken, _ = snapshot_of(tmp_path, {}, 0)
     later = taken + RACY_WINDOW_NS + 1
     (tmp_path / "d0" / "e0" / "f0.py").write_text("edited, another size")
-    monkeypatch.setattr(scan_mod.threading.Thread, "start",
-                        lambda self: (_ for _ in ()).throw(AssertionError("a thread started")))
-    _, result = discover_and_scan(tmp_path, text, snap, later, max_file_bytes=1 << 20)
+    with OverlappedScan(tmp_path, snap, later, fork=True) as ov:
+        discover(tmp_path, text, max_file_bytes=1 << 20, on_files=ov.feed)
+        result = ov.finish()
+        assert not ov.forked
     assert result.rehashed == ["d0/e0/f0.py"]
     assert result.hashes["d0/e0/f0.py"] == leaf_hash(b"edited, another size")
 
 
-def test_overlapped_scan_stops_its_thread_when_the_walk_fails(tmp_path: Path) -> None:
-    _many_files(tmp_path, 2 * OVERLAP_BATCH)
+def test_without_fork_everything_is_hashed_here(tmp_path: Path) -> None:
+    _many_files(tmp_path, 3 * OVERLAP_BATCH)
     found = discover(tmp_path, text, max_file_bytes=1 << 20)
-    with_thread = OverlappedScan(tmp_path, {}, 0)
+    with OverlappedScan(tmp_path, {}, 0, fork=False) as ov:
+        discover(tmp_path, text, max_file_bytes=1 << 20, on_files=ov.feed)
+        result = ov.finish()
+        assert not ov.forked
+    assert result.hashes == scan(tmp_path, found.files, {}, 0, threads=1).hashes
+
+
+def test_can_fork_refuses_a_threaded_process() -> None:
+    started = threading.Event()
+    stop = threading.Event()
+
+    def idle() -> None:
+        started.set()
+        stop.wait()
+
+    t = threading.Thread(target=idle)
+    t.start()
     try:
-        with with_thread:
-            with_thread.feed(found.files)
-            raise RuntimeError("walk failed")
-    except RuntimeError:
-        pass
-    assert with_thread._thread is None  # joined, not left running
+        started.wait()
+        assert not can_fork()
+    finally:
+        stop.set()
+        t.join()
 
 
 def test_read_file_reads_past_a_stale_size(tmp_path: Path) -> None:
