@@ -10,10 +10,13 @@ walk is over. So the child takes what it can keep up with, the parent the rest, 
 about the same time without any further coordination. The child sends all its results back in one
 message when the pipe closes.
 
-Safety: ``fork`` is used only on Linux and only while this process has a single OS thread (forking a
-multi-threaded process can deadlock the child on a lock another thread held). The child only reads
-files and writes to its pipe, then leaves with ``os._exit`` (no atexit handlers, no inherited buffers
-flushed twice). If the child fails in any way, the parent hashes the child's share itself: a failed
+Safety: ``fork`` copies only the calling thread. A child could deadlock if it needed a lock that
+another thread held at the fork; this child needs none: it runs ``os.read``/``os.write``, blake3 and
+``marshal`` (the GIL is re-initialised by the fork and glibc's allocator has fork handlers) and leaves
+with ``os._exit`` (no atexit handlers, no inherited stdio buffers flushed twice). The threads a
+process here typically has are idle native pools (numpy's OpenBLAS, Arrow, DuckDB), which the child
+never touches. Linux only (macOS system frameworks are not fork-safe); ``CODEINDEX_HASH_FORK=0``
+turns it off. If the child fails in any way, the parent hashes the child's share itself: a failed
 child costs time, never a wrong or missing hash.
 """
 
@@ -24,6 +27,7 @@ import marshal
 import os
 import select
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 Job = tuple[str, int]  # (path relative to the root, size from its stat)
@@ -36,13 +40,10 @@ _MAX_MESSAGE = getattr(select, "PIPE_BUF", 512)
 
 
 def can_fork() -> bool:
-    """True where forking is safe here: Linux, and this process runs a single OS thread."""
-    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+    """True on Linux unless ``CODEINDEX_HASH_FORK=0`` (see the module docstring)."""
+    if os.environ.get("CODEINDEX_HASH_FORK", "1") == "0":
         return False
-    try:
-        return len(os.listdir("/proc/self/task")) == 1
-    except OSError:
-        return False
+    return sys.platform.startswith("linux") and hasattr(os, "fork")
 
 
 class HashChild:
@@ -51,7 +52,9 @@ class HashChild:
     def __init__(self, root: str, hash_one: HashOne) -> None:
         jobs_r, jobs_w = os.pipe()
         results_r, results_w = os.pipe()
-        pid = os.fork()
+        with warnings.catch_warnings():  # Python 3.12+ warns on any fork of a threaded process; see above
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:  # the child
             code = 1
             try:
