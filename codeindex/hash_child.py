@@ -109,7 +109,7 @@ class HashChild:
             return None
         if not isinstance(outcomes, list) or len(outcomes) != len(self.sent):
             return None
-        return outcomes
+        return [(rel, digest, reason) for (rel, _), (digest, reason) in zip(self.sent, outcomes, strict=True)]
 
     def abandon(self) -> None:
         """Stop the child without its results (the walk failed)."""
@@ -121,13 +121,11 @@ class HashChild:
 
 
 def _serve(root: str, hash_one: HashOne, jobs_fd: int, results_fd: int) -> None:
-    outcomes: list[Outcome] = []
+    outcomes: list[tuple[str | None, str | None]] = []  # in the order sent; the parent knows the paths
     with os.fdopen(jobs_fd, "rb") as jobs:
         while header := jobs.read(_HEADER):
             batch = marshal.loads(jobs.read(int.from_bytes(header, "little")))
-            for rel, size in batch:
-                digest, reason = hash_one(f"{root}/{rel}", size)
-                outcomes.append((rel, digest, reason))
+            outcomes.extend(hash_one(f"{root}/{rel}", size) for rel, size in batch)
     data = memoryview(marshal.dumps(outcomes))
     while data:
         written = os.write(results_fd, data)
