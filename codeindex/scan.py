@@ -203,13 +203,16 @@ class OverlappedScan:
         """Take one directory's worth of discovered files (the ``discover(on_files=...)`` callback)."""
         hashes, snapshot, since = self._result.hashes, self._snapshot, self._snapshot_time_ns
         pending = self._pending
-        for f in files:
-            stored = snapshot.get(f.path)
-            if needs_hash(f.stat, stored, since):
-                pending.append((f.path, f.stat.size))
-            else:
-                assert stored is not None
-                hashes[f.path] = stored.hash
+        if not snapshot:  # a first full hash: every file is read
+            pending.extend([(f.path, f.stat.size) for f in files])
+        else:
+            for f in files:
+                stored = snapshot.get(f.path)
+                if needs_hash(f.stat, stored, since):
+                    pending.append((f.path, f.stat.size))
+                else:
+                    assert stored is not None
+                    hashes[f.path] = stored.hash
         if len(pending) < OVERLAP_BATCH or not self._fork:
             return
         if self._child is None:
