@@ -37,7 +37,7 @@ RRF_K = 0
 """Rank damping of the hybrid fusion, ``w / (RRF_K + rank)``. The classic 60 is meant for many rankers
 over deep lists; with two rankers judged on their top 10 it blurred the first ranks: on the medium
 corpus's 600 docstring queries (MiniLM) hybrid MRR@10 was 0.269 at k=60, below vector alone (0.296),
-and 0.309 at k=0 (``benchmarks/search_quality.py``; the choice held on both halves of the queries)."""
+and 0.308 at k=0 with these weights (``benchmarks/search_quality.py``; it held on both halves of the queries)."""
 NATURAL_WEIGHTS = (1.0, 0.5)
 """(vector, lexical) weights for a query in words: the embedding ranks descriptions better."""
 IDENTIFIER_WEIGHTS = (0.5, 1.0)
