@@ -113,6 +113,7 @@ class Committer:
             result = pipeline.run(items, carried)
             del pipeline, known, carried  # the run's key maps and queues are not needed to commit
             executor.close()  # workers hold hundreds of MB: release them before the ANN build and the commit
+            release_free_memory()
             crashpoints.hit("after-pipeline")
             segments = writer.finish()
             crashpoints.hit("after-segments")
@@ -413,6 +414,23 @@ class Committer:
         if needs_compaction(self.index.index_dir, self.config):
             self.progress(ProgressEvent("compact"))
             compact(self.index.index_dir, self.config)
+
+
+def release_free_memory() -> None:
+    """Hand memory freed by the pipeline back to the OS before the ANN build and the bulk commit.
+
+    The pipeline's Arrow tables, key maps and vector batches are freed by then, but glibc's allocator
+    and Arrow's pool keep freed pages for reuse; the commit that follows allocates in DuckDB, which
+    cannot reuse them, so they would only add to the run's peak.
+    """
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class KnownKeys(dict[str, int]):

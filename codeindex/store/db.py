@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pyarrow costs ~0.2 s to import: a no-op update never needs 
 
 DB_NAME = "meta.duckdb"
 MEMORY_LIMIT = "1GB"
+BULK_MEMORY_LIMIT = "512MB"
 BLOCK_SIZE = 16384
 """Block size of a new database file. DuckDB's default (256 KiB) makes every commit's checkpoint write
 whole 256 KiB blocks per touched table: a one-file update wrote ~8.5 MB on a 47k-chunk index. 16 KiB
@@ -122,9 +123,15 @@ def open_db(path: Path, *, read_only: bool, timeout_s: float = 30.0) -> Iterator
 
 
 def create_database(path: Path) -> duckdb.DuckDBPyConnection:
-    """A read-write connection to a new database file with codeindex's block size (no schema yet)."""
+    """A read-write connection to a new database file with codeindex's block size (no schema yet).
+
+    A rebuild's bulk commit (millions of postings sorted by term, every chunk's text) runs here with
+    a lower memory cap than other connections: DuckDB spills its sort and the transaction's data to
+    ``duckdb-tmp`` instead of adding a gigabyte to the peak of the run.
+    """
     release_readers(path)
-    return duckdb.connect(str(path), config=duckdb_config(path, default_block_size=str(BLOCK_SIZE)))
+    return duckdb.connect(str(path), config=duckdb_config(path, default_block_size=str(BLOCK_SIZE),
+                                                          memory_limit=BULK_MEMORY_LIMIT))
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
