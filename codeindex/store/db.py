@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pyarrow costs ~0.2 s to import: a no-op update never needs 
 
 DB_NAME = "meta.duckdb"
 MEMORY_LIMIT = "1GB"
-BULK_MEMORY_LIMIT = "512MB"
+BULK_MEMORY_LIMIT = "256MB"
 BLOCK_SIZE = 16384
 """Block size of a new database file. DuckDB's default (256 KiB) makes every commit's checkpoint write
 whole 256 KiB blocks per touched table: a one-file update wrote ~8.5 MB on a 47k-chunk index. 16 KiB
