@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from codeindex import crashpoints
 from codeindex.discovery import Discovery
@@ -34,8 +33,8 @@ from codeindex.results import PipelineResult
 from codeindex.runs import build_report, write_run
 from codeindex.store import db as dbm
 from codeindex.store.postings import (
-    add_postings,
     cluster_postings,
+    load_postings_parts,
     postings_table,
     remove_postings,
     unclustered_ratio,
@@ -268,12 +267,13 @@ class Committer:
         else:
             old_file_rows = []
         dbm.insert_arrow(con, "files", self._file_rows(result, {r[0]: r for r in old_file_rows}))
-        for part in result.chunk_parts:
-            dbm.insert_arrow(con, "chunks", pq.read_table(part))
-        for chunk_part, postings_part in _pair_parts(result.chunk_parts, result.postings_parts):
-            lex = pq.read_table(chunk_part, columns=["lex_len"]).column(0).to_pylist()
-            add_postings(con, pq.read_table(postings_part), lex)
-        if fresh or unclustered_ratio(con) > 0.2:  # keep postings sorted by term: queries prune row groups
+        if result.chunk_parts:  # streamed by DuckDB: no Arrow copy of every chunk held in Python
+            columns = ", ".join(con.table("chunks").columns)
+            con.execute(f"INSERT INTO chunks SELECT {columns} FROM read_parquet(?)",
+                        [dbm.parquet_paths(result.chunk_parts)])
+        pairs = _pair_parts(result.chunk_parts, result.postings_parts)
+        load_postings_parts(con, [str(p) for _, p in pairs], [str(c) for c, _ in pairs])
+        if unclustered_ratio(con) > 0.2:  # keep postings sorted by term: queries prune row groups
             cluster_postings(con)
         crashpoints.hit("mid-commit-inserted")
         if result.new_vectors:

@@ -122,6 +122,9 @@ class Index:
         if not self.root.is_dir():
             raise UsageError(f"not a directory: {root}", hint="pass the root of a source tree")
         self.index_dir = Path(index_dir).expanduser().resolve() if index_dir else self.root / INDEX_DIR_NAME
+        if "?" in str(self.index_dir):  # DuckDB reads "?" as the start of URL parameters in a file path
+            raise UsageError(f"the index directory's path contains '?', which DuckDB cannot open: {self.index_dir}",
+                             hint="pass --index-dir with a path without '?'")
         self.config = config or load_config(self.root, overrides)
         self._searcher: Any = None
 

@@ -74,7 +74,6 @@ INSERT INTO lex_stats VALUES ('n_docs', 0), ('total_len', 0), ('unclustered_rows
 """
 """Tables of the lexical index; idempotent. ``chunks(chunk_id, lex_len, ...)`` is the lead's table."""
 
-_BATCH_VIEW = "_lex_batch"
 _IDS_VIEW = "_lex_ids"
 
 _KEY_CACHE: dict[str, int] = {}
@@ -139,16 +138,40 @@ def add_postings(con: duckdb.DuckDBPyConnection, table: pa.Table, lex_lens: Sequ
     was_empty = not con.execute("SELECT 1 FROM postings LIMIT 1").fetchall()
     rows = table.select(["term_id", "chunk_id", "tf"]).sort_by([("term_id", "ascending"),
                                                                  ("chunk_id", "ascending")])
-    con.register(_BATCH_VIEW, rows)
-    try:
-        con.execute(f"INSERT INTO postings SELECT term_id, chunk_id, tf FROM {_BATCH_VIEW}")
-    finally:
-        con.unregister(_BATCH_VIEW)
+    # A relation, not con.register: a registered table lives until the transaction ends (see insert_arrow).
+    con.from_arrow(rows).insert_into("postings")
     _bump(con, "n_docs", "?", [len(lex_lens)])
     _bump(con, "total_len", "?", [int(sum(lex_lens))])
     if not was_empty:
         # A batch into an empty table is stored fully sorted; later ones interleave with it.
         _bump(con, "unclustered_rows", "?", [table.num_rows])
+
+
+def load_postings_parts(con: duckdb.DuckDBPyConnection, postings_parts: Sequence[str],
+                        chunk_parts: Sequence[str]) -> None:
+    """Insert staged Parquet batches of postings in one sorted pass, and update ``lex_stats``.
+
+    The run's equivalent of ``add_postings`` for many batches: DuckDB reads the files and sorts all
+    of them at once by ``(term_id, chunk_id)`` (spilling to disk under its memory cap), so a rebuild's
+    postings land clustered without the second full rewrite of ``cluster_postings``, and no Arrow
+    copy of them is held in Python. ``chunk_parts`` are the chunk batches these postings belong to
+    (their ``lex_len`` column feeds ``n_docs`` and ``total_len``).
+    """
+    from codeindex.store.db import parquet_paths
+
+    if not postings_parts:
+        return
+    was_empty = not con.execute("SELECT 1 FROM postings LIMIT 1").fetchall()
+    files = parquet_paths(postings_parts)
+    con.execute("INSERT INTO postings SELECT term_id, chunk_id, tf FROM read_parquet(?) "
+                "ORDER BY term_id, chunk_id", [files])
+    [(n_docs, total_len)] = con.execute("SELECT count(*), coalesce(sum(lex_len), 0) FROM read_parquet(?)",
+                                        [parquet_paths(chunk_parts)]).fetchall()
+    _bump(con, "n_docs", "?", [int(n_docs)])
+    _bump(con, "total_len", "?", [int(total_len)])
+    if not was_empty:
+        [(n_rows,)] = con.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall()
+        _bump(con, "unclustered_rows", "?", [int(n_rows)])
 
 
 def remove_postings(con: duckdb.DuckDBPyConnection, chunk_ids: Sequence[int] | pa.Array) -> None:
