@@ -48,6 +48,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--rebuild-repeat", type=int, default=1, help="repeats of the full rebuild (default 1)")
     ap.add_argument("--workdir", type=Path, default=None, help="scratch space for corpus copies")
     ap.add_argument("--keep", action="store_true", help="keep the scratch copies")
+    ap.add_argument("--indexed", type=Path, default=None,
+                    help="an indexed copy of the corpus to use instead of building one (for corpora whose "
+                         "rebuild takes hours); scenarios restore what they change in it")
     ap.add_argument("--write-docs", action="store_true", help="write this run's table into docs/benchmarks.md")
     return ap.parse_args(argv)
 
@@ -68,6 +71,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     ctx = Context(corpus=corpus, work=work, embedder=args.embedder, repeat=repeat, smoke=args.smoke,
                   rebuild_repeat=args.rebuild_repeat)
+    if args.indexed is not None:
+        adopt_prebuilt(ctx, args.indexed.expanduser().resolve())
     data: dict[str, Any] = {
         "schema": 1,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -75,7 +80,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "versions": versions(),
         "corpus": {"path": str(corpus), **corpus_manifest(corpus)},
         "args": {"scenarios": names, "embedder": ctx.backend, "repeat": repeat, "smoke": args.smoke,
-                 "rebuild_repeat": args.rebuild_repeat},
+                 "rebuild_repeat": args.rebuild_repeat, "indexed": str(args.indexed) if args.indexed else None},
         "results": {},
         "errors": {},
         "seconds": {},
@@ -108,6 +113,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.keep and args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
     return data
+
+
+def adopt_prebuilt(ctx: Context, tree: Path) -> None:
+    """Use ``tree`` (already indexed with ``ctx.backend``, with nothing pending) as the scenarios' index."""
+    from codeindex import Index
+    from codeindex.errors import CodeIndexError
+
+    try:
+        index = Index(tree)
+        status = index.status()
+        pending = index.staleness()
+    except CodeIndexError as exc:
+        raise SystemExit(f"--indexed {tree}: {exc}") from exc
+    if status["embedder"] != ctx.backend:
+        raise SystemExit(f"--indexed {tree} was built with {status['embedder']}, not {ctx.backend}")
+    if any(pending.values()):
+        raise SystemExit(f"--indexed {tree} is not up to date ({pending}): run `codeindex update` on it first")
+    ctx.adopt_indexed(ctx.backend, tree, status["last_run"] or {})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
