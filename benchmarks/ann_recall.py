@@ -34,7 +34,8 @@ def chunk_texts(corpus: Path, limit: int, index_dir: Path | None = None) -> list
     from codeindex.pipeline import join_embed_text
 
     with tempfile.TemporaryDirectory(prefix="ann-recall-") as tmp:
-        index = Index(corpus, index_dir=index_dir or Path(tmp) / "idx", **{"embedder.backend": "hashing"})
+        overrides: dict[str, Any] = {"embedder.backend": "hashing"}
+        index = Index(corpus, index_dir=index_dir or Path(tmp) / "idx", **overrides)
         if not index.exists():
             index.rebuild()
         with duckdb.connect(str(index.db_path), read_only=True) as con:
