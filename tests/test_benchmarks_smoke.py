@@ -96,3 +96,28 @@ def test_strip_python_docstring_keeps_code_valid(tmp_path: Path) -> None:
 
 def test_score() -> None:
     assert score([1, 2, None, 11]) == (pytest.approx((1 + 0.5) / 4), 0.5)
+
+
+def test_indexed_tree_is_used_as_is_and_restored(tmp_path: Path) -> None:
+    """``--indexed``: edit1 runs on the given index (no rebuild), leaves it up to date, refuses a mismatch."""
+    import shutil
+
+    from codeindex import Index
+
+    tree = tmp_path / "tree"
+    shutil.copytree(E2E, tree)
+    Index(tree).rebuild(scheduler="sync", embedder="hashing")
+    runs_before = Index(tree).status()["last_run"]["run_id"]
+    out = tmp_path / "indexed.json"
+    rc = main(["--corpus", str(E2E), "--indexed", str(tree), "--embedder", "hashing", "--scenarios", "edit1",
+               "--repeat", "1", "--json", str(out), "--workdir", str(tmp_path / "work")])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert data["errors"] == {} and data["results"]["edit1"]["chunks_embedded"] >= 1
+    index = Index(tree)
+    assert index.status()["last_run"]["run_id"] == runs_before + 2  # the edit, then the restore
+    assert not any(index.staleness().values())
+    assert not (tmp_path / "work" / "indexed-hashing").exists()  # no copy was indexed
+    with pytest.raises(SystemExit, match="built with hashing, not onnx"):
+        main(["--corpus", str(E2E), "--indexed", str(tree), "--scenarios", "edit1", "--repeat", "1",
+              "--json", str(tmp_path / "x.json"), "--workdir", str(tmp_path / "work2")])
