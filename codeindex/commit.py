@@ -35,9 +35,9 @@ from codeindex.store import db as dbm
 from codeindex.store.postings import (
     cluster_postings,
     load_postings_parts,
+    needs_clustering,
     postings_table,
     remove_postings,
-    unclustered_ratio,
 )
 from codeindex.store.segments import SegmentInfo, SegmentWriter, remove_orphans
 from codeindex.tasks import EmbedContext
@@ -273,7 +273,7 @@ class Committer:
                         [dbm.parquet_paths(result.chunk_parts)])
         pairs = _pair_parts(result.chunk_parts, result.postings_parts)
         load_postings_parts(con, [str(p) for _, p in pairs], [str(c) for c, _ in pairs])
-        if unclustered_ratio(con) > 0.2:  # keep postings sorted by term: queries prune row groups
+        if needs_clustering(con):  # postings sorted by term (queries prune row groups), dead ones dropped
             cluster_postings(con)
         crashpoints.hit("mid-commit-inserted")
         if result.new_vectors:

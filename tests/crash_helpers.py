@@ -139,8 +139,11 @@ def check_invariants(root: Path) -> None:
         stats = dict(con.execute("SELECT k, v FROM lex_stats").fetchall())
         assert stats["n_docs"] == one("SELECT count(*) FROM chunks")
         assert stats["total_len"] == one("SELECT coalesce(sum(lex_len), 0) FROM chunks")
-        assert one("SELECT count(*) FROM postings WHERE chunk_id NOT IN (SELECT chunk_id FROM chunks)") == 0, \
-            "postings of a deleted chunk"
+        dead_sql = "SELECT count(DISTINCT chunk_id) FROM postings WHERE chunk_id NOT IN (SELECT chunk_id FROM chunks)"
+        assert one(dead_sql) == stats.get("dead_chunks", 0), "postings of removed chunks not counted as dead"
+        next_chunk_id = int(str(one("SELECT v FROM meta WHERE k = 'next_chunk_id'")))
+        assert one("SELECT coalesce(max(chunk_id), -1) FROM postings") < next_chunk_id, \
+            "a posting whose chunk id may be handed out again"
         assert one("SELECT count(*) FROM (SELECT chunk_id, term_id FROM postings GROUP BY ALL HAVING count(*) > 1)") \
             == 0, "doubled postings"
         assert one("SELECT count(*) FROM chunks WHERE chunk_id NOT IN (SELECT chunk_id FROM postings)") == 0, \

@@ -73,6 +73,8 @@ def test_load_postings_parts_equals_batches_then_clustering(tmp_path: Path) -> N
     by_batches, bulk = _con(), _con()
     for table, lens in batches:
         add_postings(by_batches, table, lens)
+    by_batches.execute("INSERT INTO chunks SELECT chunk_id, lex_len FROM read_parquet(?)",
+                       [parquet_paths(chunk_parts)])  # clustering keeps the postings of live chunks
     cluster_postings(by_batches)
     bulk.execute("BEGIN")
     load_postings_parts(bulk, [str(p) for p in postings_parts], [str(c) for c in chunk_parts])

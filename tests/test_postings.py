@@ -13,10 +13,13 @@ from hypothesis import strategies as st
 from codeindex.lexical import query_tokens, term_frequencies
 from codeindex.store.postings import (
     POSTINGS_DDL,
+    ChunkLengths,
     add_postings,
     bm25_search,
     cluster_postings,
+    dead_ratio,
     lex_stats,
+    needs_clustering,
     postings_table,
     remove_postings,
     term_key,
@@ -168,8 +171,20 @@ def test_stats_follow_add_and_remove(con: duckdb.DuckDBPyConnection) -> None:
     assert lex_stats(con)["n_docs"] == len(kept)
     kept_len = sum(term_frequencies(f"{t}\n{p}\n{s}")[1] for p, _, s, t in kept.values())
     assert lex_stats(con)["total_len"] == kept_len
-    [(postings_left,)] = con.execute("SELECT count(*) FROM postings WHERE chunk_id IN (2, 3)").fetchall()
-    assert postings_left == 0
+    # Removal is lazy: the postings stay, counted as dead, and no search counts or returns them ...
+    assert lex_stats(con)["dead_chunks"] == 2
+    assert dead_ratio(con) == pytest.approx(2 / len(DOCS))
+    dead_sql = "SELECT count(*) FROM postings WHERE chunk_id IN (2, 3)"
+    assert con.execute(dead_sql).fetchall()[0][0] > 0
+    for lengths in (None, ChunkLengths.load(con)):
+        hits = bm25_search(con, " ".join(DOCS[2][3].split()[:3] + DOCS[3][3].split()[:3]), 10, lengths=lengths)
+        assert {2, 3}.isdisjoint(doc for doc, _ in hits)
+    # ... until clustering drops them.
+    con.execute("BEGIN")
+    cluster_postings(con)
+    con.execute("COMMIT")
+    assert con.execute(dead_sql).fetchall() == [(0,)]
+    assert lex_stats(con)["dead_chunks"] == 0 and dead_ratio(con) == 0
 
 
 def test_rollback_leaves_no_trace(con: duckdb.DuckDBPyConnection) -> None:
@@ -218,29 +233,47 @@ operation = st.tuples(st.booleans(), chunk_ids, doc_text)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(operation, min_size=1, max_size=10), query=doc_text)
 def test_incremental_equals_fresh_build(ops: list[tuple[bool, list[int], str]], query: str) -> None:
+    """Adds, replacements and removals (some followed by clustering) rank like a fresh build of what is left.
+
+    ``slot`` plays a chunk's place in a file; as in a real update, a replaced chunk gets a new chunk id:
+    ids are never reused, which lazy removal relies on.
+    """
     incremental = new_con()
-    live: dict[int, Doc] = {}
-    for is_add, ids, text in ops:
-        if is_add:  # (re)index these chunk ids: replace any existing version, as an update does
-            remove_docs(incremental, [i for i in ids if i in live])
-            for i in ids:
-                live.pop(i, None)
-            batch = {i: (f"f{i % 3}.py", "python", f"sym{i}", f"{text} {i}") for i in ids}
+    live: dict[int, Doc] = {}  # chunk id -> doc
+    id_of_slot: dict[int, int] = {}
+    next_id = 0
+    for step, (is_add, slots, text) in enumerate(ops):
+        gone = [id_of_slot.pop(slot) for slot in slots if slot in id_of_slot]
+        remove_docs(incremental, gone)
+        for chunk_id in gone:
+            live.pop(chunk_id)
+        if is_add:  # (re)index these slots under new ids, as an update does
+            batch = {}
+            for slot in slots:
+                id_of_slot[slot] = next_id
+                batch[next_id] = (f"f{slot % 3}.py", "python", f"sym{slot}", f"{text} {slot}")
+                next_id += 1
             add_docs(incremental, batch)
             live.update(batch)
-        else:
-            remove_docs(incremental, ids)
-            for i in ids:
-                live.pop(i, None)
+        if step % 4 == 3 and needs_clustering(incremental, threshold=0.0):
+            incremental.execute("BEGIN")
+            cluster_postings(incremental)
+            incremental.execute("COMMIT")
     fresh = new_con()
     add_docs(fresh, live)
     assert lex_stats(incremental)["n_docs"] == lex_stats(fresh)["n_docs"] == len(live)
     assert lex_stats(incremental)["total_len"] == lex_stats(fresh)["total_len"]
-    df_sql = "SELECT term_id, count(*) FROM postings GROUP BY term_id ORDER BY term_id"
+    df_sql = ("SELECT term_id, count(*) FROM postings WHERE chunk_id IN (SELECT chunk_id FROM chunks) "
+              "GROUP BY term_id ORDER BY term_id")
     assert incremental.execute(df_sql).fetchall() == fresh.execute(df_sql).fetchall()
-    got, want = bm25_search(incremental, query, 5), bm25_search(fresh, query, 5)
-    assert [doc for doc, _ in got] == [doc for doc, _ in want]
-    assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-9)
+    [(dead,)] = incremental.execute(
+        "SELECT count(DISTINCT chunk_id) FROM postings WHERE chunk_id NOT IN (SELECT chunk_id FROM chunks)").fetchall()
+    assert lex_stats(incremental)["dead_chunks"] == dead
+    want = bm25_search(fresh, query, 5)
+    for got in (bm25_search(incremental, query, 5), bm25_search(incremental, query, 5,
+                                                               lengths=ChunkLengths.load(incremental))):
+        assert [doc for doc, _ in got] == [doc for doc, _ in want]
+        assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-9)
     if live:
         assert_matches_reference(got, reference_bm25(live, query), 5)
     incremental.close()

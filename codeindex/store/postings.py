@@ -8,8 +8,15 @@ inverted index is two plain tables (see ``POSTINGS_DDL``):
   A query hashes its own terms. Two terms colliding would share their postings; at 64 bits and a few
   million distinct terms that has odds of about one in a million million, and costs ranking noise,
   never data.
-* ``lex_stats(k, v)``: ``n_docs`` and ``total_len`` (for the average chunk length) and
-  ``unclustered_rows`` (see ``cluster_postings``).
+* ``lex_stats(k, v)``: ``n_docs`` and ``total_len`` (for the average chunk length),
+  ``unclustered_rows`` and ``dead_chunks`` (see ``cluster_postings``).
+
+Removal is lazy: ``remove_postings`` leaves a removed chunk's postings in place and only counts the
+chunk as dead. Its postings are spread over the whole term-sorted table, so deleting them meant
+scanning every ``chunk_id`` of the table: ~2 s in a cold process on a 20M-posting index, most of a
+one-file update. Queries only count and score postings whose chunk is live (chunk ids are never
+reused, so a dead posting stays dead), and ``cluster_postings`` drops dead postings when it rewrites
+the table.
 
 A term's ``df`` (how many chunks contain it) is counted from its postings by the query itself, which
 reads those postings anyway. Storing ``df`` meant updating a column of a table with a million
@@ -69,7 +76,7 @@ CREATE TABLE IF NOT EXISTS lex_stats (
     k VARCHAR PRIMARY KEY,
     v DOUBLE NOT NULL
 );
-INSERT INTO lex_stats VALUES ('n_docs', 0), ('total_len', 0), ('unclustered_rows', 0)
+INSERT INTO lex_stats VALUES ('n_docs', 0), ('total_len', 0), ('unclustered_rows', 0), ('dead_chunks', 0)
     ON CONFLICT DO NOTHING;
 """
 """Tables of the lexical index; idempotent. ``chunks(chunk_id, lex_len, ...)`` is the lead's table."""
@@ -175,12 +182,11 @@ def load_postings_parts(con: duckdb.DuckDBPyConnection, postings_parts: Sequence
 
 
 def remove_postings(con: duckdb.DuckDBPyConnection, chunk_ids: Sequence[int] | pa.Array) -> None:
-    """Delete the postings of ``chunk_ids`` and update ``lex_stats``.
+    """Retire the postings of ``chunk_ids`` (lazily, see the module docstring) and update ``lex_stats``.
 
-    Call it *before* deleting the ``chunks`` rows: ``n_docs`` and ``total_len`` are decremented from
-    the ``chunks`` rows still present (ids without a row change neither). A delete only marks rows in
-    the row groups it touches, so it stays cheap on disk even though a chunk's postings are spread
-    over the whole term-sorted table.
+    Call it *before* deleting the ``chunks`` rows: ``n_docs``, ``total_len`` and ``dead_chunks`` change
+    by the ``chunks`` rows still present (ids without a row change nothing). The ids must never be
+    used for a new chunk again.
     """
     import pyarrow as pa
 
@@ -189,7 +195,6 @@ def remove_postings(con: duckdb.DuckDBPyConnection, chunk_ids: Sequence[int] | p
         return
     con.register(_IDS_VIEW, pa.table({"chunk_id": ids.cast(pa.int64())}))
     try:
-        con.execute(f"DELETE FROM postings WHERE chunk_id IN (SELECT chunk_id FROM {_IDS_VIEW})")
         [(n_gone, len_gone)] = con.execute(
             f"""SELECT count(*), coalesce(sum(lex_len), 0) FROM chunks
                 WHERE chunk_id IN (SELECT DISTINCT chunk_id FROM {_IDS_VIEW})"""
@@ -198,10 +203,12 @@ def remove_postings(con: duckdb.DuckDBPyConnection, chunk_ids: Sequence[int] | p
         con.unregister(_IDS_VIEW)
     _bump(con, "n_docs", "?", [-int(n_gone)])
     _bump(con, "total_len", "?", [-int(len_gone)])
+    con.execute("INSERT INTO lex_stats VALUES ('dead_chunks', 0) ON CONFLICT DO NOTHING")  # indexes before it
+    _bump(con, "dead_chunks", "?", [int(n_gone)])
 
 
 def lex_stats(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
-    """The ``lex_stats`` table as a dict (``n_docs``, ``total_len``, ``unclustered_rows``)."""
+    """The ``lex_stats`` table as a dict (``n_docs``, ``total_len``, ``unclustered_rows``, ``dead_chunks``)."""
     return {str(k): float(v) for k, v in con.execute("SELECT k, v FROM lex_stats").fetchall()}
 
 
@@ -211,18 +218,30 @@ def unclustered_ratio(con: duckdb.DuckDBPyConnection) -> float:
     return lex_stats(con).get("unclustered_rows", 0.0) / total if total else 0.0
 
 
-def cluster_postings(con: duckdb.DuckDBPyConnection) -> None:
-    """Rewrite ``postings`` sorted by term id so that queries prune row groups again.
+def dead_ratio(con: duckdb.DuckDBPyConnection) -> float:
+    """Share of the chunks with postings that are dead; ``cluster_postings`` when it grows."""
+    stats = lex_stats(con)
+    dead = stats.get("dead_chunks", 0.0)
+    return dead / (dead + stats.get("n_docs", 0.0)) if dead else 0.0
 
-    A maintenance step, not part of add/remove: the lead calls it at the end of a rebuild that added
-    postings in several batches, and during compaction when ``unclustered_ratio`` is large (say > 0.2).
-    Costs about a second per 8M postings; runs inside the caller's transaction.
+
+def needs_clustering(con: duckdb.DuckDBPyConnection, threshold: float = 0.2) -> bool:
+    """Many postings appended out of term order, or many dead ones: time for ``cluster_postings``."""
+    return unclustered_ratio(con) > threshold or dead_ratio(con) > threshold
+
+
+def cluster_postings(con: duckdb.DuckDBPyConnection) -> None:
+    """Rewrite ``postings`` sorted by term id, without dead postings, so queries prune row groups again.
+
+    A maintenance step, not part of add/remove: the lead calls it after a commit when
+    ``needs_clustering``. Costs a few seconds per 10M postings; runs inside the caller's transaction.
     """
     con.execute(
         "CREATE OR REPLACE TABLE postings AS "
-        "SELECT term_id, chunk_id, tf FROM postings ORDER BY term_id, chunk_id"
+        "SELECT term_id, chunk_id, tf FROM postings WHERE chunk_id IN (SELECT chunk_id FROM chunks) "
+        "ORDER BY term_id, chunk_id"
     )
-    con.execute("UPDATE lex_stats SET v = 0 WHERE k = 'unclustered_rows'")
+    con.execute("UPDATE lex_stats SET v = 0 WHERE k IN ('unclustered_rows', 'dead_chunks')")
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +264,7 @@ class ChunkLengths:
         return cls(by_id)
 
     def of(self, chunk_ids: np.ndarray) -> np.ndarray:
-        """Lengths of ``chunk_ids``; -1 for ids without a chunk (never the case in a committed state)."""
+        """Lengths of ``chunk_ids``; -1 for ids without a chunk (removed chunks whose postings remain)."""
         out = np.full(len(chunk_ids), -1, dtype=np.int64)
         inside = chunk_ids < len(self.by_id)
         out[inside] = self.by_id[chunk_ids[inside]]
@@ -292,19 +311,24 @@ def bm25_search(
         rows = con.execute(postings).fetchnumpy()
         chunk_ids = np.asarray(rows["chunk_id"], dtype=np.int64)
         lex_len = lengths.of(chunk_ids)
-        keep = lex_len >= 0
-    else:
+        live = lex_len >= 0  # a removed chunk's postings stay until clustering: they neither count nor score
+        term_ids = np.asarray(rows["term_id"], dtype=np.int64)[live]
+        tf = np.asarray(rows["tf"], dtype=np.float64)[live]
+        chunk_ids, lex_len = chunk_ids[live], lex_len[live]
+        keep = np.ones(len(chunk_ids), dtype=bool)
+    else:  # the join with chunks drops the postings of removed chunks
         where = where_sql if where_sql.strip() else "TRUE"
         rows = con.execute(
             f"SELECT p.term_id, p.chunk_id, p.tf, c.lex_len, coalesce(({where}), FALSE) AS keep "
             f"FROM ({postings}) p JOIN chunks c ON c.chunk_id = p.chunk_id",
             list(params),
         ).fetchnumpy()
+        term_ids = np.asarray(rows["term_id"], dtype=np.int64)
+        tf = np.asarray(rows["tf"], dtype=np.float64)
         chunk_ids = np.asarray(rows["chunk_id"], dtype=np.int64)
         lex_len = np.asarray(rows["lex_len"], dtype=np.int64)
         keep = np.asarray(rows["keep"], dtype=bool)
-    return _rank(np.asarray(rows["term_id"], dtype=np.int64), chunk_ids, np.asarray(rows["tf"], dtype=np.float64),
-                 lex_len.astype(np.float64), keep, n_docs, total_len / n_docs, k)
+    return _rank(term_ids, chunk_ids, tf, lex_len.astype(np.float64), keep, n_docs, total_len / n_docs, k)
 
 
 def _rank(term_ids: np.ndarray, chunk_ids: np.ndarray, tf: np.ndarray, lex_len: np.ndarray, keep: np.ndarray,
