@@ -135,6 +135,8 @@ def check_invariants(root: Path) -> None:
             "chunk pointing at a tombstoned vector"
         assert one("SELECT count(*) FROM vectors WHERE segment NOT IN (SELECT segment FROM segments)") == 0, \
             "vector in a segment that is not live"
+        unused_sql = "SELECT count(*) FROM vectors WHERE vec_id NOT IN (SELECT vec_id FROM chunks)"
+        assert one(unused_sql) == 0, "live vector that no chunk uses (it should have been tombstoned)"
         # lexical index consistent with the chunks
         stats = dict(con.execute("SELECT k, v FROM lex_stats").fetchall())
         assert stats["n_docs"] == one("SELECT count(*) FROM chunks")
