@@ -13,10 +13,10 @@ inverted index is two plain tables (see ``POSTINGS_DDL``):
 
 Removal is lazy: ``remove_postings`` leaves a removed chunk's postings in place and only counts the
 chunk as dead. Its postings are spread over the whole term-sorted table, so deleting them meant
-scanning every ``chunk_id`` of the table: ~2 s in a cold process on a 20M-posting index, most of a
-one-file update. Queries only count and score postings whose chunk is live (chunk ids are never
-reused, so a dead posting stays dead), and ``cluster_postings`` drops dead postings when it rewrites
-the table.
+scanning every ``chunk_id`` of the table: 0.13-0.5 s of a cold one-file update on a 20M-posting index
+on a quiet machine (~2 s on a busy one), and the xl corpus has four times the postings. Queries only
+count and score postings whose chunk is live (chunk ids are never reused, so a dead posting stays
+dead), and ``cluster_postings`` drops dead postings when it rewrites the table.
 
 A term's ``df`` (how many chunks contain it) is counted from its postings by the query itself, which
 reads those postings anyway. Storing ``df`` meant updating a column of a table with a million
@@ -28,9 +28,9 @@ Speed comes from row-group pruning: DuckDB keeps min/max per row group, so when 
 sorted by ``term_id`` a query ``WHERE term_id IN (...)`` reads only the few row groups holding those
 terms (measured at 100k chunks / 8.5M postings: p50 9-12 ms sorted vs ~27 ms unsorted, see
 ``benchmarks/lexical_latency.py``). ``add_postings`` writes each batch sorted; many batches appended
-one after another are each sorted but interleave, which ``cluster_postings`` repairs (call it at the
-end of a rebuild and during compaction). Small incremental appends barely matter: they land in the
-last row group or two.
+one after another are each sorted but interleave, which ``cluster_postings`` repairs (the commit calls
+it when ``needs_clustering``). A rebuild's ``load_postings_parts`` sorts all its batches at once. Small
+incremental appends barely matter: they land in the last row group or two.
 
 Every function here runs inside the caller's transaction and never commits. Order the caller must
 follow when replacing the chunks of a file, in one transaction:
