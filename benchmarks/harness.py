@@ -116,11 +116,13 @@ class BenchmarkError(RuntimeError):
     """A scenario could not produce its figures; the message says why (it lands in the JSON)."""
 
 
-def codeindex_cli(args: Sequence[str], *, check: bool = True, timeout: float | None = None) -> CliRun:
+def codeindex_cli(args: Sequence[str], *, check: bool = True, timeout: float | None = None,
+                  env: dict[str, str] | None = None) -> CliRun:
     """Run ``python -m codeindex.cli ARGS`` as a cold process and time it from spawn to exit."""
     cmd = [sys.executable, "-m", "codeindex.cli", *args]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(cmd, env=child_env(**(env or {})), capture_output=True, text=True, timeout=timeout,
+                          check=False)
     seconds = time.perf_counter() - start
     if check and proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]

@@ -348,6 +348,43 @@ def peak_rss(ctx: Context) -> dict[str, Any]:
             "max_processes": peak_procs, "seconds": seconds}
 
 
+def gpu(ctx: Context) -> dict[str, Any]:
+    """Cold default rebuild on a GPU host: where embed tasks ran, the GPU's busy share, and the same
+    rebuild with ``embedder.device=cpu`` side by side. Hosts without a GPU record why and move on."""
+    from benchmarks.gpu_busy import GpuSampler, busy_shares
+
+    if not GpuSampler.available():
+        raise BenchmarkError("gpu: no GPU on this host (nvidia-smi lists none)")
+    backend = ctx.embedder or "onnx"
+    root = ctx.fresh_copy("gpu")
+    sampler = GpuSampler().start()
+    try:
+        run = codeindex_cli(["rebuild", str(root), "--embedder", backend, "--json"])
+    finally:
+        samples = sampler.stop()
+    report = run.json()
+    stages = report.get("stages", {})
+    by_worker: dict[str, float] = stages.get("embed_s_by_worker") or {}
+    embed_s = sum(by_worker.values())
+    figures: dict[str, Any] = {"embedder": backend, "seconds": run.seconds, "chunks": report["chunks_total"],
+                               "chunks_per_s": report["chunks_total"] / run.seconds,
+                               "devices": ",".join(stages.get("devices", [])),
+                               "embed_workers": ",".join(sorted(by_worker))}
+    figures["embed_share_on_gpu_workers"] = (
+        sum(s for w, s in by_worker.items() if w.startswith("gpu-")) / embed_s if embed_s else 0.0)
+    figures.update(busy_shares(samples))
+    _stages(report, figures)
+    if "cuda" not in figures["devices"]:
+        raise BenchmarkError(f"gpu: the rebuild embedded on {figures['devices'] or 'nothing'}, not a GPU "
+                             f"(onnxruntime-gpu installed? embed workers: {figures['embed_workers']})")
+    cpu = codeindex_cli(["rebuild", str(root), "--embedder", backend, "--json"],
+                        env={"CODEINDEX_EMBEDDER__DEVICE": "cpu"})
+    figures["cpu_seconds"] = cpu.seconds
+    figures["ratio_cpu_vs_gpu"] = cpu.seconds / run.seconds
+    shutil.rmtree(root, ignore_errors=True)
+    return figures
+
+
 def hash_bound(ctx: Context) -> dict[str, Any]:
     """Change detection vs the filesystem floor (``benchmarks.hash_bound``): first hash vs read+blake3."""
     from benchmarks import hash_bound as hb
@@ -417,6 +454,7 @@ SCENARIOS: dict[str, Scenario] = {
     "embed_bound": embed_bound,
     "hash_bound": hash_bound,
     "peak_rss": peak_rss,
+    "gpu": gpu,
     "parse_throughput": parse_throughput,
     "lexical_latency": lexical_latency,
     "peer": _peer,

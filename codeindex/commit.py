@@ -26,7 +26,7 @@ from codeindex import crashpoints
 from codeindex.discovery import Discovery
 from codeindex.embedding_choice import EmbedderChoice
 from codeindex.errors import CorruptIndexError
-from codeindex.executor import make_executor
+from codeindex.executor import local_worker_settings, make_executor, usable_gpu_devices
 from codeindex.pipeline import CHUNK_SCHEMA, Pipeline
 from codeindex.progress import ProgressCallback, ProgressEvent
 from codeindex.results import PipelineResult
@@ -43,6 +43,7 @@ from codeindex.store.segments import SegmentInfo, SegmentWriter, remove_orphans
 from codeindex.tasks import EmbedContext
 
 if TYPE_CHECKING:
+    from codeindex.hookspecs import EmbedderBackend
     from codeindex.index import Index, RunReport, UpdatePlan
 
 
@@ -91,15 +92,12 @@ class Committer:
                                max_vectors=self.config["store.segment_max_vectors"],
                                ann_min_vectors=self.config["store.ann_min_vectors"], bulk=self.kind == "rebuild")
         items = [(p, self.files[p].language, self._parser_name(p), self.leaves[p]) for p in self.plan.to_parse]
+        settings = self.choice.settings
         executor = make_executor(scheduler, n_dirty=len(items),
                                  small_threshold=self.config["engine.small_update_files"],
-                                 workers=self.config["engine.workers"])
-        settings = self.choice.settings
-        if executor.name == "local" and settings.threads == 0:
-            import dataclasses
-
-            cores = max(1, len(os.sched_getaffinity(0)))
-            settings = dataclasses.replace(settings, threads=max(1, cores // max(1, executor.n_workers)))
+                                 workers=self.config["engine.workers"],
+                                 gpu_devices=lambda: usable_gpu_devices(self._embedder_backend(), settings))
+        settings = local_worker_settings(settings, executor)
         ctx = EmbedContext(self.choice.backend, settings,
                            min(self.config["chunking.max_tokens"], self.choice.max_tokens), self.choice.key_prefix)
         try:
@@ -130,6 +128,11 @@ class Committer:
         self._after_commit()
         self.progress(ProgressEvent("done", detail=report.as_dict()))
         return report
+
+    def _embedder_backend(self) -> EmbedderBackend:
+        from codeindex.plugins import get_plugin_manager
+
+        return get_plugin_manager().embedder_backend(self.choice.backend)
 
     def _parser_name(self, path: str) -> str:
         from codeindex.languages import LanguageMap

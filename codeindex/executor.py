@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from codeindex.errors import UsageError
@@ -21,6 +21,8 @@ from codeindex.tasks import EmbedContext, ParseItem, embed_texts, parse_batch
 
 if TYPE_CHECKING:
     from dask.delayed import Delayed
+
+    from codeindex.hookspecs import EmbedderBackend, EmbedderSettings
 
 log = logging.getLogger("codeindex.executor")
 
@@ -106,7 +108,8 @@ def local_cluster_shape(cores: int, workers: int = 0) -> tuple[int, int]:
 class DaskExecutor:
     """A ``distributed.Client`` over a new LocalCluster or an existing scheduler address."""
 
-    def __init__(self, address: str | None, *, n_workers: int = 0, embed_threads: int = 1) -> None:
+    def __init__(self, address: str | None, *, n_workers: int = 0, embed_threads: int = 1,
+                 gpu_devices: Sequence[int] = ()) -> None:
         from distributed import Client, LocalCluster
 
         _quiet_distributed()
@@ -115,11 +118,10 @@ class DaskExecutor:
         self.embed_resource: str | None = None
         if address is None:
             self.name = "local"
-            gpus = local_gpu_count()
             cores = max(1, len(os.sched_getaffinity(0)))
             env = {"OMP_NUM_THREADS": str(embed_threads), "ORT_DISABLE_TELEMETRY": "1"}
-            if gpus:
-                self._cluster = _gpu_spec_cluster(gpus, n_workers or cores, env)
+            if gpu_devices:
+                self._cluster = gpu_spec_cluster(gpu_devices, n_workers or cores, env)
             else:
                 from codeindex.graph import EMBED_RESOURCE
 
@@ -195,15 +197,42 @@ def _quiet_distributed() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _gpu_spec_cluster(gpus: int, cpu_workers: int, env: dict[str, str]) -> Any:
-    """One GPU worker per device (resource GPU=1, pinned with CUDA_VISIBLE_DEVICES) plus CPU workers."""
+def usable_gpu_devices(backend: EmbedderBackend, settings: EmbedderSettings) -> list[int]:
+    """The CUDA devices a local cluster should give GPU workers for this embedder: none unless the host
+    lists GPUs, ``embedder.device`` allows one, and the backend would really run there.
+
+    A GPU worker whose embedder falls back to the CPU (onnxruntime without its CUDA provider, a CPU
+    build of torch) would embed on one thread while the CPU workers idle: worse than no GPU worker.
+    ``cuda:N`` keeps device N only.
+    """
+    from codeindex.embedders.common import parse_device
+
+    count = local_gpu_count()
+    kind, index = parse_device(settings.device, backend.name)
+    if not count or kind == "cpu":
+        return []
+    if not backend.gpu_usable(settings):
+        log.info("%d GPU(s) here, but embedder %s would not run on them: CPU workers only", count, backend.name)
+        return []
+    explicit = settings.device.strip().lower().startswith("cuda:")
+    return [index] if explicit else list(range(count))
+
+
+def gpu_spec_cluster(devices: Sequence[int], cpu_workers: int, env: dict[str, str]) -> Any:
+    """One GPU worker per device plus CPU workers for parsing.
+
+    A GPU worker offers the resource ``GPU=1`` (embed tasks ask for it, so one runs at a time) and sees
+    only its device (``CUDA_VISIBLE_DEVICES``), which its embedder then calls ``cuda:0``. It has two
+    threads so a parse task can run beside the embed task instead of delaying it. CPU workers see no GPU.
+    """
     from distributed import Nanny, Scheduler, SpecCluster
 
     workers: dict[str, Any] = {}
-    for i in range(gpus):
-        workers[f"gpu-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, "resources": {"GPU": 1}, "host": LOOPBACK,
-                                                          "env": {**env, "CUDA_VISIBLE_DEVICES": str(i)}}}
-    for i in range(max(1, cpu_workers - gpus)):
+    for device in devices:
+        workers[f"gpu-{device}"] = {"cls": Nanny, "options": {
+            "nthreads": 2, "resources": {"GPU": 1}, "host": LOOPBACK,
+            "env": {**env, "CUDA_VISIBLE_DEVICES": str(device)}}}
+    for i in range(max(1, cpu_workers - len(devices))):
         workers[f"cpu-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, "host": LOOPBACK,
                                                           "env": {**env, "CUDA_VISIBLE_DEVICES": ""}}}
     scheduler = {"cls": Scheduler, "options": {"dashboard": False, "dashboard_address": f"{LOOPBACK}:0",
@@ -211,12 +240,34 @@ def _gpu_spec_cluster(gpus: int, cpu_workers: int, env: dict[str, str]) -> Any:
     return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR)
 
 
-def make_executor(scheduler: str, *, n_dirty: int, small_threshold: int, workers: int = 0) -> Executor:
-    """Pick the executor: small dirty sets on the default scheduler run in-process (no cluster start-up)."""
+def local_worker_settings(settings: EmbedderSettings, executor: Executor) -> EmbedderSettings:
+    """Embedder settings as the workers of a local cluster need them.
+
+    Unset intra-op threads become the worker's share of the cores. On a GPU worker, which sees only its
+    own device, an explicit ``cuda:N`` becomes ``cuda`` (the worker's device 0).
+    """
+    import dataclasses
+
+    if executor.name != "local":
+        return settings
+    if settings.threads == 0:
+        cores = max(1, len(os.sched_getaffinity(0)))
+        settings = dataclasses.replace(settings, threads=max(1, cores // max(1, executor.n_workers)))
+    if executor.has_gpu and settings.device.strip().lower().startswith("cuda:"):
+        settings = dataclasses.replace(settings, device="cuda")
+    return settings
+
+
+def make_executor(scheduler: str, *, n_dirty: int, small_threshold: int, workers: int = 0,
+                  gpu_devices: Callable[[], list[int]] = list) -> Executor:
+    """Pick the executor: small dirty sets on the default scheduler run in-process (no cluster start-up).
+
+    ``gpu_devices`` is asked only when a local cluster is about to start (see ``usable_gpu_devices``).
+    """
     if scheduler == "sync" or (scheduler == "local" and n_dirty < small_threshold):
         return SyncExecutor()
     if scheduler == "local":
-        return DaskExecutor(None, n_workers=workers)
+        return DaskExecutor(None, n_workers=workers, gpu_devices=gpu_devices())
     if scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
         return DaskExecutor(scheduler)
     raise UsageError(f"unknown scheduler {scheduler!r}", hint="use local, sync or tcp://host:port")

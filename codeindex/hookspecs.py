@@ -10,7 +10,7 @@ hooks. Every hook here is documented in ``docs/reference/hooks.md`` and tested
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pluggy
@@ -129,6 +129,9 @@ class EmbedderBackend:
     ``identify`` returns ``(model_id, dim, max_tokens)`` cheaply, without loading a runtime, so that a
     no-op ``update`` can check model identity without importing torch or onnxruntime.
     ``token_counter`` returns a light callable counting tokens (used by parse tasks for chunk budgets).
+    ``gpu_usable`` says whether ``create`` with these settings would put the model on a CUDA device of
+    this host. It is asked only when the host has a GPU, before a local cluster is shaped: a GPU worker
+    that would embed on one CPU thread is worse than no GPU worker. The default answers no.
     """
 
     name: str
@@ -136,6 +139,7 @@ class EmbedderBackend:
     create: Callable[[EmbedderSettings], Embedder]
     identify: Callable[[EmbedderSettings], tuple[str, int, int]]
     token_counter: Callable[[EmbedderSettings], Callable[[Sequence[str]], list[int]]]
+    gpu_usable: Callable[[EmbedderSettings], bool] = field(default=lambda settings: False)
 
 
 @hookspec

@@ -167,6 +167,8 @@ class Pipeline:
         self.result.chunks_embedded += len(keys)
         self.result.tokens_embedded += out.tokens
         self.result.devices.add(out.device)
+        by_worker = self.result.embed_s_by_worker
+        by_worker[out.worker] = by_worker.get(out.worker, 0.0) + out.seconds
         self.result.times.write += time.perf_counter() - start
         self.progress(ProgressEvent("embed", done=self.result.chunks_embedded,
                                     total=len(self._assigned),

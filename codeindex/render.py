@@ -97,6 +97,9 @@ def stage_summary(s: dict[str, Any]) -> str:
         text += f", {s['tokens_per_s']:,.0f} tokens/s"
     if s.get("devices"):
         text += f" on {'/'.join(s['devices'])}"
+    workers = s.get("embed_s_by_worker") or {}
+    if any(str(w).startswith("gpu-") for w in workers):  # a local GPU cluster: say where embedding ran
+        text += " (embedded by " + ", ".join(f"{w} {sec:.1f}s" for w, sec in workers.items()) + ")"
     return text
 
 

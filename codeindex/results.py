@@ -43,6 +43,7 @@ class PipelineResult:
     chunks_reused: int = 0
     tokens_embedded: int = 0
     devices: set[str] = field(default_factory=set)
+    embed_s_by_worker: dict[str, float] = field(default_factory=dict)  # where embed tasks ran, busy seconds
     times: StageTimes = field(default_factory=StageTimes)
     next_chunk_id: int = 0
     next_vec_id: int = 0

@@ -42,6 +42,8 @@ def build_report(kind: str, choice: EmbedderChoice, plan: UpdatePlan, result: Pi
     if result.times.embed and result.tokens_embedded:
         stages["tokens_per_s"] = round(result.tokens_embedded / result.times.embed, 1)
     stages["devices"] = sorted(result.devices)
+    if result.embed_s_by_worker:
+        stages["embed_s_by_worker"] = {w: round(s, 4) for w, s in sorted(result.embed_s_by_worker.items())}
     return RunReport(
         run_id=0, kind=kind, wall_s=0.0, scheduler=scheduler, embedder=choice.backend, model_id=choice.model_id,
         files_seen=plan.files_seen, files_added=len(plan.added), files_modified=len(plan.modified),

@@ -6,6 +6,7 @@ They are module-level so they pickle by reference, take only plain data, and cac
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -117,6 +118,7 @@ class EmbeddedBatch:
     tokens: int
     seconds: float
     device: str
+    worker: str  # the Dask worker's name, or IN_PROCESS
 
 
 def embed_texts(texts: Sequence[str], lengths: Sequence[int], ctx: EmbedContext) -> EmbeddedBatch:
@@ -128,4 +130,22 @@ def embed_texts(texts: Sequence[str], lengths: Sequence[int], ctx: EmbedContext)
     embedder = get_embedder(ctx.backend, ctx.settings)
     vectors = embed_batched(embedder, list(texts), list(lengths), ctx.settings.batch_tokens)
     return EmbeddedBatch(vectors, int(sum(min(n, embedder.max_tokens) for n in lengths)),
-                         time.perf_counter() - start, embedder.device)
+                         time.perf_counter() - start, embedder.device, worker_name())
+
+
+IN_PROCESS = "in-process"
+
+
+def worker_name() -> str:
+    """The name of the Dask worker running the current task, or ``IN_PROCESS``.
+
+    Recorded per embed batch so a run can show where embedding happened (the GPU worker of a local
+    GPU cluster, say). Never imports ``distributed`` itself: the in-process path must stay light.
+    """
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return IN_PROCESS
+    try:
+        return str(distributed.get_worker().name)
+    except ValueError:
+        return IN_PROCESS

@@ -121,3 +121,33 @@ def test_indexed_tree_is_used_as_is_and_restored(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="built with hashing, not onnx"):
         main(["--corpus", str(E2E), "--indexed", str(tree), "--scenarios", "edit1", "--repeat", "1",
               "--json", str(tmp_path / "x.json"), "--workdir", str(tmp_path / "work2")])
+
+
+def test_gpu_busy_shares_from_nvidia_smi_lines() -> None:
+    from benchmarks.gpu_busy import busy_shares, parse_line
+
+    lines = ["0, 0, 300", "1, 90, 10", "0, 0, 310", "0, 80, 900", "0, 100, 950", "0, 0, 950", "0, 60, 900",
+             "0, 0, 400", "0, [N/A], 1", "garbage"]
+    samples = [s for i, line in enumerate(lines) if (s := parse_line(line, i * 0.1)) is not None]
+    assert len(samples) == 8
+    shares = busy_shares(samples, device=0)
+    assert shares["gpu_busy_share_run"] == pytest.approx(240 / 700)  # 7 samples of device 0
+    assert shares["gpu_busy_share_embed_span"] == pytest.approx(240 / 400)  # samples 80 .. 60
+    assert shares["gpu_embed_span_s"] == pytest.approx(0.3)
+    assert shares["gpu_peak_memory_mb"] == 950
+    assert busy_shares(samples, device=3) == {}
+
+
+def test_gpu_scenario_says_why_without_a_gpu(tmp_path: Path) -> None:
+    from benchmarks.gpu_busy import GpuSampler
+
+    if GpuSampler.available():
+        pytest.skip("this host has a GPU: the scenario runs for real in benchmarks/")
+    out = tmp_path / "gpu.json"
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.py").write_text("def a():\n    return 1\n")
+    main(["--scenarios", "gpu", "--corpus", str(tree), "--workdir", str(tmp_path / "work"), "--json", str(out)])
+    data = json.loads(out.read_text())
+    assert "no GPU on this host" in data["errors"]["gpu"]
+    assert "gpu" not in data["results"]

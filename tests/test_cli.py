@@ -135,3 +135,14 @@ def test_compact_merges_segments(cli, indexed: Path) -> None:
 def test_version(cli) -> None:
     proc = cli("--version")
     assert proc.returncode == 0 and "0.1.0" in proc.stdout
+
+
+def test_stage_summary_names_the_gpu_worker_only_on_a_gpu_cluster() -> None:
+    from codeindex.render import stage_summary
+
+    stages = {"busy_s": 3.0, "parse_s": 1.0, "embed_s": 2.0, "wall_s": 2.5, "overlap_saved_s": 0.5}
+    gpu = stage_summary({**stages, "devices": ["cuda:0"], "embed_s_by_worker": {"gpu-0": 2.0}})
+    assert gpu.endswith("on cuda:0 (embedded by gpu-0 2.0s)")
+    assert "embed 2.00s (67%)" in gpu and "overlap saved 0.50s" in gpu
+    cpu = stage_summary({**stages, "devices": ["cpu"], "embed_s_by_worker": {"0": 2.0}})
+    assert cpu.endswith("on cpu")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -127,6 +128,125 @@ def test_a_resource_no_worker_offers_fails_fast() -> None:
         assert time.monotonic() - start < 5
     finally:
         executor.close()
+
+
+def _backend(gpu_usable: bool, asked: list[str]) -> plugins.hookspecs.EmbedderBackend:
+    def answer(settings: EmbedderSettings) -> bool:
+        asked.append(settings.device)
+        return gpu_usable
+
+    hashing = plugins.get_plugin_manager().embedder_backend("hashing")
+    return dataclasses.replace(hashing, gpu_usable=answer)
+
+
+def test_usable_gpu_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GPU workers only where the host lists GPUs, the device allows one and the backend would use it."""
+    from codeindex import executor
+
+    asked: list[str] = []
+    monkeypatch.setattr(executor, "local_gpu_count", lambda: 2)
+    assert executor.usable_gpu_devices(_backend(True, asked), EmbedderSettings(device="auto")) == [0, 1]
+    assert executor.usable_gpu_devices(_backend(True, asked), EmbedderSettings(device="cuda")) == [0, 1]
+    assert executor.usable_gpu_devices(_backend(True, asked), EmbedderSettings(device="cuda:1")) == [1]
+    assert executor.usable_gpu_devices(_backend(True, asked), EmbedderSettings(device="cpu")) == []
+    assert executor.usable_gpu_devices(_backend(False, asked), EmbedderSettings(device="auto")) == []
+    assert asked == ["auto", "cuda", "cuda:1", "auto"]  # not asked for device cpu
+    monkeypatch.setattr(executor, "local_gpu_count", lambda: 0)
+    assert executor.usable_gpu_devices(_backend(True, asked), EmbedderSettings(device="auto")) == []
+    assert len(asked) == 4, "a host without GPUs must not ask the backend (it may import torch)"
+
+
+def test_built_in_backends_answer_gpu_usable_without_a_gpu() -> None:
+    """On a CPU-only install the built-ins say no, so a local cluster keeps its CPU shape."""
+    from codeindex.executor import local_gpu_count
+
+    if local_gpu_count():
+        pytest.skip("this host has a GPU: the answer depends on its CUDA builds")
+    manager = plugins.get_plugin_manager()
+    assert not manager.embedder_backend("hashing").gpu_usable(EmbedderSettings())
+    assert not manager.embedder_backend("onnx").gpu_usable(EmbedderSettings(device="cpu"))
+    onnx_says = manager.embedder_backend("onnx").gpu_usable(EmbedderSettings())
+    import onnxruntime
+
+    assert onnx_says == ("CUDAExecutionProvider" in onnxruntime.get_available_providers())
+
+
+def test_local_worker_settings() -> None:
+    from codeindex.executor import SyncExecutor, local_worker_settings
+
+    class Local:
+        name = "local"
+        n_workers = 2
+        has_gpu = True
+
+    cores = len(os.sched_getaffinity(0))
+    gpu = local_worker_settings(EmbedderSettings(device="cuda:1"), Local())  # type: ignore[arg-type]
+    assert gpu.device == "cuda" and gpu.threads == max(1, cores // 2)
+    assert local_worker_settings(EmbedderSettings(threads=3), Local()).threads == 3  # type: ignore[arg-type]
+    same = EmbedderSettings(device="cuda:1")
+    assert local_worker_settings(same, SyncExecutor()) is same
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_local_gpu_cluster_embeds_on_its_gpu_worker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The local cluster's GPU shape, run for real on a host without a GPU: the engine is told device 0
+    is usable, so it starts gpu-0 plus CPU workers, and every embed batch must run on gpu-0."""
+    from codeindex import commit
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    _many_files(root, 60)  # many small embed batches: any of them could land on the CPU worker
+    shapes: list[list[int]] = []
+
+    def one_gpu(backend, settings) -> list[int]:
+        shapes.append([0])
+        return [0]
+
+    monkeypatch.setattr(commit, "usable_gpu_devices", one_gpu)
+    Index(root, index_dir=tmp_path / "sync").rebuild(scheduler="sync", embedder="hashing")
+    index = Index(root, index_dir=tmp_path / "gpu", **{"engine.small_update_files": 0,
+                                                        "engine.parse_batch_files": 4, "embedder.batch_tokens": 512})
+    report = index.rebuild(scheduler="local", embedder="hashing")
+    assert shapes == [[0]], "the local cluster never asked for GPU devices"
+    assert report.scheduler == "local"
+    by_worker = report.stages["embed_s_by_worker"]
+    assert isinstance(by_worker, dict) and set(by_worker) == {"gpu-0"}, by_worker
+    assert _chunk_state(tmp_path / "gpu") == _chunk_state(tmp_path / "sync")
+
+
+def _real_gpu_reason() -> str | None:
+    from codeindex.executor import local_gpu_count
+
+    if not local_gpu_count():
+        return "no GPU: nvidia-smi lists none (CI never has one)"
+    if not plugins.get_plugin_manager().embedder_backend("onnx").gpu_usable(EmbedderSettings()):
+        return "GPU present but onnxruntime has no CUDA provider (install onnxruntime-gpu)"
+    return None
+
+
+@pytest.mark.gpu
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_default_rebuild_on_a_gpu_host_embeds_on_the_gpu_worker(scenario, tmp_path: Path) -> None:
+    """On a real GPU host the default local cluster gets a GPU worker; embedding runs there, on CUDA,
+    and gives the vectors the CPU gives (cosine >= 0.999), for the same chunks."""
+    reason = _real_gpu_reason()
+    if reason:
+        pytest.skip(reason)
+    root = scenario("e2e_repo")
+    on_cpu = {"embedder.device": "cpu"}
+    Index(root, index_dir=tmp_path / "cpu", **on_cpu).rebuild(scheduler="sync")
+    report = Index(root, index_dir=tmp_path / "gpu", **{"engine.small_update_files": 0}).rebuild(scheduler="local")
+    assert report.stages["devices"] == ["cuda:0"]
+    by_worker = report.stages["embed_s_by_worker"]
+    assert isinstance(by_worker, dict) and set(by_worker) == {"gpu-0"}, by_worker
+    assert _chunk_state(tmp_path / "gpu") == _chunk_state(tmp_path / "cpu")
+    # Both indexes searched with the same CPU query vector: any difference comes from the stored vectors.
+    for query in ("parse the configuration file", "retry a failed request"):
+        hits = [Index(root, index_dir=tmp_path / d, **on_cpu).search(query, k=5, mode="vector") for d in ("cpu", "gpu")]
+        assert [(h.path, h.start_line) for h in hits[0]] == [(h.path, h.start_line) for h in hits[1]]
+        assert all(abs(a.score - b.score) < 1e-3 for a, b in zip(*hits, strict=True))
 
 
 @pytest.fixture

@@ -380,10 +380,12 @@ def parse_device(device: str, backend: str) -> tuple[str, int]:
                         hint="embedder.device is auto, cpu or cuda[:N]")
 
 
-def model_backend(name: str, description: str,
-                  create: Callable[[EmbedderSettings], Embedder]) -> EmbedderBackend:
+def model_backend(name: str, description: str, create: Callable[[EmbedderSettings], Embedder],
+                  gpu_usable: Callable[[EmbedderSettings], bool]) -> EmbedderBackend:
     """An ``EmbedderBackend`` for a sentence-transformers model directory: identity and token counting are
-    shared by every backend that runs such a model (cheap, no runtime import); only ``create`` differs."""
+    shared by every backend that runs such a model (cheap, no runtime import); ``create`` and
+    ``gpu_usable`` differ."""
     return EmbedderBackend(name=name, description=description, create=create,
                            identify=functools.partial(identify_model, backend=name),
-                           token_counter=functools.partial(model_token_counter, backend=name))
+                           token_counter=functools.partial(model_token_counter, backend=name),
+                           gpu_usable=gpu_usable)

@@ -101,4 +101,15 @@ def create(settings: EmbedderSettings) -> SentenceTransformerEmbedder:
 @codeindex.hookimpl
 def codeindex_embedders() -> list[EmbedderBackend]:
     return [common.model_backend(
-        BACKEND, "sentence-transformers on torch (CUDA when available, fp16 option)", create)]
+        BACKEND, "sentence-transformers on torch (CUDA when available, fp16 option)", create, gpu_usable)]
+
+
+def gpu_usable(settings: EmbedderSettings) -> bool:
+    """Whether ``create`` would pick a CUDA device. Imports torch (seconds), so it is asked only on a
+    host whose ``nvidia-smi`` lists a GPU."""
+    kind, _ = common.parse_device(settings.device, BACKEND)
+    if kind == "cpu":
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
