@@ -18,7 +18,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from codeindex.embedders.batching import plan_batches
@@ -133,7 +132,7 @@ class Pipeline:
             if postings is not None and postings.num_rows:
                 local = postings.column("chunk_id")
                 postings = postings.set_column(postings.schema.get_field_index("chunk_id"), "chunk_id",
-                                               pc.add(local.cast(pa.int64()), first))
+                                               pa.array(local.to_numpy().astype(np.int64) + first))
                 ppart = self.staging / f"postings-{self._part:06d}.parquet"
                 pq.write_table(postings, ppart)
                 self.result.postings_parts.append(ppart)
