@@ -31,7 +31,7 @@ def chunk_texts(corpus: Path, limit: int, index_dir: Path | None = None) -> list
     import duckdb
 
     from codeindex import Index
-    from codeindex.pipeline import join_embed_text
+    from codeindex.engine.pipeline import join_embed_text
 
     with tempfile.TemporaryDirectory(prefix="ann-recall-") as tmp:
         overrides: dict[str, Any] = {"embedder.backend": "hashing"}
@@ -53,8 +53,8 @@ def load_vectors(corpus: Path, embedder: str, limit: int, cache: Path, index_dir
     if path.exists():
         return np.load(path)
     from codeindex.config import load_config
+    from codeindex.embedders.choice import settings_from_config
     from codeindex.embedders.runtime import get_embedder
-    from codeindex.embedding_choice import settings_from_config
 
     texts = chunk_texts(corpus, limit, index_dir)
     model = get_embedder(embedder, settings_from_config(load_config(None, {})))

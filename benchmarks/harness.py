@@ -235,3 +235,13 @@ def versions() -> dict[str, Any]:
     except (OSError, subprocess.CalledProcessError):
         out["commit"] = None
     return out
+
+
+def pick_edit_file(root: Path) -> Path:
+    """A mid-sized source file (the median size of the tree's .py/.go/.java/.ts/.js/.rs/.c files)."""
+    exts = {".py", ".go", ".java", ".ts", ".js", ".rs", ".c", ".cpp"}
+    files = sorted((p for p in root.rglob("*") if p.suffix in exts and p.is_file()
+                    and ".codeindex" not in p.parts), key=lambda p: (p.stat().st_size, str(p)))
+    if not files:
+        raise BenchmarkError(f"no source files under {root}")
+    return files[len(files) // 2]

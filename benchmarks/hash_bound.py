@@ -32,10 +32,10 @@ from typing import Any
 
 import blake3
 
-from codeindex.discovery import discover
-from codeindex.merkle import build_tree, diff_trees, update_tree
+from codeindex.changes.discovery import discover
+from codeindex.changes.merkle import build_tree, diff_trees, update_tree
+from codeindex.changes.scan import SnapshotEntry, discover_and_scan, scan
 from codeindex.models import FileStat
-from codeindex.scan import SnapshotEntry, discover_and_scan, scan
 
 MAX_FILE_BYTES = 1 << 20
 

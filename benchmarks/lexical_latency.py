@@ -23,14 +23,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from codeindex.store.postings import (
-    POSTINGS_DDL,
-    add_postings,
-    bm25_search,
-    cluster_postings,
-    postings_table,
-    remove_postings,
-)
+from codeindex.search.analysis import postings_table
+from codeindex.search.ranking import bm25_search
+from codeindex.store.postings import add_postings, cluster_postings, remove_postings
+from codeindex.store.schema import POSTINGS_DDL
 
 CHUNKS_DDL = """
 CREATE TABLE chunks (chunk_id BIGINT PRIMARY KEY, path VARCHAR, language VARCHAR, kind VARCHAR,

@@ -4,7 +4,7 @@
 
 Files are found and assigned languages and parsers the way ``Index.update`` does (``discover`` with
 a ``LanguageMap`` over the plugin manager's parsers), read into ``ParseItem``s outside the timing, and
-handed to ``codeindex.tasks.parse_batch`` in batches of ``engine.parse_batch_files``: plugin lookup,
+handed to ``codeindex.engine.tasks.parse_batch`` in batches of ``engine.parse_batch_files``: plugin lookup,
 parser identity, binary sniffing, tree-sitter, splitting, exact token counts with the embedder
 backend's own counter (caches cold at the start, as in a fresh worker), and the lexical postings.
 
@@ -44,11 +44,11 @@ def _load(corpus: Path) -> list[Any]:
     files, default excludes, size limit, languages from the parser plugins), read outside the timing."""
     import blake3
 
+    from codeindex.changes.discovery import discover
     from codeindex.config import BY_NAME
-    from codeindex.discovery import discover
+    from codeindex.engine.tasks import ParseItem
     from codeindex.languages import LanguageMap
     from codeindex.plugins import get_plugin_manager
-    from codeindex.tasks import ParseItem
 
     lang_map = LanguageMap.from_parsers(get_plugin_manager().parsers())
     found = discover(corpus, lang_map.language_of, max_file_bytes=BY_NAME["discovery.max_file_bytes"].default)
@@ -62,8 +62,8 @@ def _load(corpus: Path) -> list[Any]:
 
 
 def _context(max_tokens: int) -> Any:
+    from codeindex.engine.tasks import EmbedContext
     from codeindex.hookspecs import EmbedderSettings
-    from codeindex.tasks import EmbedContext
 
     return EmbedContext(BACKEND, EmbedderSettings(), max_tokens, "bench")
 
@@ -73,8 +73,8 @@ def _counter(kind: str, ctx: Any) -> Iterator[None]:
     """Run the parse task with the backend's counter (``fast``) or the HF tokenizer (``hf``), cold."""
     from unittest import mock
 
-    from codeindex import tasks
     from codeindex.embedders import common
+    from codeindex.engine import tasks
 
     common._fast_counters.clear()  # a fresh worker: the fast counter's caches start empty
     tasks._token_counter.cache_clear()
@@ -93,9 +93,8 @@ def _counter(kind: str, ctx: Any) -> Iterator[None]:
 
 
 def _run(items: Sequence[Any], ctx: Any, batch_files: int) -> dict[str, Any]:
-    from codeindex.lexical import _analyse_word
-    from codeindex.store.postings import postings_table
-    from codeindex.tasks import parse_batch
+    from codeindex.engine.tasks import parse_batch
+    from codeindex.search.analysis import _analyse_word, postings_table
 
     batches = [items[i:i + batch_files] for i in range(0, len(items), batch_files)]
     _analyse_word.cache_clear()  # a fresh worker: the lexical word cache starts empty too
@@ -150,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
 
     from codeindex.config import BY_NAME
-    from codeindex.tasks import parse_one
+    from codeindex.engine.tasks import parse_one
 
     items = _load(args.corpus)
     ctx = _context(args.max_tokens)

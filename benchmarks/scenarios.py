@@ -22,6 +22,7 @@ from benchmarks.harness import (
     codeindex_cli,
     last_run,
     percentile,
+    pick_edit_file,
     timed,
 )
 
@@ -48,9 +49,9 @@ def embed_only_seconds(root: Path, backend: str) -> tuple[float, int]:
 
     from codeindex.config import load_config
     from codeindex.embedders.batching import embed_batched
+    from codeindex.embedders.choice import settings_from_config
     from codeindex.embedders.runtime import get_embedder
-    from codeindex.embedding_choice import settings_from_config
-    from codeindex.pipeline import join_embed_text
+    from codeindex.engine.pipeline import join_embed_text
 
     con = duckdb.connect(str(root / ".codeindex" / "meta.duckdb"), read_only=True)
     try:
@@ -79,16 +80,6 @@ def python_startup_seconds(repeat: int) -> list[float]:
     import subprocess
 
     return [timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True))[0] for _ in range(repeat)]
-
-
-def pick_edit_file(root: Path) -> Path:
-    """A mid-sized source file (the median size of the tree's .py/.go/.java/.ts/.js/.rs/.c files)."""
-    exts = {".py", ".go", ".java", ".ts", ".js", ".rs", ".c", ".cpp"}
-    files = sorted((p for p in root.rglob("*") if p.suffix in exts and p.is_file()
-                    and ".codeindex" not in p.parts), key=lambda p: (p.stat().st_size, str(p)))
-    if not files:
-        raise BenchmarkError(f"no source files under {root}")
-    return files[len(files) // 2]
 
 
 def pick_directory(root: Path, *, min_files: int = 5) -> Path:

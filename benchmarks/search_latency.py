@@ -50,13 +50,13 @@ NATURAL = ("read the configuration file", "retry a failed http request", "parse 
 _PROBE = """
 import json, sys, time
 t0 = time.perf_counter()
-import codeindex.cli, codeindex.index, codeindex.search
+import codeindex.cli, codeindex.index, codeindex.search.searcher
 t1 = time.perf_counter()
 import faiss
 t2 = time.perf_counter()
 from pathlib import Path
 from codeindex.embedders.runtime import get_embedder
-from codeindex.embedding_choice import settings_from_config
+from codeindex.embedders.choice import settings_from_config
 from codeindex.store import db as dbm
 root, index_dir, query = sys.argv[1:4]
 index = codeindex.index.Index(root, index_dir=index_dir)
@@ -156,7 +156,7 @@ def one_file_edits(corpus: Path, index: Index, n: int, seed: int = 1) -> list[tu
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    from codeindex.search import Searcher
+    from codeindex.search.searcher import Searcher
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, required=True)

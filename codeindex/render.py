@@ -126,7 +126,7 @@ def _highlight(text: str, terms: list[str]) -> Text:
 
 
 def print_results(console: Console, query: str, results: list[Any]) -> None:
-    from codeindex.lexical import query_tokens
+    from codeindex.search.analysis import query_tokens
 
     if not results:
         console.print("no results")

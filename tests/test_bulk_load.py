@@ -12,15 +12,10 @@ import pytest
 
 from codeindex import Index
 from codeindex.errors import UsageError
+from codeindex.search.analysis import postings_table
 from codeindex.store.db import parquet_paths
-from codeindex.store.postings import (
-    POSTINGS_DDL,
-    add_postings,
-    cluster_postings,
-    lex_stats,
-    load_postings_parts,
-    postings_table,
-)
+from codeindex.store.postings import add_postings, cluster_postings, lex_stats, load_postings_parts
+from codeindex.store.schema import POSTINGS_DDL
 
 
 def test_parquet_paths_read_only_the_named_file(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from codeindex.discovery import discover
+from codeindex.changes.discovery import discover
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 

@@ -121,7 +121,7 @@ class _RecordingExecutor:
     """The in-process executor, noting the token lengths of every embed batch the pipeline submits."""
 
     def __init__(self) -> None:
-        from codeindex.executor import SyncExecutor
+        from codeindex.engine.executor import SyncExecutor
 
         self.inner = SyncExecutor()
         self.name, self.n_workers, self.n_slots, self.has_gpu = "sync", 1, 1, False
@@ -147,10 +147,10 @@ def test_pipeline_batches_pad_little_more_than_sorting_everything(tmp_path) -> N
     more on real corpora)."""
     import random
 
+    from codeindex.engine.pipeline import Pipeline
+    from codeindex.engine.tasks import EmbedContext
     from codeindex.hookspecs import EmbedderSettings
-    from codeindex.pipeline import Pipeline
     from codeindex.store.segments import SegmentWriter
-    from codeindex.tasks import EmbedContext
 
     class NothingKnown(dict):  # type: ignore[type-arg]
         def prefetch(self, keys) -> None:  # type: ignore[no-untyped-def]

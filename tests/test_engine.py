@@ -17,10 +17,10 @@ import duckdb
 import pytest
 
 from codeindex import Index, plugins
+from codeindex.engine.graph import embed_key, embed_task, parse_key, parse_task
+from codeindex.engine.tasks import EmbedContext, ParseItem
 from codeindex.errors import EmbedderError, UsageError
-from codeindex.graph import embed_key, embed_task, parse_key, parse_task
 from codeindex.hookspecs import EmbedderSettings
-from codeindex.tasks import EmbedContext, ParseItem
 
 CTX = EmbedContext("hashing", EmbedderSettings(), 256, "hashing|hashing-v1-384")
 ITEMS = [ParseItem("a.py", "python", "treesitter", "h1", b"def a():\n    return 1\n"),
@@ -40,7 +40,7 @@ def _chunk_state(index_dir: Path) -> list[tuple]:
 
 
 def test_task_keys_are_stable_across_processes() -> None:
-    code = ("from tests.test_engine import CTX, ITEMS; from codeindex.graph import parse_key, embed_key; "
+    code = ("from tests.test_engine import CTX, ITEMS; from codeindex.engine.graph import parse_key, embed_key; "
             "print(parse_key(ITEMS, CTX)); print(embed_key(['k1', 'k2'], CTX))")
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
@@ -72,7 +72,7 @@ def test_embed_resource_annotation_and_gpu_precedence() -> None:
 
 
 def test_local_cluster_shape() -> None:
-    from codeindex.executor import local_cluster_shape
+    from codeindex.engine.executor import local_cluster_shape
 
     assert local_cluster_shape(1) == (1, 1)
     assert local_cluster_shape(2) == (1, 2)
@@ -90,7 +90,7 @@ def test_annotated_tasks_land_on_the_gpu_worker_after_optimisation() -> None:
     "GPU" is a resource label on one of two local workers."""
     from distributed import Nanny, Scheduler, SpecCluster
 
-    from codeindex.executor import DaskExecutor
+    from codeindex.engine.executor import DaskExecutor
 
     workers = {"gpu-0": {"cls": Nanny, "options": {"nthreads": 1, "resources": {"GPU": 1}, "host": "127.0.0.1"}},
                "cpu-0": {"cls": Nanny, "options": {"nthreads": 1, "host": "127.0.0.1"}}}
@@ -116,7 +116,7 @@ def test_annotated_tasks_land_on_the_gpu_worker_after_optimisation() -> None:
 
 @pytest.mark.cluster
 def test_a_resource_no_worker_offers_fails_fast() -> None:
-    from codeindex.executor import DaskExecutor
+    from codeindex.engine.executor import DaskExecutor
 
     executor = DaskExecutor(None, n_workers=1)
     try:
@@ -141,7 +141,7 @@ def _backend(gpu_usable: bool, asked: list[str]) -> plugins.hookspecs.EmbedderBa
 
 def test_usable_gpu_devices(monkeypatch: pytest.MonkeyPatch) -> None:
     """GPU workers only where the host lists GPUs, the device allows one and the backend would use it."""
-    from codeindex import executor
+    from codeindex.engine import executor
 
     asked: list[str] = []
     monkeypatch.setattr(executor, "local_gpu_count", lambda: 2)
@@ -158,7 +158,7 @@ def test_usable_gpu_devices(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_built_in_backends_answer_gpu_usable_without_a_gpu() -> None:
     """On a CPU-only install the built-ins say no, so a local cluster keeps its CPU shape."""
-    from codeindex.executor import local_gpu_count
+    from codeindex.engine.executor import local_gpu_count
 
     if local_gpu_count():
         pytest.skip("this host has a GPU: the answer depends on its CUDA builds")
@@ -172,7 +172,7 @@ def test_built_in_backends_answer_gpu_usable_without_a_gpu() -> None:
 
 
 def test_local_worker_settings() -> None:
-    from codeindex.executor import SyncExecutor, local_worker_settings
+    from codeindex.engine.executor import SyncExecutor, local_worker_settings
 
     class Local:
         name = "local"
@@ -192,7 +192,7 @@ def test_local_worker_settings() -> None:
 def test_local_gpu_cluster_embeds_on_its_gpu_worker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The local cluster's GPU shape, run for real on a host without a GPU: the engine is told device 0
     is usable, so it starts gpu-0 plus CPU workers, and every embed batch must run on gpu-0."""
-    from codeindex import commit
+    from codeindex.engine import execute as commit
 
     root = tmp_path / "tree"
     root.mkdir()
@@ -216,7 +216,7 @@ def test_local_gpu_cluster_embeds_on_its_gpu_worker(monkeypatch: pytest.MonkeyPa
 
 
 def _real_gpu_reason() -> str | None:
-    from codeindex.executor import local_gpu_count
+    from codeindex.engine.executor import local_gpu_count
 
     if not local_gpu_count():
         return "no GPU: nvidia-smi lists none (CI never has one)"

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codeindex.lexical import MAX_WORD, code_tokens, query_tokens, rrf, term_frequencies
+from codeindex.search.analysis import MAX_WORD, code_tokens, query_tokens, term_frequencies
+from codeindex.search.ranking import rrf
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codeindex.merkle import TreeDiff, build_tree, diff_trees, leaf_hash, update_tree
+from codeindex.changes.merkle import TreeDiff, build_tree, diff_trees, leaf_hash, update_tree
 
 A, B, C = leaf_hash(b"a"), leaf_hash(b"b"), leaf_hash(b"c")
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from benchmarks import parse_throughput as pt
-from codeindex import tasks
+from codeindex.engine import tasks
 from tests.conftest import SCENARIOS
 
 

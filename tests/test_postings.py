@@ -10,21 +10,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codeindex.lexical import query_tokens, term_frequencies
+from codeindex.search.analysis import postings_table, query_tokens, term_frequencies, term_key
+from codeindex.search.ranking import bm25_search
 from codeindex.store.postings import (
-    POSTINGS_DDL,
     ChunkLengths,
     add_postings,
-    bm25_search,
     cluster_postings,
     dead_ratio,
     lex_stats,
     needs_clustering,
-    postings_table,
     remove_postings,
-    term_key,
     unclustered_ratio,
 )
+from codeindex.store.schema import POSTINGS_DDL
 
 # The lead's chunks table, reduced to the columns the lexical index and filters read.
 CHUNKS_DDL = """

@@ -12,8 +12,9 @@ from collections import Counter
 
 import duckdb
 
-from codeindex.lexical import code_tokens
-from codeindex.store.postings import POSTINGS_DDL, add_postings, postings_table, term_key
+from codeindex.search.analysis import code_tokens, postings_table, term_key
+from codeindex.store.postings import add_postings
+from codeindex.store.schema import POSTINGS_DDL
 
 
 def test_many_batches_in_one_transaction_keep_every_posting() -> None:

@@ -14,11 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codeindex.discovery import discover
-from codeindex.hash_child import can_fork
-from codeindex.merkle import build_tree, diff_trees, leaf_hash
-from codeindex.models import FileStat
-from codeindex.scan import (
+from codeindex.changes.discovery import discover
+from codeindex.changes.hash_child import can_fork
+from codeindex.changes.merkle import build_tree, diff_trees, leaf_hash
+from codeindex.changes.scan import (
     OVERLAP_BATCH,
     RACY_WINDOW_NS,
     OverlappedScan,
@@ -29,6 +28,7 @@ from codeindex.scan import (
     read_file,
     scan,
 )
+from codeindex.models import FileStat
 
 STAT = FileStat(size=4, mtime_ns=10_000_000_000, inode=7, ctime_ns=10_000_000_000)
 
@@ -188,10 +188,10 @@ def _many_files(root: Path, n: int) -> None:
 _FORK_SCRIPT = """
 import os, sys
 from pathlib import Path
-from codeindex import scan as scan_mod
-from codeindex.discovery import discover
-from codeindex.hash_child import can_fork
-from codeindex.scan import OverlappedScan, discover_and_scan, scan
+from codeindex.changes import scan as scan_mod
+from codeindex.changes.discovery import discover
+from codeindex.changes.hash_child import can_fork
+from codeindex.changes.scan import OverlappedScan, discover_and_scan, scan
 
 root = Path(sys.argv[1])
 mode = sys.argv[2]

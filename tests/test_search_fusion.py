@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codeindex.lexical import rrf
-from codeindex.search import IDENTIFIER_WEIGHTS, NATURAL_WEIGHTS, RRF_K, fusion_weights
+from codeindex.search.ranking import IDENTIFIER_WEIGHTS, NATURAL_WEIGHTS, RRF_K, fusion_weights, rrf
 
 
 @pytest.mark.parametrize("query", ["parse_file", "parseFile", "os.path.join", "Foo::bar", "self->next",

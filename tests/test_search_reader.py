@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 
 from codeindex import Index
-from codeindex.search import VectorMap
+from codeindex.search.ranking import bm25_search
+from codeindex.search.state import VectorMap
 from codeindex.store import db as dbm
 from codeindex.store.lock import writer_lock
-from codeindex.store.postings import ChunkLengths, bm25_search
+from codeindex.store.postings import ChunkLengths
 from codeindex.store.reader import ReadConnection, database_stamp, writer_active
 from tests.crash_helpers import QUERIES, make_tree, run_cli
 

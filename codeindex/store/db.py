@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from codeindex.errors import CorruptIndexError, NotIndexedError, SchemaVersionError
-from codeindex.store.schema import SCHEMA_VERSION, TABLES
+from codeindex.store.layout import DB_NAME as DB_NAME  # re-exported: callers say dbm.DB_NAME
+from codeindex.store.schema import POSTINGS_DDL, SCHEMA_VERSION, TABLES
 
 if TYPE_CHECKING:  # pyarrow costs ~0.2 s to import: a no-op update never needs it
     import pyarrow as pa
 
-DB_NAME = "meta.duckdb"
 MEMORY_LIMIT = "1GB"
 BULK_MEMORY_LIMIT = "256MB"
 BLOCK_SIZE = 16384
@@ -135,8 +135,6 @@ def create_database(path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
-    from codeindex.store.postings import POSTINGS_DDL  # imports pyarrow: only when creating an index
-
     con.execute(TABLES)
     con.execute(POSTINGS_DDL)
     con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])

@@ -1,7 +1,7 @@
 """The lexical (BM25) index, kept incrementally in DuckDB tables.
 
 DuckDB's ``fts`` extension downloads at run time and cannot update an index in place, so the
-inverted index is two plain tables (see ``POSTINGS_DDL``):
+inverted index is two plain tables (``POSTINGS_DDL`` in ``store/schema.py``):
 
 * ``postings(term_id, chunk_id, tf)``: one row per (term, chunk). ``term_id`` is ``term_key(term)``,
   a 64-bit hash of the term, so there is no term dictionary to look up, upsert or keep in step.
@@ -41,96 +41,26 @@ follow when replacing the chunks of a file, in one transaction:
 3. insert the new ``chunks`` rows (with ``lex_len`` from ``postings_table``) and ``add_postings``,
    in either order.
 
-``bm25_search`` joins ``chunks`` (for ``lex_len`` and filters, or reads ``lex_len`` from the caller's
-``ChunkLengths`` of the same state), so a chunk is searchable once both its row and its postings exist.
+``fetch_postings`` (what ``search/ranking.py: bm25_search`` scores) joins ``chunks`` (for ``lex_len``
+and filters, or reads ``lex_len`` from the caller's ``ChunkLengths`` of the same state), so a chunk is
+searchable once both its row and its postings exist.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from codeindex.lexical import code_tokens, query_tokens
+from codeindex.store.db import parquet_paths
 
-if TYPE_CHECKING:  # pyarrow costs ~0.1 s to import: a search (bm25_search) never needs it
+if TYPE_CHECKING:  # pyarrow costs ~0.1 s to import: a search never needs it
     import duckdb
     import pyarrow as pa
 
-K1 = 1.2
-"""BM25 term-frequency saturation."""
-B = 0.75
-"""BM25 length normalisation strength."""
-
-POSTINGS_DDL = """
-CREATE TABLE IF NOT EXISTS postings (
-    term_id BIGINT NOT NULL,
-    chunk_id BIGINT NOT NULL,
-    tf INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS lex_stats (
-    k VARCHAR PRIMARY KEY,
-    v DOUBLE NOT NULL
-);
-INSERT INTO lex_stats VALUES ('n_docs', 0), ('total_len', 0), ('unclustered_rows', 0), ('dead_chunks', 0)
-    ON CONFLICT DO NOTHING;
-"""
-"""Tables of the lexical index; idempotent. ``chunks(chunk_id, lex_len, ...)`` is the lead's table."""
-
 _IDS_VIEW = "_lex_ids"
-
-_KEY_CACHE: dict[str, int] = {}
-_KEY_CACHE_MAX = 1 << 20
-
-
-def term_key(term: str) -> int:
-    """The stored id of a term: the first 8 bytes of its blake2b digest as a signed 64-bit integer.
-
-    Stable across processes, machines and versions (part of the storage format). Cached, since a
-    corpus repeats its vocabulary: hashing costs ~0.5 us, a cache hit ~50 ns.
-    """
-    key = _KEY_CACHE.get(term)
-    if key is None:
-        if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
-            _KEY_CACHE.clear()
-        digest = hashlib.blake2b(term.encode("utf-8"), digest_size=8).digest()
-        key = _KEY_CACHE[term] = int.from_bytes(digest, "little", signed=True)
-    return key
-
-
-def postings_table(
-    chunk_ids: Sequence[int], texts: Sequence[str], paths: Sequence[str], symbols: Sequence[str]
-) -> tuple[pa.Table, list[int]]:
-    """Analyse chunks into an Arrow table ``(term_id, chunk_id, tf)`` and each chunk's ``lex_len``.
-
-    The indexed document is the chunk text plus its path and symbol, so ``lexical.py`` or a class
-    name finds a chunk whose body never spells them. Pure (no database), so it can run on workers.
-    """
-    import pyarrow as pa
-
-    if not (len(chunk_ids) == len(texts) == len(paths) == len(symbols)):
-        raise ValueError("postings_table: chunk_ids, texts, paths and symbols differ in length")
-    keys: list[int] = []
-    ids: list[int] = []
-    tfs: list[int] = []
-    lex_lens: list[int] = []
-    key_of = term_key
-    for chunk_id, text, path, symbol in zip(chunk_ids, texts, paths, symbols, strict=True):
-        counts = Counter(code_tokens(f"{text}\n{path}\n{symbol}"))
-        keys.extend(map(key_of, counts.keys()))
-        tfs.extend(counts.values())
-        ids.extend([chunk_id] * len(counts))
-        lex_lens.append(counts.total())
-    table = pa.table(
-        [pa.array(keys, pa.int64()), pa.array(ids, pa.int64()), pa.array(tfs, pa.int32())],
-        schema=pa.schema([("term_id", pa.int64()), ("chunk_id", pa.int64()), ("tf", pa.int32())]),
-    )
-    return table, lex_lens
-
 
 def _bump(con: duckdb.DuckDBPyConnection, key: str, delta_sql: str, params: Sequence[object] = ()) -> None:
     con.execute(f"UPDATE lex_stats SET v = v + ({delta_sql}) WHERE k = ?", [*params, key])
@@ -164,7 +94,6 @@ def load_postings_parts(con: duckdb.DuckDBPyConnection, postings_parts: Sequence
     copy of them is held in Python. ``chunk_parts`` are the chunk batches these postings belong to
     (their ``lex_len`` column feeds ``n_docs`` and ``total_len``).
     """
-    from codeindex.store.db import parquet_paths
 
     if not postings_parts:
         return
@@ -271,48 +200,26 @@ class ChunkLengths:
         return out
 
 
-def bm25_search(
-    con: duckdb.DuckDBPyConnection,
-    query: str,
-    k: int,
-    *,
-    where_sql: str = "",
-    params: Sequence[object] = (),
-    lengths: ChunkLengths | None = None,
-    stats: Mapping[str, float] | None = None,
-) -> list[tuple[int, float]]:
-    """Top-``k`` ``(chunk_id, score)`` by Okapi BM25, best first, ties by ascending chunk id.
+def fetch_postings(con: duckdb.DuckDBPyConnection, term_ids: Sequence[int], *, where_sql: str = "",
+                   params: Sequence[object] = (), lengths: ChunkLengths | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The live postings of ``term_ids``: arrays ``(term_ids, chunk_ids, tf, lex_len, keep)``.
 
-    ``score(d) = sum over distinct query terms t in d of
-    idf(t) * tf * (K1 + 1) / (tf + K1 * (1 - B + B * lex_len(d) / avg_lex_len))`` with
-    ``idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5))`` (never negative). ``N``, ``df`` and the average
-    length are over the whole index; ``where_sql`` (a boolean SQL expression over ``chunks`` aliased
-    ``c``, with ``?`` placeholders bound to ``params``) only filters which chunks are returned.
-
-    DuckDB reads the postings of the query's terms, one equality scan per term (literal ids, so it
-    prunes to the blocks holding each term: 2-3x faster than one ``IN`` list); numpy counts ``df`` and
-    scores them (summing and ranking ~40k postings in SQL took 2-3x longer). ``lengths`` and ``stats``
-    (``lex_stats``), when the caller keeps them for the current state, spare the join with ``chunks``
-    and a lookup.
+    One equality scan per term (literal ids, so DuckDB prunes to the blocks holding each term: 2-3x
+    faster than one ``IN`` list). ``lengths``, when the caller keeps them for the current state and no
+    filter applies, spare the join with ``chunks``; otherwise the join drops the postings of removed
+    chunks and ``keep`` marks the rows that pass ``where_sql``.
     """
-    terms = query_tokens(query)
-    if not terms or k <= 0:
-        return []
-    stats = lex_stats(con) if stats is None else stats
-    n_docs = stats.get("n_docs", 0.0)
-    total_len = stats.get("total_len", 0.0)
-    if n_docs <= 0 or total_len <= 0:
-        return []
     postings = " UNION ALL ".join(
         f"SELECT term_id, chunk_id, tf FROM postings WHERE term_id = {int(key)}"
-        for key in sorted({term_key(t) for t in terms})
+        for key in sorted(set(term_ids))
     )
     if lengths is not None and not where_sql.strip():
         rows = con.execute(postings).fetchnumpy()
         chunk_ids = np.asarray(rows["chunk_id"], dtype=np.int64)
         lex_len = lengths.of(chunk_ids)
         live = lex_len >= 0  # a removed chunk's postings stay until clustering: they neither count nor score
-        term_ids = np.asarray(rows["term_id"], dtype=np.int64)[live]
+        term_ids_out = np.asarray(rows["term_id"], dtype=np.int64)[live]
         tf = np.asarray(rows["tf"], dtype=np.float64)[live]
         chunk_ids, lex_len = chunk_ids[live], lex_len[live]
         keep = np.ones(len(chunk_ids), dtype=bool)
@@ -323,36 +230,9 @@ def bm25_search(
             f"FROM ({postings}) p JOIN chunks c ON c.chunk_id = p.chunk_id",
             list(params),
         ).fetchnumpy()
-        term_ids = np.asarray(rows["term_id"], dtype=np.int64)
+        term_ids_out = np.asarray(rows["term_id"], dtype=np.int64)
         tf = np.asarray(rows["tf"], dtype=np.float64)
         chunk_ids = np.asarray(rows["chunk_id"], dtype=np.int64)
         lex_len = np.asarray(rows["lex_len"], dtype=np.int64)
         keep = np.asarray(rows["keep"], dtype=bool)
-    return _rank(term_ids, chunk_ids, tf, lex_len.astype(np.float64), keep, n_docs, total_len / n_docs, k)
-
-
-def _rank(term_ids: np.ndarray, chunk_ids: np.ndarray, tf: np.ndarray, lex_len: np.ndarray, keep: np.ndarray,
-          n_docs: float, avg_len: float, k: int) -> list[tuple[int, float]]:
-    """BM25 over fetched postings: ``df`` from all rows, scores of the ``keep`` rows summed per chunk,
-    top ``k`` by (score desc, chunk id asc). Pure numpy.
-
-    Terms are added one at a time in term-id order, so a chunk's score does not depend on the order
-    DuckDB returned its postings in (it changes with clustering): results are bit-for-bit repeatable.
-    """
-    if not keep.any():
-        return []
-    keys, term_slot, df = np.unique(term_ids, return_inverse=True, return_counts=True)
-    idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
-    term_slot, tf, lex_len = term_slot[keep], tf[keep], lex_len[keep]
-    uniq, slot = np.unique(chunk_ids[keep], return_inverse=True)
-    contrib = idf[term_slot] * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * lex_len / avg_len))
-    scores = np.zeros(len(uniq), dtype=np.float64)
-    for t in range(len(keys)):
-        mine = term_slot == t
-        scores += np.bincount(slot[mine], weights=contrib[mine], minlength=len(uniq))
-    cand = np.arange(len(uniq))
-    if len(cand) > k:  # keep everything tied with the k-th score, then order exactly
-        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
-        cand = cand[scores >= kth]
-    order = cand[np.lexsort((uniq[cand], -scores[cand]))][:k]
-    return [(int(uniq[i]), float(scores[i])) for i in order]
+    return term_ids_out, chunk_ids, tf, lex_len.astype(np.float64), keep

@@ -2,7 +2,7 @@
 
 A dead writer can leave: a staging folder of Parquet parts, segment files under temporary names or
 sealed but never committed, and a half-built ``meta.duckdb.new``. None is referenced by committed
-state, so deleting them is always safe. The Committer does the same at the start of every pipeline
+state, so deleting them is always safe. The engine (``engine/execute.py``) does the same at the start of every pipeline
 run, but an ``update`` that finds nothing to do (the dead writer had committed) never gets there.
 """
 

@@ -28,3 +28,18 @@ CREATE TABLE IF NOT EXISTS runs (
     tokens_embedded BIGINT, stages_json VARCHAR, skipped_json VARCHAR
 );
 """
+
+POSTINGS_DDL = """
+CREATE TABLE IF NOT EXISTS postings (
+    term_id BIGINT NOT NULL,
+    chunk_id BIGINT NOT NULL,
+    tf INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lex_stats (
+    k VARCHAR PRIMARY KEY,
+    v DOUBLE NOT NULL
+);
+INSERT INTO lex_stats VALUES ('n_docs', 0), ('total_len', 0), ('unclustered_rows', 0), ('dead_chunks', 0)
+    ON CONFLICT DO NOTHING;
+"""
+"""Tables of the lexical index (``store/postings.py``); idempotent."""

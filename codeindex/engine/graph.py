@@ -16,7 +16,7 @@ import blake3
 import dask
 from dask.delayed import Delayed, delayed
 
-from codeindex.tasks import EmbedContext, ParseItem, embed_texts, parse_batch
+from codeindex.engine.tasks import EmbedContext, ParseItem, embed_texts, parse_batch
 
 GPU_RESOURCE = "GPU"
 EMBED_RESOURCE = "EMBED"

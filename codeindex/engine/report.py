@@ -7,17 +7,48 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
 import duckdb
 
-from codeindex.embedding_choice import EmbedderChoice
-from codeindex.results import PipelineResult
+from codeindex.changes.plan import UpdatePlan
+from codeindex.embedders.choice import EmbedderChoice
+from codeindex.engine.results import PipelineResult
 from codeindex.store import db as dbm
 
-if TYPE_CHECKING:
-    from codeindex.index import RunReport, UpdatePlan
+
+@dataclass(slots=True)
+class RunReport:
+    """What a run did; the same figures are stored in the ``runs`` table."""
+
+    run_id: int
+    kind: str
+    wall_s: float
+    scheduler: str
+    embedder: str
+    model_id: str
+    files_seen: int
+    files_added: int
+    files_modified: int
+    files_deleted: int
+    files_moved: int
+    files_reparsed: int
+    files_skipped: int
+    files_unreadable: int
+    chunks_total: int
+    chunks_written: int
+    chunks_embedded: int
+    chunks_reused: int
+    tokens_embedded: int
+    stages: dict[str, Any]
+    skipped: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 COUNTERS = ("files_seen", "files_added", "files_modified", "files_deleted", "files_moved", "files_reparsed",
             "files_skipped", "files_unreadable", "chunks_total", "chunks_written", "chunks_embedded",
@@ -26,8 +57,6 @@ COUNTERS = ("files_seen", "files_added", "files_modified", "files_deleted", "fil
 
 def build_report(kind: str, choice: EmbedderChoice, plan: UpdatePlan, result: PipelineResult, scheduler: str,
                  started: float, warnings: list[str]) -> RunReport:
-    from codeindex.index import RunReport
-
     skipped = dict(plan.skipped)
     for outcome in result.outcomes.values():
         if outcome.skip_reason:

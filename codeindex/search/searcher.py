@@ -12,53 +12,26 @@ database file's stamp. Loaded segments are reloaded only when the live-segment l
 
 from __future__ import annotations
 
-import itertools
-import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from codeindex.config import Config
-from codeindex.embedding_choice import settings_from_config
+from codeindex.embedders.choice import settings_from_config
 from codeindex.errors import ModelMismatchError, NotIndexedError, UsageError
+from codeindex.search.filters import where_clause
+from codeindex.search.ranking import RRF_K, bm25_search, fusion_weights, rrf
+from codeindex.search.state import Snapshot
 from codeindex.store import db as dbm
-from codeindex.store.postings import ChunkLengths, bm25_search, lex_stats
 from codeindex.store.reader import ReadConnection, Stamp
 
 if TYPE_CHECKING:
     import duckdb
 
 MODES = ("hybrid", "vector", "lexical")
-
-RRF_K = 0
-"""Rank damping of the hybrid fusion, ``w / (RRF_K + rank)``. The classic 60 is meant for many rankers
-over deep lists; with two rankers judged on their top 10 it blurred the first ranks: on the medium
-corpus's 600 docstring queries (MiniLM) hybrid MRR@10 was 0.269 at k=60, below vector alone (0.296),
-and 0.308 at k=0 with these weights (``benchmarks/search_quality.py``; it held on both halves of the queries)."""
-NATURAL_WEIGHTS = (1.0, 0.5)
-"""(vector, lexical) weights for a query in words: the embedding ranks descriptions better."""
-IDENTIFIER_WEIGHTS = (0.5, 1.0)
-"""(vector, lexical) weights for a query that is one identifier (``parse_file``, ``os.path.join``)."""
-_IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*(?:(?:\.|::|->)[A-Za-z_$][\w$]*)*")
-
-
-def fusion_weights(query: str) -> tuple[float, float]:
-    """Hybrid weights for ``query``: identifiers lean lexical, everything else leans on vectors.
-
-    An identifier is one token with a code shape: snake_case, camelCase, a dotted or ``::`` path.
-    A single plain word ("config") is treated as words.
-    """
-    q = query.strip()
-    if _IDENTIFIER.fullmatch(q) and ("_" in q or "." in q or "::" in q or "->" in q or _has_inner_capital(q)):
-        return IDENTIFIER_WEIGHTS
-    return NATURAL_WEIGHTS
-
-
-def _has_inner_capital(word: str) -> bool:
-    return any(a.islower() and b.isupper() for a, b in itertools.pairwise(word))
 
 
 @dataclass(slots=True)
@@ -79,72 +52,6 @@ class SearchResult:
         return asdict(self)
 
 
-@dataclass(slots=True)
-class VectorMap:
-    """Every chunk's vector id, sorted by (vec_id, chunk_id): hits become chunk ids without a query.
-
-    Several chunks may share one vector (identical text is embedded once), so a vector maps to a run
-    of chunk ids. Loaded once per committed state (~8 ms at 100k chunks).
-    """
-
-    vec_ids: np.ndarray
-    chunk_ids: np.ndarray
-
-    @classmethod
-    def load(cls, con: duckdb.DuckDBPyConnection) -> VectorMap:
-        got = con.execute("SELECT vec_id, chunk_id FROM chunks ORDER BY vec_id, chunk_id").fetchnumpy()
-        return cls(np.asarray(got["vec_id"], dtype=np.int64), np.asarray(got["chunk_id"], dtype=np.int64))
-
-    def chunks_of(self, vec_ids: Sequence[int]) -> list[list[int]]:
-        """For each vector id, the ids of the live chunks that carry it (ascending; empty if none)."""
-        wanted = np.asarray(vec_ids, dtype=np.int64)
-        starts = np.searchsorted(self.vec_ids, wanted, side="left")
-        ends = np.searchsorted(self.vec_ids, wanted, side="right")
-        return [self.chunk_ids[a:b].tolist() for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
-
-
-@dataclass(slots=True)
-class Snapshot:
-    """What one committed state of the index says, independently of any query.
-
-    Read once per state (the database stamp) instead of once per query. The heavier parts (chunk
-    lengths, vector map) load from a state's second query on: a one-shot ``codeindex search`` does
-    better with a join than with loading a whole column.
-    """
-
-    stamp: Stamp
-    meta: dict[str, str]
-    segments: list[tuple[int, str]]
-    dead: dict[int, int]
-    lex_stats: dict[str, float]
-    queries: int = 0
-    lengths: ChunkLengths | None = field(default=None, repr=False)
-    vector_map: VectorMap | None = field(default=None, repr=False)
-
-    @classmethod
-    def read(cls, con: duckdb.DuckDBPyConnection, stamp: Stamp, db_path: Path) -> Snapshot:
-        dbm.check_schema(con, db_path)
-        segments = [(int(n), str(f)) for n, f in
-                    con.execute("SELECT segment, file FROM segments ORDER BY segment").fetchall()]
-        dead = {int(n): int(c) for n, c in
-                con.execute("SELECT segment, count(*) FROM tombstones GROUP BY segment").fetchall()}
-        return cls(stamp, dbm.get_meta(con), segments, dead, lex_stats(con))
-
-    @property
-    def warm(self) -> bool:
-        return self.queries > 1
-
-    def chunk_lengths(self, con: duckdb.DuckDBPyConnection) -> ChunkLengths | None:
-        if self.lengths is None and self.warm:
-            self.lengths = ChunkLengths.load(con)
-        return self.lengths
-
-    def vectors(self, con: duckdb.DuckDBPyConnection) -> VectorMap | None:
-        if self.vector_map is None and self.warm:
-            self.vector_map = VectorMap.load(con)
-        return self.vector_map
-
-
 class Searcher:
     """Answers searches on one index; keep it (``Index`` does) so that connection and caches are reused.
 
@@ -160,30 +67,6 @@ class Searcher:
         self._embedder: Any = None
         self._embedder_key: tuple[str, str] | None = None
         self._selectors: dict[str, tuple[tuple[str, int], Any, Any]] = {}
-
-    # ------------------------------------------------------------------ filters
-
-    @staticmethod
-    def _where(languages: Sequence[str], paths: Sequence[str], exclude_paths: Sequence[str],
-               kinds: Sequence[str], symbol: str | None) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if languages:
-            clauses.append(f"c.language IN ({', '.join('?' * len(languages))})")
-            params.extend(languages)
-        if kinds:
-            clauses.append(f"c.kind IN ({', '.join('?' * len(kinds))})")
-            params.extend(kinds)
-        if paths:
-            clauses.append("(" + " OR ".join("regexp_full_match(c.path, ?)" for _ in paths) + ")")
-            params.extend(_glob_regex(p) for p in paths)
-        for pattern in exclude_paths:
-            clauses.append("NOT regexp_full_match(c.path, ?)")
-            params.append(_glob_regex(pattern))
-        if symbol:
-            clauses.append("lower(c.symbol) LIKE ?")
-            params.append(f"%{symbol.lower()}%")
-        return " AND ".join(clauses), params
 
     # ------------------------------------------------------------------ vector side
 
@@ -317,8 +200,6 @@ class Searcher:
     def search(self, query: str, *, k: int, mode: str, languages: Sequence[str] = (), paths: Sequence[str] = (),
                exclude_paths: Sequence[str] = (), kinds: Sequence[str] = (), symbol: str | None = None,
                embedder: str | None = None) -> list[SearchResult]:
-        from codeindex.lexical import rrf
-
         if mode not in MODES:
             raise UsageError(f"unknown search mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
         if not query.strip():
@@ -327,7 +208,7 @@ class Searcher:
             raise UsageError("k must be at least 1")
         if not self._reader.db_path.exists():
             raise NotIndexedError(f"no index at {self.index_dir}")
-        where, params = self._where(languages, paths, exclude_paths, kinds, symbol)
+        where, params = where_clause(languages, paths, exclude_paths, kinds, symbol)
         n = max(50, 5 * k)
         with self._reader.use() as (con, stamp):
             snap = self._current(con, stamp)
@@ -382,32 +263,3 @@ def _search_params(index: Any, selector: Any) -> Any:
         params = faiss.SearchParameters()
     params.sel = selector
     return params
-
-
-def _glob_regex(pattern: str) -> str:
-    """Translate a path glob into a regex: ``**`` matches across ``/``, ``*`` and ``?`` do not.
-
-    A pattern without ``/`` matches the file name anywhere (``*.py``), as in .gitignore.
-    """
-    if "/" not in pattern:
-        pattern = "**/" + pattern
-    out = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif ch == "*":
-            out.append("[^/]*")
-            i += 1
-        elif ch == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append("\\" + ch if ch in ".^$+{}[]()|\\" else ch)
-            i += 1
-    return "".join(out)

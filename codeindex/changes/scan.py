@@ -20,8 +20,8 @@ from typing import Protocol
 
 import blake3
 
-from codeindex.discovery import Discovery, discover
-from codeindex.hash_child import HashChild, can_fork
+from codeindex.changes.discovery import Discovery, discover
+from codeindex.changes.hash_child import HashChild, can_fork
 from codeindex.models import FileStat, SourceFile
 
 # Coarsest common mtime granularity: FAT has 2 s, HFS+/ext3 1 s; ext4/xfs/btrfs take timestamps from

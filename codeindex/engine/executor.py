@@ -16,15 +16,15 @@ import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from codeindex.engine.tasks import EmbedContext, ParseItem, embed_texts, parse_batch
 from codeindex.errors import UsageError
-from codeindex.tasks import EmbedContext, ParseItem, embed_texts, parse_batch
 
 if TYPE_CHECKING:
     from dask.delayed import Delayed
 
     from codeindex.hookspecs import EmbedderBackend, EmbedderSettings
 
-log = logging.getLogger("codeindex.executor")
+log = logging.getLogger("codeindex.engine.executor")
 
 LOOPBACK = "127.0.0.1"
 """A local cluster listens on loopback only: nothing outside this machine can reach its workers."""
@@ -123,7 +123,7 @@ class DaskExecutor:
             if gpu_devices:
                 self._cluster = gpu_spec_cluster(gpu_devices, n_workers or cores, env)
             else:
-                from codeindex.graph import EMBED_RESOURCE
+                from codeindex.engine.graph import EMBED_RESOURCE
 
                 workers, threads = local_cluster_shape(cores, n_workers)
                 self.embed_resource = EMBED_RESOURCE
@@ -147,13 +147,13 @@ class DaskExecutor:
         self.has_gpu = any(r.get("GPU", 0) for r in self.resources)
 
     def submit_parse(self, items: Sequence[ParseItem], ctx: EmbedContext) -> Any:
-        from codeindex.graph import parse_task
+        from codeindex.engine.graph import parse_task
 
         return self.submit(parse_task(items, ctx))
 
     def submit_embed(self, keys: Sequence[str], texts: Sequence[str], lengths: Sequence[int],
                      ctx: EmbedContext) -> Any:
-        from codeindex.graph import embed_task
+        from codeindex.engine.graph import embed_task
 
         return self.submit(embed_task(keys, texts, lengths, ctx, gpu=self.has_gpu, resource=self.embed_resource))
 

@@ -102,7 +102,7 @@ def parse_one(item: ParseItem, ctx: EmbedContext) -> ParseResult:
 
 def parse_batch(items: Sequence[ParseItem], ctx: EmbedContext) -> ParsedBatch:
     """Parse a batch of files and compute their lexical postings (coarse task: many files)."""
-    from codeindex.store.postings import postings_table
+    from codeindex.search.analysis import postings_table
 
     start = time.perf_counter()
     results = [parse_one(item, ctx) for item in items]

@@ -21,13 +21,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from codeindex.embedders.batching import plan_batches
+from codeindex.engine.executor import Executor
+from codeindex.engine.results import FileOutcome, PipelineResult
+from codeindex.engine.tasks import EmbedContext, EmbeddedBatch, ParsedBatch, ParseItem, vector_key
 from codeindex.errors import EmbedderError, Interrupted, UsageError
-from codeindex.executor import Executor
 from codeindex.models import Chunk, ParseResult
 from codeindex.progress import ProgressCallback, ProgressEvent
-from codeindex.results import FileOutcome, PipelineResult
 from codeindex.store.segments import SegmentWriter
-from codeindex.tasks import EmbedContext, EmbeddedBatch, ParsedBatch, ParseItem, vector_key
 
 CHUNK_SCHEMA = pa.schema([
     ("chunk_id", pa.int64()), ("path", pa.string()), ("language", pa.string()),
@@ -203,7 +203,7 @@ class Pipeline:
         """``items``: (path, language, parser name, content hash) to parse; ``carried``: chunk rows to re-stage."""
         wall_start = time.perf_counter()
         for rows in carried:  # moved files and model switches: no parse, maybe embed
-            from codeindex.store.postings import postings_table
+            from codeindex.search.analysis import postings_table
 
             postings, _ = postings_table(list(range(rows.num_rows)), rows.column("text").to_pylist(),
                                          rows.column("path").to_pylist(), rows.column("symbol").to_pylist())

@@ -37,8 +37,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codeindex.changes.ignore import Layer, RuleSet, decide
 from codeindex.errors import UsageError
-from codeindex.ignore import Layer, RuleSet, decide
 from codeindex.models import FileStat, SourceFile
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,180 @@
+"""The update plan: what changed since the committed snapshot, and the rules that decide it.
+
+``read_state`` reads the committed snapshot (one brief read-only open); ``make_plan`` walks and scans
+the tree, diffs the Merkle leaves, and applies the planning rules (a parser identity change means
+reparse, a model change means re-embed); ``estimate`` prices a plan from recorded throughput.
+Nothing here writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from codeindex.changes import merkle
+from codeindex.changes.discovery import Discovery
+from codeindex.changes.scan import discover_and_scan
+from codeindex.config import Config
+from codeindex.embedders.choice import EmbedderChoice
+from codeindex.errors import NotIndexedError
+from codeindex.languages import LanguageMap, parser_identity
+from codeindex.models import FileStat
+from codeindex.plugins import get_plugin_manager
+from codeindex.progress import ProgressCallback, ProgressEvent
+from codeindex.store import db as dbm
+from codeindex.store.layout import IndexLayout
+
+
+@dataclass(slots=True)
+class SnapshotRow:
+    stat: FileStat
+    hash: str
+    language: str
+    parser_id: str
+    n_chunks: int
+    skip_reason: str | None
+
+
+@dataclass(slots=True)
+class UpdatePlan:
+    """What an ``update`` would do. ``codeindex update --plan`` prints it; nothing is written."""
+
+    added: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    moved: list[tuple[str, str]] = field(default_factory=list)
+    reparse: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    stat_only: list[str] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)
+    by_language: dict[str, dict[str, int]] = field(default_factory=dict)
+    model_change: str | None = None
+    estimated_chunks: int = 0
+    estimated_tokens: int = 0
+    estimated_seconds: float | None = None
+    files_seen: int = 0
+    rehashed: int = 0
+    nodes: dict[str, str] = field(default_factory=dict, repr=False)
+    """The new Merkle directory nodes (not part of the printed plan)."""
+
+    @property
+    def to_parse(self) -> list[str]:
+        return sorted({*self.added, *self.modified, *self.reparse})
+
+    def is_noop(self) -> bool:
+        return not (self.added or self.modified or self.deleted or self.moved or self.reparse or self.model_change)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        del out["nodes"]
+        out["moved"] = [list(m) for m in self.moved]
+        return out
+
+
+@dataclass(slots=True)
+class IndexState:
+    """The committed snapshot a run starts from (empty for a first build or a rebuild)."""
+
+    meta: dict[str, str] = field(default_factory=dict)
+    snapshot: dict[str, SnapshotRow] = field(default_factory=dict)
+    nodes: dict[str, str] = field(default_factory=dict)
+    runs_throughput: tuple[float, float] | None = None  # (tokens per second, tokens per chunk)
+
+
+def read_state(layout: IndexLayout, *, require: bool) -> IndexState:
+    """The committed snapshot, read in one brief read-only session."""
+    if not layout.exists():
+        if require:
+            raise NotIndexedError(f"no index at {layout.index_dir}")
+        return IndexState()
+    with dbm.open_db(layout.db_path, read_only=True) as con:
+        dbm.check_schema(con, layout.db_path)
+        meta = dbm.get_meta(con)
+        files = con.execute("SELECT path, size, mtime_ns, inode, ctime_ns, hash, language, parser_id, "
+                            "n_chunks, skip_reason FROM files").fetchall()
+        nodes = dict(con.execute("SELECT path, hash FROM merkle_nodes").fetchall())
+        tp = dbm.first_row(con, "SELECT sum(tokens_embedded), sum(json_extract(stages_json, '$.embed_s')::DOUBLE), "
+                           "sum(chunks_embedded) FROM runs WHERE tokens_embedded > 0")
+    snapshot = {p: SnapshotRow(FileStat(s, m, i, c), h, lang, pid, n, r)
+                for p, s, m, i, c, h, lang, pid, n, r in files}
+    throughput = None
+    if tp and tp[0] and tp[1]:
+        throughput = (float(tp[0]) / float(tp[1]), float(tp[0]) / max(1.0, float(tp[2] or 1)))
+    return IndexState(meta, snapshot, nodes, throughput)
+
+
+def make_plan(layout: IndexLayout, config: Config, state: IndexState, choice: EmbedderChoice,
+              progress: ProgressCallback) -> tuple[UpdatePlan, Discovery, dict[str, str]]:
+    """Walk, scan and diff the tree against ``state``: the plan, what discovery found, the new leaves."""
+    manager = get_plugin_manager()
+    lang_map = LanguageMap.from_parsers(manager.parsers())
+    snapshot_time = int(state.meta.get("snapshot_time_ns", "0"))
+    progress(ProgressEvent("discover"))
+    # the walk and the hashing of what it finds overlap: see scan.OverlappedScan
+    found, scanned = discover_and_scan(layout.root, lang_map.language_of, state.snapshot, snapshot_time,
+                                       max_file_bytes=config["discovery.max_file_bytes"],
+                                       exclude=layout.excluded_names())
+    progress(ProgressEvent("discover", done=len(found.files), total=len(found.files)))
+    progress(ProgressEvent("hash", done=len(scanned.rehashed), total=len(found.files)))
+    new_leaves = scanned.hashes
+    plan = UpdatePlan(files_seen=len(found.files), skipped=dict(found.skipped),
+                      unreadable=dict(scanned.unreadable), rehashed=len(scanned.rehashed))
+    if state.meta.get("model_id") and state.meta.get("model_id") != choice.model_id:
+        plan.model_change = (f"{state.meta.get('embedder_backend')}:{state.meta.get('model_id')} -> "
+                             f"{choice.backend}:{choice.model_id}")
+    elif state.meta.get("embedder_backend") and state.meta["embedder_backend"] != choice.backend:
+        plan.model_change = f"{state.meta['embedder_backend']} -> {choice.backend}"
+    # unreadable files keep their previous entries: never lose data because of a transient error
+    old_leaves = {p: r.hash for p, r in state.snapshot.items() if p not in scanned.unreadable}
+    diff = merkle.diff_trees(old_leaves, new_leaves)  # a dict comparison: milliseconds at 100k files
+    if state.nodes and not scanned.unreadable:  # re-hash only the directories above what changed
+        plan.nodes = merkle.update_tree(state.nodes, new_leaves, diff.changed_paths())
+    else:
+        plan.nodes = merkle.build_tree(new_leaves)
+    plan.added, plan.modified, plan.deleted = diff.added, diff.modified, diff.deleted
+    plan.moved, plan.unchanged = diff.moved, diff.unchanged
+    languages = {f.path: f.language for f in found.files}
+    stats = {f.path: f.stat for f in found.files}
+    parsers = {p.name: p for p in manager.parsers()}
+    identities: dict[str, str] = {}  # language -> parser identity (config_hash is not free)
+    changed = {*plan.added, *plan.modified, *(new for _, new in plan.moved)}
+    for path, row in state.snapshot.items():
+        if path not in new_leaves or path in changed:
+            continue
+        if stats[path] != row.stat:
+            plan.stat_only.append(path)
+        language = languages[path]
+        if language not in identities:
+            parser = parsers.get(lang_map.parser_for(language) or "")
+            identities[language] = parser_identity(parser, language) if parser else ""
+        expected = identities[language]
+        if row.language != language or (row.skip_reason is None and row.parser_id != expected) \
+                or (row.skip_reason or "").startswith("parser-unavailable"):
+            plan.reparse.append(path)
+    added, modified = set(plan.added), set(plan.modified)
+    for path in plan.to_parse:
+        entry = plan.by_language.setdefault(languages[path], {"add": 0, "modify": 0, "reparse": 0})
+        entry["add" if path in added else "modify" if path in modified else "reparse"] += 1
+    for _, new in plan.moved:
+        plan.by_language.setdefault(languages[new], {"add": 0, "modify": 0, "reparse": 0})
+        plan.by_language[languages[new]]["move"] = plan.by_language[languages[new]].get("move", 0) + 1
+    return plan, found, new_leaves
+
+
+def estimate(layout: IndexLayout, plan: UpdatePlan, state: IndexState) -> None:
+    """Fill the plan's chunk, token and time estimates from the snapshot and recorded throughput."""
+    indexed = [r for r in state.snapshot.values() if r.skip_reason is None]
+    total_bytes = sum(r.stat.size for r in indexed) or 1
+    chunks_per_byte = sum(r.n_chunks for r in indexed) / total_bytes
+    sizes = {p: r.stat.size for p, r in state.snapshot.items()}
+    parse_bytes = 0
+    for path in plan.to_parse:
+        parse_bytes += sizes.get(path, 0) or (layout.root / path).stat().st_size
+    plan.estimated_chunks = round(parse_bytes * chunks_per_byte)
+    if plan.model_change:
+        plan.estimated_chunks = sum(r.n_chunks for r in indexed)
+    if state.runs_throughput:
+        tokens_per_s, tokens_per_chunk = state.runs_throughput
+        plan.estimated_tokens = round(plan.estimated_chunks * tokens_per_chunk)
+        plan.estimated_seconds = round(plan.estimated_tokens / tokens_per_s, 2) if tokens_per_s else None

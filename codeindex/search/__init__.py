@@ -1,0 +1,1 @@
+"""Answer queries: the searcher, its per-state cache, ranking (BM25, fusion) and filters."""
