@@ -23,6 +23,7 @@ from codeindex.plugins import get_plugin_manager
 from codeindex.progress import ProgressCallback, ProgressEvent
 from codeindex.store import db as dbm
 from codeindex.store.layout import IndexLayout
+from codeindex.store.session import ReadSession
 
 
 @dataclass(slots=True)
@@ -82,20 +83,22 @@ class IndexState:
     runs_throughput: tuple[float, float] | None = None  # (tokens per second, tokens per chunk)
 
 
-def read_state(layout: IndexLayout, *, require: bool) -> IndexState:
-    """The committed snapshot, read in one brief read-only session."""
+def read_state(layout: IndexLayout, session: ReadSession | None = None, *, require: bool) -> IndexState:
+    """The committed snapshot, read through ``session`` (the run's read session) or a brief one of its own."""
     if not layout.exists():
         if require:
             raise NotIndexedError(f"no index at {layout.index_dir}")
         return IndexState()
-    with dbm.open_db(layout.db_path, read_only=True) as con:
-        dbm.check_schema(con, layout.db_path)
-        meta = dbm.get_meta(con)
-        files = con.execute("SELECT path, size, mtime_ns, inode, ctime_ns, hash, language, parser_id, "
-                            "n_chunks, skip_reason FROM files").fetchall()
-        nodes = dict(con.execute("SELECT path, hash FROM merkle_nodes").fetchall())
-        tp = dbm.first_row(con, "SELECT sum(tokens_embedded), sum(json_extract(stages_json, '$.embed_s')::DOUBLE), "
-                           "sum(chunks_embedded) FROM runs WHERE tokens_embedded > 0")
+    if session is None:
+        with ReadSession(layout.db_path) as own:
+            return read_state(layout, own, require=require)
+    con = session.con()
+    meta = dbm.get_meta(con)
+    files = con.execute("SELECT path, size, mtime_ns, inode, ctime_ns, hash, language, parser_id, "
+                        "n_chunks, skip_reason FROM files").fetchall()
+    nodes = dict(con.execute("SELECT path, hash FROM merkle_nodes").fetchall())
+    tp = dbm.first_row(con, "SELECT sum(tokens_embedded), sum(json_extract(stages_json, '$.embed_s')::DOUBLE), "
+                       "sum(chunks_embedded) FROM runs WHERE tokens_embedded > 0")
     snapshot = {p: SnapshotRow(FileStat(s, m, i, c), h, lang, pid, n, r)
                 for p, s, m, i, c, h, lang, pid, n, r in files}
     throughput = None
@@ -133,24 +136,41 @@ def make_plan(layout: IndexLayout, config: Config, state: IndexState, choice: Em
     else:
         plan.nodes = merkle.build_tree(new_leaves)
     plan.added, plan.modified, plan.deleted = diff.added, diff.modified, diff.deleted
-    plan.moved, plan.unchanged = diff.moved, diff.unchanged
+    plan.unchanged = diff.unchanged
     languages = {f.path: f.language for f in found.files}
     stats = {f.path: f.stat for f in found.files}
     parsers = {p.name: p for p in manager.parsers()}
     identities: dict[str, str] = {}  # language -> parser identity (config_hash is not free)
+
+    def identity(language: str) -> str:
+        if language not in identities:
+            parser = parsers.get(lang_map.parser_for(language) or "")
+            identities[language] = parser_identity(parser, language) if parser else ""
+        return identities[language]
+
+    def parsed_as_now(row: SnapshotRow, language: str) -> bool:
+        """The stored chunks are what parsing the file as ``language`` today would give."""
+        return row.language == language and (row.parser_id == identity(language) if row.skip_reason is None
+                                             else not row.skip_reason.startswith("parser-unavailable"))
+
+    # A move carries the stored chunk rows to the new path without re-parsing, which is exact only when
+    # the new path is parsed the same way (same language, same parser identity); otherwise it is a
+    # deletion plus an addition (``app.sh`` renamed ``app.py`` must be parsed as Python).
+    for old, new in diff.moved:
+        if parsed_as_now(state.snapshot[old], languages[new]):
+            plan.moved.append((old, new))
+        else:
+            plan.deleted.append(old)
+            plan.added.append(new)
+    plan.deleted.sort()
+    plan.added.sort()
     changed = {*plan.added, *plan.modified, *(new for _, new in plan.moved)}
     for path, row in state.snapshot.items():
         if path not in new_leaves or path in changed:
             continue
         if stats[path] != row.stat:
             plan.stat_only.append(path)
-        language = languages[path]
-        if language not in identities:
-            parser = parsers.get(lang_map.parser_for(language) or "")
-            identities[language] = parser_identity(parser, language) if parser else ""
-        expected = identities[language]
-        if row.language != language or (row.skip_reason is None and row.parser_id != expected) \
-                or (row.skip_reason or "").startswith("parser-unavailable"):
+        if not parsed_as_now(row, languages[path]):
             plan.reparse.append(path)
     added, modified = set(plan.added), set(plan.modified)
     for path in plan.to_parse:

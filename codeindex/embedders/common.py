@@ -15,7 +15,6 @@ import functools
 import json
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codeindex.errors import EmbedderError
+from codeindex.fsio import write_atomic
 from codeindex.hookspecs import Embedder, EmbedderBackend, EmbedderSettings
 
 if TYPE_CHECKING:
@@ -36,12 +36,10 @@ _HASH_CACHE_FILE = "model-hashes.json"
 
 
 def cache_dir() -> Path:
-    """The user cache dir of codeindex (``$XDG_CACHE_HOME/codeindex``, default ``~/.cache/codeindex``).
+    """The user cache dir of codeindex (``userdirs.cache_dir``; ``~/.cache/codeindex`` on Linux)."""
+    from codeindex.userdirs import cache_dir as user_cache_dir
 
-    Read from the environment on every call so tests (and users) can redirect it at run time.
-    """
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "codeindex"
+    return user_cache_dir()
 
 
 def default_model_path() -> Path:
@@ -164,21 +162,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same dir and a rename: readers see old or new."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- model description

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import codeindex
 from codeindex.embedders import common
 from codeindex.errors import EmbedderError
+from codeindex.fsio import fsync_file, rename_durably
 from codeindex.hookspecs import EmbedderBackend, EmbedderSettings
 
 if TYPE_CHECKING:
@@ -117,9 +118,8 @@ def export_onnx(info: common.ModelInfo, out: Path) -> None:
             prop = model.metadata_props.add()
             prop.key, prop.value = key, value
         onnx.save(model, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
+        fsync_file(Path(tmp))
+        rename_durably(Path(tmp), out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

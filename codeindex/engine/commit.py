@@ -13,7 +13,6 @@ Protocol (the index on disk is always the old or the new state):
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,10 @@ from codeindex.engine.context import RunContext
 from codeindex.engine.report import RunReport, build_report, write_run
 from codeindex.engine.results import PipelineResult
 from codeindex.errors import CorruptIndexError
+from codeindex.fsio import fsync_file, rename_durably
 from codeindex.progress import ProgressEvent
 from codeindex.store import db as dbm
+from codeindex.store.compaction import needs_compaction
 from codeindex.store.postings import cluster_postings, load_postings_parts, needs_clustering, remove_postings
 from codeindex.store.segments import SegmentInfo
 
@@ -40,9 +41,13 @@ class Commit:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.committed = False
+        self.live_segment_files: set[str] = set()
+        """The segment files the committed state lists (read on the commit's own connection)."""
+        self.compaction_due = False
 
     def stat_only(self) -> RunReport:
         """Nothing to parse or remove, but some files' stat changed: store the new stat rows."""
+        self.ctx.reads.close()  # the write session needs the database to itself
         with dbm.open_db(self.ctx.layout.db_path, read_only=False) as con:
             con.execute("BEGIN")
             self._write_files_stat_only(con)
@@ -57,6 +62,7 @@ class Commit:
     def commit(self, result: PipelineResult, segments: list[SegmentInfo], scheduler: str) -> RunReport:
         """Write the run's result as the new committed state (a fresh database swapped in, for a rebuild)."""
         report = self._report(result, scheduler)
+        self.ctx.reads.close()  # the write session needs the database to itself
         if self.ctx.kind == "rebuild":
             target = self.ctx.layout.db_path.with_name(dbm.DB_NAME + ".new")
             target.unlink(missing_ok=True)
@@ -66,13 +72,13 @@ class Commit:
                 dbm.create_schema(con)
                 self._transaction(con, result, segments, report, fresh=True)
                 con.execute("CHECKPOINT")
+                self._read_committed(con)
             finally:
                 con.close()
             crashpoints.hit("before-swap")
-            with open(target, "rb+") as fh:
-                os.fsync(fh.fileno())
+            fsync_file(target)
             self._fold_old_wal()
-            os.replace(target, self.ctx.layout.db_path)
+            rename_durably(target, self.ctx.layout.db_path)
             self.committed = True
             crashpoints.hit("after-swap")
             self.ctx.layout.db_path.with_name(dbm.DB_NAME + ".wal").unlink(missing_ok=True)
@@ -80,7 +86,13 @@ class Commit:
             with dbm.open_db(self.ctx.layout.db_path, read_only=False) as con:
                 dbm.check_schema(con, self.ctx.layout.db_path)
                 self._transaction(con, result, segments, report, fresh=False)
+                self._read_committed(con)
         return report
+
+    def _read_committed(self, con: duckdb.DuckDBPyConnection) -> None:
+        """What the clean-up after the commit needs, read on the commit's connection (no second open)."""
+        self.live_segment_files = {r[0] for r in con.execute("SELECT file FROM segments").fetchall()}
+        self.compaction_due = needs_compaction(con, self.ctx.config)
 
     def _fold_old_wal(self) -> None:
         """Checkpoint the old database's WAL into its file before the swap.

@@ -24,7 +24,7 @@ from codeindex.languages import LanguageMap
 from codeindex.plugins import get_plugin_manager
 from codeindex.progress import ProgressEvent
 from codeindex.store import db as dbm
-from codeindex.store.compaction import compact, needs_compaction
+from codeindex.store.compaction import compact
 from codeindex.store.segments import SegmentWriter, remove_orphans
 
 
@@ -88,7 +88,7 @@ class Execution:
             executor.close()
             shutil.rmtree(staging, ignore_errors=True)
         crashpoints.hit("after-commit")
-        self._after_commit()
+        self._after_commit(commit)
         self.ctx.progress(ProgressEvent("done", detail=report.as_dict()))
         return report
 
@@ -100,23 +100,19 @@ class Execution:
 
     # ------------------------------------------------------------------ after commit
 
-    def _live_segment_files(self) -> set[str]:
-        with dbm.open_db(self.ctx.layout.db_path, read_only=True) as con:
-            return {r[0] for r in con.execute("SELECT file FROM segments").fetchall()}
-
     def _remove_orphans_of_committed_state(self) -> None:
         if self.ctx.layout.db_path.exists():
             try:
-                live = self._live_segment_files()
+                live = {r[0] for r in self.ctx.reads.con().execute("SELECT file FROM segments").fetchall()}
             except CorruptIndexError:
                 return  # a rebuild over a damaged index: the swap replaces it, orphans go after the commit
             remove_orphans(self.ctx.layout.index_dir, live)
         for stale in (dbm.DB_NAME + ".new", dbm.DB_NAME + ".new.wal"):
             (self.ctx.layout.index_dir / stale).unlink(missing_ok=True)
 
-    def _after_commit(self) -> None:
-        remove_orphans(self.ctx.layout.index_dir, self._live_segment_files())
-        if needs_compaction(self.ctx.layout.index_dir, self.config):
+    def _after_commit(self, commit: Commit) -> None:
+        remove_orphans(self.ctx.layout.index_dir, commit.live_segment_files)
+        if commit.compaction_due:
             self.ctx.progress(ProgressEvent("compact"))
             compact(self.ctx.layout.index_dir, self.config)
 

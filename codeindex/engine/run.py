@@ -20,11 +20,18 @@ from codeindex.plugins import get_plugin_manager
 from codeindex.progress import ProgressCallback, ProgressEvent
 from codeindex.store import db as dbm
 from codeindex.store.layout import IndexLayout
+from codeindex.store.session import ReadSession
 
 
 def run(layout: IndexLayout, config: Config, kind: str, *, progress: ProgressCallback, scheduler: str | None,
         embedder: str | None, warnings: list[str]) -> RunReport:
     """Run a ``rebuild`` or an ``update`` of ``layout`` and return what it did."""
+    with ReadSession(layout.db_path) as reads:  # the run's one read session; closed before any commit
+        return _plan_and_run(layout, config, kind, reads, progress, scheduler, embedder, warnings)
+
+
+def _plan_and_run(layout: IndexLayout, config: Config, kind: str, reads: ReadSession, progress: ProgressCallback,
+                  scheduler: str | None, embedder: str | None, warnings: list[str]) -> RunReport:
     started = time.perf_counter()
     started_at = datetime.now(UTC).replace(tzinfo=None)
     snapshot_time_ns = time.time_ns()
@@ -32,7 +39,7 @@ def run(layout: IndexLayout, config: Config, kind: str, *, progress: ProgressCal
     warnings = [*warnings, *manager.warnings]
     for w in manager.warnings:
         progress(ProgressEvent("warning", detail={"message": w}))
-    state = read_state(layout, require=False) if kind == "update" else IndexState()
+    state = read_state(layout, reads, require=False) if kind == "update" else IndexState()
     if kind == "rebuild":  # never reuse a segment number the old (possibly damaged) index may list
         from codeindex.store.segments import next_free_segment
 
@@ -46,7 +53,7 @@ def run(layout: IndexLayout, config: Config, kind: str, *, progress: ProgressCal
     ctx = RunContext(layout=layout, config=config, kind=kind, choice=choice, plan=plan,
                      files={f.path: f for f in found.files}, leaves=new_leaves, state=state,
                      snapshot_time_ns=snapshot_time_ns, started_at=started_at, started=started, progress=progress,
-                     warnings=warnings)
+                     reads=reads, warnings=warnings)
     if kind == "update" and plan.is_noop() and not plan.stat_only:
         return _record_noop(ctx)
     from codeindex.engine.execute import Execution
@@ -57,6 +64,7 @@ def run(layout: IndexLayout, config: Config, kind: str, *, progress: ProgressCal
 def _record_noop(ctx: RunContext) -> RunReport:
     """Nothing changed: record the run (0 chunks embedded) and advance the snapshot time. No Arrow, no Dask."""
     report = build_report("update", ctx.choice, ctx.plan, PipelineResult(), "none", ctx.started, ctx.warnings)
+    ctx.reads.close()
     with dbm.open_db(ctx.layout.db_path, read_only=False) as con:
         con.execute("BEGIN")
         write_run(con, report, ctx.started_at, ctx.started)

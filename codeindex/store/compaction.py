@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -18,17 +19,17 @@ from codeindex.store import db as dbm
 from codeindex.store.segments import SegmentWriter, read_segment, remove_orphans, vectors_of
 
 
-def needs_compaction(index_dir: Path, config: Config) -> bool:
-    """Too many small (delta) segments, or too many dead vectors.
+def needs_compaction(con: duckdb.DuckDBPyConnection, config: Config) -> bool:
+    """Too many small (delta) segments, or too many dead vectors, in the state ``con`` sees.
 
     Only segments under a quarter of ``store.segment_max_vectors`` count as small: a big rebuild produces
-    many full segments, and merging those again would rewrite the whole index for nothing.
+    many full segments, and merging those again would rewrite the whole index for nothing. The commit
+    asks this on its own connection, right after its transaction.
     """
     small = config["store.segment_max_vectors"] // 4
-    with dbm.open_db(index_dir / dbm.DB_NAME, read_only=True) as con:
-        n_small = dbm.scalar(con, "SELECT count(*) FROM segments WHERE n_vectors < ?", [small])
-        live = dbm.scalar(con, "SELECT count(*) FROM vectors")
-        dead = dbm.scalar(con, "SELECT count(*) FROM tombstones")
+    n_small = dbm.scalar(con, "SELECT count(*) FROM segments WHERE n_vectors < ?", [small])
+    live = dbm.scalar(con, "SELECT count(*) FROM vectors")
+    dead = dbm.scalar(con, "SELECT count(*) FROM tombstones")
     too_many_small = n_small > config["store.compact_segments"]
     return too_many_small or dead > config["store.compact_dead_ratio"] * max(1, live + dead)
 

@@ -11,7 +11,6 @@ rebuild's segment of at least ``ann_min_vectors`` vectors gets ``hnsw`` (built o
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from codeindex import crashpoints
+from codeindex.fsio import fsync_file, rename_durably
 
 if TYPE_CHECKING:
     import faiss
@@ -40,24 +40,14 @@ def segment_file(number: int) -> str:
     return f"seg-{number:06d}.faiss"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_index_atomically(index: Any, target: Path) -> None:
     import faiss
 
     tmp = target.with_name(target.name + ".tmp")
     faiss.write_index(index, str(tmp))
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
+    fsync_file(tmp)
     crashpoints.hit("mid-segment-write")
-    os.replace(tmp, target)
-    _fsync_dir(target.parent)
+    rename_durably(tmp, target)
 
 
 def flat_index(dim: int) -> faiss.IndexIDMap2:
