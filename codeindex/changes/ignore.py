@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from codeindex.globs import segment_regex
+
 log = logging.getLogger(__name__)
 
 
@@ -26,44 +28,6 @@ class Rule:
     ignore: bool
     dir_only: bool
     source: str
-
-
-def _translate_glob(segment: str) -> str:
-    """Translate one path segment of a glob (no ``/`` inside) to a regex fragment."""
-    out: list[str] = []
-    i, n = 0, len(segment)
-    while i < n:
-        c = segment[i]
-        if c == "\\" and i + 1 < n:
-            out.append(re.escape(segment[i + 1]))
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            j = i + 1
-            if j < n and segment[j] in "!^":
-                j += 1
-            if j < n and segment[j] == "]":
-                j += 1
-            while j < n and segment[j] != "]":
-                j += 1
-            if j >= n:  # no closing bracket: a literal '['
-                out.append(re.escape(c))
-            else:
-                body = segment[i + 1 : j]
-                negate = body[:1] in ("!", "^")
-                if negate:
-                    body = body[1:]
-                escaped = "".join(ch if ch == "-" else re.escape(ch) for ch in body)
-                out.append(f"[^/{escaped}]" if negate else f"[{escaped}]")
-                i = j
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
 
 
 def compile_rule(line: str, source: str = "") -> Rule | None:
@@ -90,7 +54,7 @@ def compile_rule(line: str, source: str = "") -> Rule | None:
         if seg == "**":
             parts.append(".*" if i == last else "(?:.*/)?")
         else:
-            parts.append(_translate_glob(seg))
+            parts.append(segment_regex(seg))
             if i != last:
                 parts.append("/")
     return Rule(re.compile("".join(parts), re.DOTALL), ignore, dir_only, source)

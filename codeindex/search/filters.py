@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from codeindex.globs import path_glob_regex
+
 
 def where_clause(languages: Sequence[str], paths: Sequence[str], exclude_paths: Sequence[str],
                  kinds: Sequence[str], symbol: str | None) -> tuple[str, list[Any]]:
@@ -18,40 +20,11 @@ def where_clause(languages: Sequence[str], paths: Sequence[str], exclude_paths: 
         params.extend(kinds)
     if paths:
         clauses.append("(" + " OR ".join("regexp_full_match(c.path, ?)" for _ in paths) + ")")
-        params.extend(glob_regex(p) for p in paths)
+        params.extend(path_glob_regex(p) for p in paths)
     for pattern in exclude_paths:
         clauses.append("NOT regexp_full_match(c.path, ?)")
-        params.append(glob_regex(pattern))
+        params.append(path_glob_regex(pattern))
     if symbol:
         clauses.append("lower(c.symbol) LIKE ?")
         params.append(f"%{symbol.lower()}%")
     return " AND ".join(clauses), params
-
-
-def glob_regex(pattern: str) -> str:
-    """Translate a path glob into a regex: ``**`` matches across ``/``, ``*`` and ``?`` do not.
-
-    A pattern without ``/`` matches the file name anywhere (``*.py``), as in .gitignore.
-    """
-    if "/" not in pattern:
-        pattern = "**/" + pattern
-    out = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif ch == "*":
-            out.append("[^/]*")
-            i += 1
-        elif ch == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append("\\" + ch if ch in ".^$+{}[]()|\\" else ch)
-            i += 1
-    return "".join(out)
