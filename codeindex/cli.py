@@ -139,9 +139,11 @@ def search(state: State, query: str, path: str, k: int | None, mode: str | None,
     if as_json:
         _echo_json([r.as_dict() for r in results])
         return
-    from codeindex.render import print_results
+    from codeindex.render import print_coverage_note, print_results
 
-    print_results(_console(), query, results)
+    console = _console()
+    print_results(console, query, results)
+    print_coverage_note(console, index.search_coverage())
 
 
 @cli.command(context_settings=CONTEXT)

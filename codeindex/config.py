@@ -45,6 +45,14 @@ SETTINGS: tuple[Setting, ...] = (
             "per two cores, one embed task per worker at a time."),
     Setting("engine.parse_batch_files", int, 64, "Files per parse task (tasks are coarse: ~2 ms overhead each)."),
     Setting("engine.max_in_flight", int, 4, "Batches in flight per stage; bounds memory on huge trees."),
+    Setting("engine.checkpoint_s", float, 30.0,
+            "A long rebuild or update commits its finished work (parsed files, embedded vectors) at least "
+            "this often, in seconds; a kill or Ctrl-C loses at most that much. 0 = commit only at the end."),
+    Setting("engine.checkpoint_chunks", int, 20_000,
+            "...and whenever this many chunks were embedded since the last checkpoint (0 = no size trigger)."),
+    Setting("engine.first_checkpoint_s", float, 3.0,
+            "A first build commits what it has parsed this many seconds after it starts, so lexical search "
+            "works while it embeds (0 = at its first parse results)."),
     Setting("store.segment_max_vectors", int, 65_536,
             "A segment is sealed when it holds this many vectors (bounds the writer's memory: ~100 MB at 384 dims)."),
     Setting("store.compact_segments", int, 16, "Compact automatically when more small (delta) segments than this."),

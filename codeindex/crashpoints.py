@@ -3,7 +3,8 @@
 Used only by the crash-safety tests:
 
 * ``CODEINDEX_CRASH_AT=name``: the process SIGKILLs itself at the named point, exactly like a power
-  cut or an OOM kill, so the test can prove the index is still the old or the new state.
+  cut or an OOM kill, so the test can prove the index is still a consistent state.
+  ``name#N`` kills at the point's N-th hit (a run that checkpoints reaches some points many times).
 * ``CODEINDEX_PAUSE_AT=name:seconds``: the process sleeps there instead, so a test can run a second
   writer or searches while the first one is provably mid-run (holding the lock, or the database).
 
@@ -16,23 +17,36 @@ import os
 import signal
 import time
 
-POINTS = ("before-pipeline", "between-files", "mid-segment-write", "after-pipeline", "after-segments",
-          "mid-commit", "mid-commit-inserted", "before-db-commit", "after-db-commit", "before-swap", "after-swap",
-          "after-commit")
+CHECKPOINT_POINTS = ("checkpoint-sealed", "checkpoint-mid-commit", "checkpoint-mid-commit-inserted",
+                     "checkpoint-before-db-commit", "checkpoint-after-db-commit", "after-checkpoint")
+"""Reached only by a run that checkpoints (``engine/checkpoint.py``), once per checkpoint, in this order:
+its segments sealed but not listed; inside its transaction (old chunk rows deleted; everything
+inserted; before COMMIT); COMMIT done, connection open; the checkpoint complete, the pipeline going on."""
+
+POINTS = ("before-pipeline", "between-files", "mid-segment-write", *CHECKPOINT_POINTS, "after-pipeline",
+          "after-segments", "mid-commit", "mid-commit-inserted", "before-db-commit", "after-db-commit", "before-swap",
+          "after-swap", "after-commit")
 """In the order a run reaches them. ``between-files``: a second batch of vectors arrives after the
 first was written (hit from ``SegmentWriter.add``); ``mid-segment-write``: a segment's temp file is
 written and fsynced but not yet renamed; ``after-swap``: a rebuild's new database was renamed into
 place but the old database's WAL not yet removed; ``after-db-commit``: COMMIT done, connection not
-closed (the commit may be only in the WAL)."""
+closed (the commit may be only in the WAL). The final commit's points (``mid-commit`` to
+``after-db-commit``) are reached once per run; the others may be reached many times."""
 
 
 _paused: set[str] = set()
+_hits: dict[str, int] = {}
 
 
 def hit(name: str) -> None:
     """Kill or pause the process here if the environment asks for this point."""
-    if os.environ.get("CODEINDEX_CRASH_AT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    crash = os.environ.get("CODEINDEX_CRASH_AT")
+    if crash:
+        point, _, nth = crash.partition("#")
+        if point == name:
+            _hits[name] = _hits.get(name, 0) + 1
+            if _hits[name] >= int(nth or "1"):
+                os.kill(os.getpid(), signal.SIGKILL)
     pause = os.environ.get("CODEINDEX_PAUSE_AT")
     if pause:
         point, _, seconds = pause.partition(":")

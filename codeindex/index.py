@@ -83,6 +83,14 @@ class Index:
                                      languages=languages, paths=paths, exclude_paths=exclude_paths, kinds=kinds,
                                      symbol=symbol, embedder=embedder)
 
+    def search_coverage(self) -> tuple[int, int] | None:
+        """(chunks with vectors, chunks) of the state the last search read, or None when all are embedded.
+
+        A build that is still running (or was stopped) commits chunks before their vectors: lexical
+        search finds them at once, vector search once they are embedded.
+        """
+        return None if self._searcher is None else self._searcher.coverage
+
     def close(self) -> None:
         """Close the read connection searches keep open (idle ones close by themselves after a moment)."""
         if self._searcher is not None:

@@ -7,14 +7,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -23,8 +16,20 @@ from codeindex.progress import ProgressEvent
 SNIPPET_LINES = 6
 
 
+class _RunBar(BarColumn):
+    """A bar only on the whole-run line; the stage lines under it are text."""
+
+    def render(self, task: Any) -> Any:
+        return super().render(task) if task.fields.get("bar") else Text("")
+
+
 class ProgressRenderer:
-    """A rich progress display driven by library ``ProgressEvent``s (files parsed, chunks embedded, tokens/s)."""
+    """A rich progress display driven by library ``ProgressEvent``s.
+
+    One bar for the whole run (tokens to embed, planned from the start, with the library's ETA), and
+    under it a line per stage: files parsed, texts embedded (and why that is fewer than the chunks
+    parsed), what the last checkpoint committed. Every line is there from the first second.
+    """
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled and sys.stderr.isatty()
@@ -35,10 +40,12 @@ class ProgressRenderer:
 
     def __enter__(self) -> ProgressRenderer:
         if self.enabled:
-            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description:<10}"), BarColumn(),
-                                     MofNCompleteColumn(), TextColumn("{task.fields[extra]}"), TimeRemainingColumn(),
-                                     console=self.console, transient=True)
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description:<10}"), _RunBar(),
+                                     TextColumn("{task.fields[extra]}"), console=self.console, transient=True)
             self.progress.__enter__()
+            for name, text in (("run", "finding files"), ("parse", "waiting"), ("embed", "waiting for parsed text")):
+                self.tasks[name] = self.progress.add_task("indexing" if name == "run" else name, total=None,
+                                                          extra=text, bar=name == "run")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -51,21 +58,61 @@ class ProgressRenderer:
         if event.stage == "warning":
             self.warnings.append(str(event.detail.get("message")))
             return
-        if self.progress is None or event.stage in ("done",):
+        if self.progress is None or event.stage == "done":
             return
-        task = self.tasks.get(event.stage)
+        line = progress_line(event)
+        if line is None:
+            return
+        name, text = line
+        task = self.tasks.get(name)
         if task is None:
-            task = self.progress.add_task(event.stage, total=event.total, extra="")
-            self.tasks[event.stage] = task
-        extra = ""
-        if event.stage == "embed" and event.detail.get("embed_s"):
-            extra = f"{event.detail['tokens'] / max(event.detail['embed_s'], 1e-9):,.0f} tok/s"
-        elif event.stage == "parse" and "chunks" in event.detail:
-            extra = f"{event.detail['chunks']:,} chunks"
-        kwargs: dict[str, Any] = {"completed": event.done, "extra": extra}
-        if event.total is not None:
-            kwargs["total"] = event.total
+            task = self.tasks[name] = self.progress.add_task(name, total=None, extra="", bar=False)
+        kwargs: dict[str, Any] = {"extra": text}
+        if name == "run" and event.total:
+            kwargs.update(completed=event.done, total=event.total)
         self.progress.update(task, **kwargs)
+
+
+def _approx(n: int, exact: bool) -> str:
+    return f"{n:,}" if exact else f"~{n:,}"
+
+
+def _clock(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+def progress_line(event: ProgressEvent) -> tuple[str, str] | None:
+    """Which line an event updates, and its text (pure: the renderer only places it)."""
+    d = event.detail
+    if event.stage in ("discover", "hash"):
+        return "run", "finding files" if event.stage == "discover" else f"hashing {event.total or 0:,} files"
+    if event.stage == "run":
+        exact = bool(d.get("exact"))
+        if not event.total:
+            return "run", "nothing to embed"
+        eta = d.get("eta_s")
+        share = 100 * event.done / event.total
+        rate = d.get("tokens_per_s")
+        text = (f"{share:3.0f}%  {event.done:,} of {_approx(event.total, exact)} tokens to embed  "
+                f"ETA {_clock(eta) if eta is not None else 'measuring...'}")
+        return "run", text + (f"  {rate:,.0f} tok/s" if rate else "")
+    if event.stage == "parse":
+        text = f"{event.done:,} of {event.total:,} files" if event.total is not None else f"{event.done:,} files"
+        return "parse", text + (f", {d['chunks']:,} chunks" if d.get("chunks") else "")
+    if event.stage == "embed":
+        exact = bool(d.get("exact"))
+        text = f"{event.done:,} of {_approx(event.total or 0, exact)} distinct texts"
+        if d.get("shared"):
+            text += (f"; {d['shared']:,} of {d.get('chunks', 0):,} chunks share a text or reuse a stored vector, "
+                     "embedded once")
+        return "embed", text
+    if event.stage == "checkpoint":
+        return "checkpoint", (f"#{event.done} committed {d.get('files', 0):,} files, {d.get('chunks', 0):,} chunks "
+                              f"(embedded {d.get('chunks_embedded', 0):,}): searchable, and kept if stopped")
+    if event.stage in ("commit", "compact"):
+        return "run", "committing" if event.stage == "commit" else "compacting segments"
+    return None
 
 
 def print_report(console: Console, report: Any) -> None:
@@ -125,6 +172,28 @@ def _highlight(text: str, terms: list[str]) -> Text:
     return out
 
 
+def coverage_lines(info: dict[str, Any]) -> list[str]:
+    """What ``status`` says of an unfinished build: vectors still to embed, a rebuild waiting beside."""
+    lines = []
+    chunks, embedded = info.get("chunks", 0), info.get("chunks_embedded", info.get("chunks", 0))
+    if embedded < chunks or info.get("build_in_progress"):
+        lines.append(f"[yellow]unfinished build:[/] embedded {embedded:,} of {chunks:,} chunks (lexical search covers "
+                     "all of them); `codeindex update` finishes it")
+    beside = info.get("rebuild_in_progress")
+    if beside:
+        lines.append(f"[yellow]unfinished rebuild beside this index:[/] {beside['files']:,} files, embedded "
+                     f"{beside['chunks_embedded']:,} of {beside['chunks']:,} chunks; `codeindex rebuild` resumes it")
+    return lines
+
+
+def print_coverage_note(console: Console, coverage: tuple[int, int] | None) -> None:
+    """Under search results: the index is still embedding, so vector ranks cover only part of it."""
+    if coverage is not None:
+        embedded, chunks = coverage
+        console.print(f"[yellow]note:[/] embedded {embedded:,} of {chunks:,} chunks so far: vector ranks cover those, "
+                      "word matches cover all")
+
+
 def print_results(console: Console, query: str, results: list[Any]) -> None:
     from codeindex.search.analysis import query_tokens
 
@@ -150,6 +219,8 @@ def print_status(console: Console, info: dict[str, Any]) -> None:
                   f"vectors {info['vectors']:,} (+{info['dead_vectors']:,} dead) in {len(info['segments'])} segments, "
                   f"{info['index_bytes'] / 1e6:.1f} MB")
     console.print(f"embedder {info['embedder']} ({info['embedder_kind']}), model {info['model_id']}")
+    for line in coverage_lines(info):
+        console.print(line)
     if run:
         console.print(f"last run #{run['run_id']} {run['kind']} at {run['started_at']} took {run['wall_s']:.2f}s: "
                       f"embedded {run['chunks_embedded']:,} chunks, reused {run['chunks_reused']:,}")

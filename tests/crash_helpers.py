@@ -87,6 +87,8 @@ class State:
     vec_keys: frozenset[str]
     merkle: frozenset[tuple[str, str]]
     searches: tuple[frozenset[tuple[str, int, int, float]], ...]
+    pending: frozenset[str] = frozenset()
+    """Vector keys whose rows a checkpoint committed before their vectors (none in a finished state)."""
 
 
 def _db(root: Path) -> Path:
@@ -97,26 +99,42 @@ def read_state(root: Path) -> State:
     """The observable state of the index at ``root`` (opened read-only, as a search would)."""
     from codeindex import Index
 
-    with duckdb.connect(str(_db(root)), read_only=True) as con:
-        chunks = frozenset(con.execute("SELECT path, start_line, end_line, text FROM chunks").fetchall())
-        keys = frozenset(r[0] for r in con.execute("SELECT vec_key FROM vectors").fetchall())
-        merkle = frozenset(con.execute("SELECT path, hash FROM merkle_nodes").fetchall())
+    chunks, keys, merkle, pending = _tables(_db(root))
     index = Index(root)
     searches = []
     for query in QUERIES:
         for mode in ("lexical", "vector"):  # k above the chunk count: no ties cut at the boundary
             hits = index.search(query, k=500, mode=mode)
             searches.append(frozenset((h.path, h.start_line, h.end_line, round(h.score, 4)) for h in hits))
-    return State(chunks, keys, merkle, tuple(searches))
+    return State(chunks, keys, merkle, tuple(searches), pending)
 
 
-def check_invariants(root: Path) -> None:
+def _tables(db_path: Path) -> tuple[frozenset[tuple[str, int, int, str]], frozenset[str], frozenset[tuple[str, str]],
+                                    frozenset[str]]:
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        chunks = frozenset(con.execute("SELECT path, start_line, end_line, text FROM chunks").fetchall())
+        keys = frozenset(r[0] for r in con.execute("SELECT vec_key FROM vectors").fetchall())
+        merkle = frozenset(con.execute("SELECT path, hash FROM merkle_nodes").fetchall())
+        pending = frozenset(r[0] for r in con.execute("SELECT vec_key FROM vectors WHERE segment IS NULL").fetchall())
+    return chunks, keys, merkle, pending
+
+
+def read_db_state(db_path: Path) -> State | None:
+    """The tables' part of a state of any database file (a rebuild's ``build.duckdb`` has no searcher);
+    None when the file does not exist."""
+    if not db_path.exists():
+        return None
+    chunks, keys, merkle, pending = _tables(db_path)
+    return State(chunks, keys, merkle, (), pending)
+
+
+def check_invariants(root: Path, db_name: str = "meta.duckdb") -> None:
     """What any committed state must satisfy: nothing lost, nothing doubled, nothing dangling."""
     import faiss
     import numpy as np
 
     index_dir = root / ".codeindex"
-    with duckdb.connect(str(_db(root)), read_only=True) as con:
+    with duckdb.connect(str(index_dir / db_name), read_only=True) as con:
         def one(sql: str) -> object:
             return con.execute(sql).fetchall()[0][0]
 
@@ -133,8 +151,16 @@ def check_invariants(root: Path) -> None:
             "chunk whose vector is missing"
         assert one("SELECT count(*) FROM chunks WHERE vec_id IN (SELECT vec_id FROM tombstones)") == 0, \
             "chunk pointing at a tombstoned vector"
-        assert one("SELECT count(*) FROM vectors WHERE segment NOT IN (SELECT segment FROM segments)") == 0, \
-            "vector in a segment that is not live"
+        assert one("SELECT count(*) FROM vectors WHERE segment IS NOT NULL AND segment NOT IN "
+                   "(SELECT segment FROM segments)") == 0, "vector in a segment that is not live"  # NULL: pending
+        assert one("SELECT count(*) FROM files f JOIN chunks c USING (path) WHERE f.skip_reason IS NOT NULL") == 0, \
+            "chunks of a file recorded as skipped"
+        assert one("SELECT count(*) FROM files f LEFT JOIN (SELECT path, count(*) AS n FROM chunks GROUP BY path) c "
+                   "USING (path) WHERE f.n_chunks != coalesce(c.n, 0)") == 0, \
+            "a file listed with another number of chunks than it has: not indexed at its recorded content"
+        pending = one("SELECT count(*) FROM vectors WHERE segment IS NULL")
+        recorded = one("SELECT coalesce(max(v), '0') FROM meta WHERE k = 'vectors_pending'")
+        assert str(pending) == str(recorded), f"{pending} vectors pending, the meta says {recorded}"
         unused_sql = "SELECT count(*) FROM vectors WHERE vec_id NOT IN (SELECT vec_id FROM chunks)"
         assert one(unused_sql) == 0, "live vector that no chunk uses (it should have been tombstoned)"
         # lexical index consistent with the chunks

@@ -10,6 +10,7 @@ clean rebuild of the edited tree.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -19,15 +20,36 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from codeindex import Index, crashpoints
-from tests.crash_helpers import State, apply_edits, check_invariants, cli_cmd, make_tree, read_state, run_cli
+from tests.crash_helpers import (
+    State,
+    apply_edits,
+    check_invariants,
+    cli_cmd,
+    make_tree,
+    read_db_state,
+    read_state,
+    run_cli,
+)
 
 pytestmark = pytest.mark.slow
 
-UPDATE_POINTS = [p for p in crashpoints.POINTS if p not in ("before-swap", "after-swap")]
-REBUILD_POINTS = [p for p in crashpoints.POINTS if p not in ("mid-commit",)]
+UPDATE_POINTS = [p for p in crashpoints.POINTS
+                 if p not in ("before-swap", "after-swap", *crashpoints.CHECKPOINT_POINTS)]
+REBUILD_POINTS = [p for p in crashpoints.POINTS if p not in ("mid-commit", *crashpoints.CHECKPOINT_POINTS)]
+
+NO_CHECKPOINTS = {"CODEINDEX_ENGINE__CHECKPOINT_S": "0"}
+"""The runs above commit once, at the end: their state after a kill is exactly the old or the new one."""
+CHECKPOINTING = {"CODEINDEX_ENGINE__CHECKPOINT_S": "3600", "CODEINDEX_ENGINE__FIRST_CHECKPOINT_S": "0",
+                 "CODEINDEX_ENGINE__CHECKPOINT_CHUNKS": "8"}
+"""Checkpoints at moments that do not depend on time: a first build's right after its first parse batch,
+then one whenever 8 chunks were embedded since the last (TREE_CONFIG's sync scheduler runs in order)."""
+CHECKPOINTING_UPDATE = {**CHECKPOINTING, "CODEINDEX_ENGINE__CHECKPOINT_CHUNKS": "1",
+                        "CODEINDEX_ENGINE__MAX_IN_FLIGHT": "1"}
+"""The edit set embeds a handful of chunks: one checkpoint per embed batch."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +74,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Baseline:
 
 def _run_killed(*args: str, env: dict[str, str]) -> tuple[int, int]:
     """Run the CLI to completion or death; (return code, pid)."""
-    proc = subprocess.Popen(cli_cmd(*args), env={**os.environ, **env}, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cli_cmd(*args), env={**os.environ, **NO_CHECKPOINTS, **env}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     out, _ = proc.communicate(timeout=180)
     assert proc.returncode in (0, -signal.SIGKILL), out
@@ -157,3 +179,101 @@ def test_rebuild_killed_right_after_swap_with_a_committed_wal(baseline: Baseline
     Index(root).update()
     check_invariants(root)
     assert any(c[0] == "gen/mod3.py" and "late_edit" in c[3] for c in read_state(root).chunks)
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+
+KINDS = ("first-build", "update", "rebuild")
+"""A first build of the edited tree (checkpoints in the new live database), an update of the indexed old
+tree (checkpoints in the live database), a rebuild of it (checkpoints in ``build.duckdb`` beside it)."""
+BEFORE_COMMIT = ("checkpoint-sealed", "checkpoint-mid-commit", "checkpoint-mid-commit-inserted",
+                 "checkpoint-before-db-commit")
+"""Killed here, a run keeps its previous checkpoint; at the other checkpoint points, the one it was making."""
+COMMAND = {"first-build": "rebuild", "update": "update", "rebuild": "rebuild"}
+"""A rebuild that finds a first build unfinished resumes it in place; one over a complete index builds beside it."""
+ENV = {"first-build": CHECKPOINTING, "update": CHECKPOINTING_UPDATE, "rebuild": CHECKPOINTING}
+
+
+def _start(kind: str, baseline: Baseline, target: Path) -> Path:
+    root = _edited_copy(baseline, target)
+    if kind == "first-build":
+        shutil.rmtree(root / ".codeindex")
+    return root
+
+
+def _checkpoint_state(root: Path, kind: str, baseline: Baseline) -> State | None:
+    """The state a run's checkpoints write: the live index's, or for a rebuild its own database's (the
+    live index must stay the old one until the swap)."""
+    index_dir = root / ".codeindex"
+    if kind == "rebuild" and (index_dir / "meta.duckdb").exists() and read_state(root) == baseline.old:
+        if (index_dir / "build.duckdb").exists():
+            check_invariants(root, "build.duckdb")
+        return read_db_state(index_dir / "build.duckdb")
+    if not (index_dir / "meta.duckdb").exists():
+        return None
+    check_invariants(root)
+    return read_db_state(index_dir / "meta.duckdb")
+
+
+def _embedded_keys(db_path: Path) -> set[str]:
+    if not db_path.exists():
+        return set()
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        return {r[0] for r in con.execute("SELECT vec_key FROM vectors WHERE segment IS NOT NULL").fetchall()}
+
+
+@pytest.fixture(scope="module")
+def checkpoint_states(baseline: Baseline, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[State | None]]:
+    """Per kind, the state after each checkpoint of an uninterrupted run (index 0: before the run)."""
+    out: dict[str, list[State | None]] = {}
+    for kind in KINDS:
+        base = tmp_path_factory.mktemp(f"checkpoints-{kind}")
+        states = [None if kind in ("first-build", "rebuild") else read_db_state(
+            baseline.old_root / ".codeindex" / "meta.duckdb")]
+        for k in range(1, 20):
+            root = _start(kind, baseline, base / f"k{k}")
+            rc, _ = _run_killed(COMMAND[kind], str(root),
+                                env={**ENV[kind], "CODEINDEX_CRASH_AT": f"after-checkpoint#{k}"})
+            if rc == 0:
+                break
+            states.append(_checkpoint_state(root, kind, baseline))
+        assert len(states) >= 3, f"{kind}: only {len(states) - 1} checkpoints; the test needs at least 2"
+        assert len(set(states)) == len(states), f"{kind}: two checkpoints wrote the same state"
+        out[kind] = states
+    return out
+
+
+CHECKPOINT_CASES = [(kind, point, nth) for kind in KINDS for point in crashpoints.CHECKPOINT_POINTS for nth in (1, 2)
+                    if not (point == "checkpoint-mid-commit" and (kind != "update" or nth > 1))]
+"""``checkpoint-mid-commit`` follows the deletion of replaced rows: a build replaces none, and the update
+replaces its files' rows in its first checkpoint (it has parsed them all by then)."""
+
+
+def _kept_checkpoint(kind: str, point: str, nth: int) -> int:
+    """Which checkpoint a kill at ``point#nth`` leaves. A new database's first checkpoint commits into
+    ``<name>.new``, which becomes the state only when renamed into place, after ``checkpoint-after-db-commit``."""
+    if point in BEFORE_COMMIT or (point == "checkpoint-after-db-commit" and nth == 1 and kind != "update"):
+        return nth - 1
+    return nth
+
+
+@pytest.mark.parametrize(("kind", "point", "nth"), CHECKPOINT_CASES)
+def test_killed_at_a_checkpoint_point(baseline: Baseline, checkpoint_states: dict[str, list[State | None]],
+                                      tmp_path: Path, kind: str, point: str, nth: int) -> None:
+    """Killed at the n-th checkpoint's crash points, a run leaves exactly the checkpoint before it or that
+    checkpoint (never a mix); the next run converges to a clean rebuild and embeds only what was missing."""
+    root = _start(kind, baseline, tmp_path / "tree")
+    rc, _ = _run_killed(COMMAND[kind], str(root), env={**ENV[kind], "CODEINDEX_CRASH_AT": f"{point}#{nth}"})
+    assert rc == -signal.SIGKILL, f"crash point {point}#{nth} was not reached"
+    expected = checkpoint_states[kind][_kept_checkpoint(kind, point, nth)]
+    assert _checkpoint_state(root, kind, baseline) == expected
+    db = root / ".codeindex" / ("build.duckdb" if kind == "rebuild" else "meta.duckdb")
+    finished = _embedded_keys(db)
+    resumed = run_cli(COMMAND[kind], str(root), "--json", env=ENV[kind])
+    assert resumed.returncode == 0, resumed.stderr
+    check_invariants(root)
+    final = read_state(root)
+    assert final == baseline.new
+    assert json.loads(resumed.stdout)["chunks_embedded"] == len(final.vec_keys - finished), \
+        "the resumed run re-embedded vectors the killed one had committed"
+    assert not (root / ".codeindex" / "build.duckdb").exists()

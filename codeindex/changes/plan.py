@@ -84,8 +84,9 @@ class IndexState:
 
 
 def read_state(layout: IndexLayout, session: ReadSession | None = None, *, require: bool) -> IndexState:
-    """The committed snapshot, read through ``session`` (the run's read session) or a brief one of its own."""
-    if not layout.exists():
+    """The committed snapshot, read through ``session`` (the run's read session, on the database it
+    writes) or a brief one of its own on the live database."""
+    if not (session.db_path if session is not None else layout.db_path).exists():
         if require:
             raise NotIndexedError(f"no index at {layout.index_dir}")
         return IndexState()

@@ -1,13 +1,18 @@
-"""Commit a pipeline result as one transaction: the only place that writes committed state.
+"""Commit a run's staged work as one transaction: the only place that writes committed state.
 
-Protocol (the index on disk is always the old or the new state):
+Protocol (the index on disk is always a consistent state):
 1. New segment files are written under temporary names, fsynced and renamed (``SegmentWriter``, before
    this module runs).
 2. One DuckDB transaction updates files, chunks, postings, vectors, tombstones, the live-segment list,
-   the Merkle snapshot and the run record. For a rebuild the transaction fills a fresh database
-   file that then replaces ``meta.duckdb`` with one atomic rename.
-3. Only after that commit are files of segments no longer live deleted (``engine/run.py``). A crash
+   the Merkle snapshot and the run record. A database that does not exist yet (a first build, a new
+   rebuild) is filled as ``<name>.new`` and renamed into place with one atomic rename.
+3. Only after that commit are files of segments no longer live deleted (``engine/execute.py``). A crash
    anywhere leaves files that no committed state references; the next writer removes them.
+
+A long run commits several times (``engine/checkpoint.py``): each checkpoint writes the work staged
+since the previous one, and the Merkle snapshot covers exactly the files committed so far, so every
+checkpoint is a true state. The run writes its ``target`` database: the live one (an update, a first
+build), or a rebuild's ``build.duckdb`` beside it, renamed over the live one after the final commit.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -24,26 +28,44 @@ from codeindex import crashpoints
 from codeindex.changes import merkle
 from codeindex.engine.context import RunContext
 from codeindex.engine.report import RunReport, build_report, write_run
-from codeindex.engine.results import PipelineResult
+from codeindex.engine.results import FileOutcome, PipelineResult, StagedWork
 from codeindex.errors import CorruptIndexError
 from codeindex.fsio import fsync_file, rename_durably
 from codeindex.progress import ProgressEvent
 from codeindex.store import db as dbm
+from codeindex.store.build import listed_segments
 from codeindex.store.compaction import needs_compaction
 from codeindex.store.postings import cluster_postings, load_postings_parts, needs_clustering, remove_postings
-from codeindex.store.segments import SegmentInfo
+from codeindex.store.segments import FinalSegments, SegmentInfo
+
+
+def _unreadable(outcome: FileOutcome) -> bool:
+    return (outcome.skip_reason or "").startswith("unreadable")
 
 
 class Commit:
-    """The commit of one run. ``committed`` turns true at the commit point: from then on the run's
-    segments are live and must never be deleted by its error handling."""
+    """The commits of one run: its checkpoints, then its final commit.
+
+    ``committed`` turns true when the final state is committed (for a rebuild, in its own database,
+    before the swap): from then on the run's segments are listed and must never be deleted.
+    """
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.committed = False
+        self.scheduler = "none"
         self.live_segment_files: set[str] = set()
         """The segment files the committed state lists (read on the commit's own connection)."""
         self.compaction_due = False
+        self.checkpoints = 0
+        self.coverage: dict[str, int] = {}
+        """Files, chunks and chunks with vectors in the state last committed (what a checkpoint kept)."""
+        self._fresh = ctx.target.fresh
+        self._nodes = dict(ctx.state.nodes)
+        """The Merkle nodes the target database holds: a commit writes only those it changes."""
+        self._leaves = {p: r.hash for p, r in ctx.state.snapshot.items()}
+        """The Merkle leaves the target database holds: the run's start, then each checkpoint's."""
+        self._run_id: int | None = None
 
     def stat_only(self) -> RunReport:
         """Nothing to parse or remove, but some files' stat changed: store the new stat rows."""
@@ -59,140 +81,281 @@ class Commit:
         self.ctx.progress(ProgressEvent("done", detail=report.as_dict()))
         return report
 
-    def commit(self, result: PipelineResult, segments: list[SegmentInfo], scheduler: str) -> RunReport:
-        """Write the run's result as the new committed state (a fresh database swapped in, for a rebuild)."""
+    def checkpoint(self, result: PipelineResult, segments: list[SegmentInfo]) -> set[str]:
+        """Commit the work staged since the last checkpoint; returns the vector keys it retired."""
+        report = self._report(result, self.scheduler)
+        return self._write(result, FinalSegments(segments), report, final=False)
+
+    def commit(self, result: PipelineResult, segments: FinalSegments, scheduler: str) -> RunReport:
+        """Commit the rest of the run as the new state (a rebuild's database then replaces the live one)."""
+        self.scheduler = scheduler
         report = self._report(result, scheduler)
-        self.ctx.reads.close()  # the write session needs the database to itself
-        if self.ctx.kind == "rebuild":
-            target = self.ctx.layout.db_path.with_name(dbm.DB_NAME + ".new")
-            target.unlink(missing_ok=True)
-            target.with_name(target.name + ".wal").unlink(missing_ok=True)
-            con = dbm.create_database(target)
-            try:
-                dbm.create_schema(con)
-                self._transaction(con, result, segments, report, fresh=True)
-                con.execute("CHECKPOINT")
-                self._read_committed(con)
-            finally:
-                con.close()
-            crashpoints.hit("before-swap")
-            fsync_file(target)
-            self._fold_old_wal()
-            rename_durably(target, self.ctx.layout.db_path)
-            self.committed = True
-            crashpoints.hit("after-swap")
-            self.ctx.layout.db_path.with_name(dbm.DB_NAME + ".wal").unlink(missing_ok=True)
-        else:
-            with dbm.open_db(self.ctx.layout.db_path, read_only=False) as con:
-                dbm.check_schema(con, self.ctx.layout.db_path)
-                self._transaction(con, result, segments, report, fresh=False)
-                self._read_committed(con)
+        self._write(result, segments, report, final=True)
         return report
 
-    def _read_committed(self, con: duckdb.DuckDBPyConnection) -> None:
-        """What the clean-up after the commit needs, read on the commit's connection (no second open)."""
-        self.live_segment_files = {r[0] for r in con.execute("SELECT file FROM segments").fetchall()}
-        self.compaction_due = needs_compaction(con, self.ctx.config)
+    # ------------------------------------------------------------------ opening, publishing, swapping
 
-    def _fold_old_wal(self) -> None:
-        """Checkpoint the old database's WAL into its file before the swap.
+    def _write(self, result: PipelineResult, segments: FinalSegments, report: RunReport, *,
+               final: bool) -> set[str]:
+        self.ctx.reads.close()  # the write session needs the database to itself
+        target = self.ctx.target.db_path
+        swap = final and self.ctx.target.swap
+        if not self._fresh:
+            with dbm.open_db(target, read_only=False) as con:
+                dbm.check_schema(con, target)
+                retired = self._transaction(con, result, segments, report, final=final)
+                if swap:
+                    con.execute("CHECKPOINT")  # the file is renamed next: nothing may stay in its WAL
+                self._read_committed(con, final)
+            if swap:
+                self._swap(target)
+            return retired
+        new = target.with_name(target.name + ".new")
+        new.unlink(missing_ok=True)
+        new.with_name(new.name + ".wal").unlink(missing_ok=True)
+        con = dbm.create_database(new)
+        try:
+            dbm.create_schema(con)
+            retired = self._transaction(con, result, segments, report, final=final)
+            con.execute("CHECKPOINT")
+            self._read_committed(con, final)
+        finally:
+            con.close()
+        fsync_file(new)
+        self._swap(new, self.ctx.layout.db_path if swap else target)
+        self._fresh = False
+        return retired
+
+    def _swap(self, source: Path, destination: Path | None = None) -> None:
+        """Rename a complete database file over ``destination`` (the live one by default), durably."""
+        destination = destination or self.ctx.layout.db_path
+        if destination == self.ctx.layout.db_path:
+            crashpoints.hit("before-swap")
+        fsync_file(source)
+        self._fold_old_wal(destination)
+        rename_durably(source, destination)
+        if destination == self.ctx.layout.db_path:
+            crashpoints.hit("after-swap")
+        destination.with_name(destination.name + ".wal").unlink(missing_ok=True)
+        source.with_name(source.name + ".wal").unlink(missing_ok=True)  # empty: checkpointed before the rename
+
+    def _read_committed(self, con: duckdb.DuckDBPyConnection, final: bool) -> None:
+        """What the clean-up after the commit needs, read on the commit's connection (no second open)."""
+        if final:
+            self.live_segment_files = listed_segments(con)
+            self.compaction_due = needs_compaction(con, self.ctx.config)
+
+    def _fold_old_wal(self, db_path: Path) -> None:
+        """Checkpoint the WAL of the database about to be replaced into its file before the swap.
 
         A writer killed between its COMMIT and closing the database leaves a WAL holding that commit.
-        If the rebuild's new file were renamed over the old one with that WAL still beside it, a crash
-        before the WAL is removed would have DuckDB replay the old WAL onto the new database.
+        If the new file were renamed over the old one with that WAL still beside it, a crash before
+        the WAL is removed would have DuckDB replay the old WAL onto the new database.
         """
-        wal = self.ctx.layout.db_path.with_name(dbm.DB_NAME + ".wal")
-        if not (wal.exists() and self.ctx.layout.db_path.exists()):
+        wal = db_path.with_name(db_path.name + ".wal")
+        if not wal.exists():
             return
-        try:
-            with dbm.open_db(self.ctx.layout.db_path, read_only=False) as con:
-                con.execute("CHECKPOINT")
-        except CorruptIndexError:
-            pass  # a damaged old index: its WAL is worthless
+        if db_path.exists():
+            try:
+                with dbm.open_db(db_path, read_only=False) as con:
+                    con.execute("CHECKPOINT")
+            except CorruptIndexError:
+                pass  # a damaged old index: its WAL is worthless
         wal.unlink(missing_ok=True)
 
-    def _transaction(self, con: duckdb.DuckDBPyConnection, result: PipelineResult, segments: list[SegmentInfo],
-                     report: RunReport, *, fresh: bool) -> None:
+    # ------------------------------------------------------------------ the transaction
+
+    def _transaction(self, con: duckdb.DuckDBPyConnection, result: PipelineResult, segments: FinalSegments,
+                     report: RunReport, *, final: bool) -> set[str]:
+        """Write ``result.work`` (and, at a run's first commit, the plan's deletions, moves and stat changes)."""
+        def point(name: str) -> None:
+            crashpoints.hit(name if final else "checkpoint-" + name)
+
         plan = self.ctx.plan
-        parsed_ok = {p for p, o in result.outcomes.items() if not (o.skip_reason or "").startswith("unreadable")}
-        moved_old = [old for old, _ in plan.moved]
-        chunk_paths = [*parsed_ok, *plan.deleted, *moved_old]
+        snapshot = self.ctx.state.snapshot
+        work = result.work
+        first = self.checkpoints == 0
+        parsed_ok = [p for p, o in work.outcomes.items() if not _unreadable(o)]
+        plan_paths = [*plan.deleted, *(old for old, _ in plan.moved)] if first else []
+        replaced = [p for p in [*parsed_ok, *plan_paths] if p in snapshot]
+        model_reset = first and bool(plan.model_change) and bool(snapshot)
         con.execute("BEGIN")
-        if not fresh:
-            if plan.model_change:
+        candidates: list[int] = []
+        if replaced or model_reset:
+            if model_reset:  # the new model's state: no chunk may keep a vector of the old one
                 old_sql = "SELECT chunk_id, vec_id FROM chunks"
             else:
-                dbm.register_list(con, "replaced", "path", chunk_paths, pa.string())
+                dbm.register_list(con, "replaced", "path", replaced, pa.string())
                 old_sql = "SELECT chunk_id, vec_id FROM chunks WHERE path IN (SELECT path FROM replaced)"
             old_rows = dbm.arrow(con, old_sql)
             old_ids = old_rows.column("chunk_id")
             # Only vectors of removed chunks can lose their last reference: check those, not every vector.
-            dbm.register_list(con, "retired_vec_candidates", "vec_id",
-                              sorted(set(old_rows.column("vec_id").to_pylist())), pa.int64())
-            crashpoints.hit("mid-commit")
+            candidates = sorted(set(old_rows.column("vec_id").to_pylist()))
+            point("mid-commit")
             remove_postings(con, old_ids)
             dbm.register_list(con, "old_ids", "chunk_id", old_ids.to_pylist(), pa.int64())
             con.execute("DELETE FROM chunks WHERE chunk_id IN (SELECT chunk_id FROM old_ids)")
-            dbm.register_list(con, "file_paths", "path", [*chunk_paths, *plan.stat_only], pa.string())
-            old_file_rows = con.execute(
-                "SELECT path, language, parser_id, n_chunks, skip_reason, hash FROM files "
-                "WHERE path IN (SELECT path FROM file_paths)").fetchall()
+        unreached = self._unreached_by_reset(work) if model_reset else []
+        file_paths = [*replaced, *(plan.stat_only if first else []), *unreached]
+        if file_paths:
+            dbm.register_list(con, "file_paths", "path", file_paths, pa.string())
             con.execute("DELETE FROM files WHERE path IN (SELECT path FROM file_paths)")
-        else:
-            old_file_rows = []
-        dbm.insert_arrow(con, "files", self._file_rows(result, {r[0]: r for r in old_file_rows}))
-        if result.chunk_parts:  # streamed by DuckDB: no Arrow copy of every chunk held in Python
+        dbm.insert_arrow(con, "files", self._file_rows(work, first=first))
+        if work.chunk_parts:  # streamed by DuckDB: no Arrow copy of every chunk held in Python
             columns = ", ".join(con.table("chunks").columns)
             con.execute(f"INSERT INTO chunks SELECT {columns} FROM read_parquet(?)",
-                        [dbm.parquet_paths(result.chunk_parts)])
-        pairs = pair_parts(result.chunk_parts, result.postings_parts)
+                        [dbm.parquet_paths(work.chunk_parts)])
+        pairs = pair_parts(work.chunk_parts, work.postings_parts)
         load_postings_parts(con, [str(p) for _, p in pairs], [str(c) for c, _ in pairs])
-        if needs_clustering(con):  # postings sorted by term (queries prune row groups), dead ones dropped
+        if final and needs_clustering(con):  # postings sorted by term (queries prune row groups), dead ones dropped
             cluster_postings(con)
-        crashpoints.hit("mid-commit-inserted")
-        if result.new_vectors:
-            keys = list(result.new_vectors)
+        point("mid-commit-inserted")
+        self._write_vectors(con, work, segments)
+        retired = self._retire(con, candidates)
+        leaves = self._leaves_after(work, first=first, unreached=unreached)
+        nodes = self._nodes_for(leaves)
+        self._write_merkle_nodes(con, nodes)
+        report.chunks_total = dbm.scalar(con, "SELECT count(*) FROM chunks")
+        pending = self._pending_counts(con, final)
+        self._write_meta(con, result, nodes, segments, pending, final=final)
+        self.coverage = {"files": len(leaves), "chunks": report.chunks_total,
+                         "chunks_embedded": report.chunks_total - pending[1]}
+        self._write_run(con, report, status="ok" if final else "running")
+        point("before-db-commit")
+        con.execute("COMMIT")
+        self.checkpoints += 1
+        self._leaves, self._nodes = leaves, nodes
+        if final:
+            self.committed = True
+        point("after-db-commit")  # committed, maybe only in the WAL: the connection is still open
+        return retired
+
+    def _write_vectors(self, con: duckdb.DuckDBPyConnection, work: StagedWork, segments: FinalSegments) -> None:
+        """New vector rows (pending where not embedded yet), embedded vectors' segments, the segment list."""
+        if work.new_keys:
+            keys = list(work.new_keys)
+            placed = [work.embedded.get(k, (0, None))[1] for k in keys]
             dbm.insert_arrow(con, "vectors", pa.table({
                 "vec_key": pa.array(keys, pa.string()),
-                "vec_id": pa.array([result.new_vectors[k][0] for k in keys], pa.int64()),
-                "segment": pa.array([result.new_vectors[k][1] for k in keys], pa.int32())}))
-        if segments:
+                "vec_id": pa.array([work.new_keys[k] for k in keys], pa.int64()),
+                "segment": pa.array(placed, pa.int32())}))
+        late = [(vec_id, seg) for key, (vec_id, seg) in work.embedded.items() if key not in work.new_keys]
+        if late:  # rows committed pending by an earlier checkpoint (or a killed run): their vectors exist now
+            con.register("embedded_now", pa.table({"vec_id": pa.array([v for v, _ in late], pa.int64()),
+                                                   "segment": pa.array([s for _, s in late], pa.int32())}))
+            con.execute("UPDATE vectors SET segment = e.segment FROM embedded_now e WHERE vectors.vec_id = e.vec_id")
+            con.execute("INSERT INTO tombstones SELECT e.vec_id, e.segment FROM embedded_now e "
+                        "WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.vec_id = e.vec_id)")
+        if segments.segments:
             dbm.insert_arrow(con, "segments", pa.table({
-                "segment": pa.array([s.segment for s in segments], pa.int32()),
-                "file": [s.file for s in segments], "n_vectors": pa.array([s.n_vectors for s in segments], pa.int64()),
-                "index_type": [s.index_type for s in segments]}))
-        candidates = "TRUE" if fresh else "v.vec_id IN (SELECT vec_id FROM retired_vec_candidates)"
-        con.execute(f"""
-            INSERT INTO tombstones
-            SELECT v.vec_id, v.segment FROM vectors v
-            WHERE {candidates} AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.vec_id = v.vec_id)""")
-        con.execute("DELETE FROM vectors WHERE vec_id IN (SELECT vec_id FROM tombstones)")
-        con.execute("DELETE FROM segments WHERE segment NOT IN (SELECT DISTINCT segment FROM vectors)")
+                "segment": pa.array([s.segment for s in segments.segments], pa.int32()),
+                "file": [s.file for s in segments.segments],
+                "n_vectors": pa.array([s.n_vectors for s in segments.segments], pa.int64()),
+                "index_type": [s.index_type for s in segments.segments]}))
+        if len(segments.moved_ids):  # the run's checkpoint segments merged into full ones
+            con.register("seg_map", pa.table({"vec_id": pa.array(segments.moved_ids, pa.int64()),
+                                              "segment": pa.array(segments.moved_to, pa.int32())}))
+            con.execute("UPDATE vectors SET segment = m.segment FROM seg_map m WHERE vectors.vec_id = m.vec_id")
+            con.execute("UPDATE tombstones SET segment = m.segment FROM seg_map m WHERE tombstones.vec_id = m.vec_id")
+        if segments.replaced:
+            dbm.register_list(con, "replaced_segments", "segment", segments.replaced, pa.int32())
+            con.execute("DELETE FROM segments WHERE segment IN (SELECT segment FROM replaced_segments)")
+
+    def _retire(self, con: duckdb.DuckDBPyConnection, candidates: list[int]) -> set[str]:
+        """Vectors of removed chunks that no chunk uses any more: tombstoned (or, pending, just dropped)."""
+        retired: set[str] = set()
+        if candidates:
+            dbm.register_list(con, "retired_vec_candidates", "vec_id", candidates, pa.int64())
+            rows = con.execute("""
+                SELECT v.vec_id, v.segment, v.vec_key FROM vectors v
+                WHERE v.vec_id IN (SELECT vec_id FROM retired_vec_candidates)
+                  AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.vec_id = v.vec_id)""").fetchall()
+            if rows:
+                dead = [(vec_id, seg) for vec_id, seg, _ in rows if seg is not None]
+                if dead:
+                    dbm.insert_arrow(con, "tombstones", pa.table({
+                        "vec_id": pa.array([v for v, _ in dead], pa.int64()),
+                        "segment": pa.array([s for _, s in dead], pa.int32())}))
+                dbm.register_list(con, "retired_ids", "vec_id", [r[0] for r in rows], pa.int64())
+                con.execute("DELETE FROM vectors WHERE vec_id IN (SELECT vec_id FROM retired_ids)")
+                retired = {key for _, _, key in rows}
+        con.execute("DELETE FROM segments WHERE segment NOT IN "
+                    "(SELECT DISTINCT segment FROM vectors WHERE segment IS NOT NULL)")
         con.execute("DELETE FROM tombstones WHERE segment NOT IN (SELECT segment FROM segments)")
-        leaves = self.leaves_after(result)
-        nodes = self.ctx.plan.nodes if leaves == self.ctx.leaves and self.ctx.plan.nodes else merkle.build_tree(leaves)
-        self._write_merkle_nodes(con, nodes, fresh=fresh)
-        next_segment = max([int(self.ctx.state.meta.get("next_segment", "0"))] + [s.segment + 1 for s in segments])
+        return retired
+
+    def _pending_counts(self, con: duckdb.DuckDBPyConnection, final: bool) -> tuple[int, int]:
+        """(vectors, chunks) still waiting for their vector. A final commit has none: the run embedded
+        everything it kept (``engine/reuse.py: resumed_texts``), so it pays for no count."""
+        if final:
+            return 0, 0
+        vectors = dbm.scalar(con, "SELECT count(*) FROM vectors WHERE segment IS NULL")
+        chunks = dbm.scalar(con, "SELECT count(*) FROM chunks c JOIN vectors v ON v.vec_id = c.vec_id "
+                                 "WHERE v.segment IS NULL") if vectors else 0
+        return int(vectors), int(chunks)
+
+    def _write_meta(self, con: duckdb.DuckDBPyConnection, result: PipelineResult, nodes: dict[str, str],
+                    segments: FinalSegments, pending: tuple[int, int], *, final: bool) -> None:
+        meta = self.ctx.state.meta
+        next_segment = max([int(meta.get("next_segment", "0"))] + [s.segment + 1 for s in segments.segments])
         dbm.set_meta(con, {**self.ctx.choice.meta(), "root_hash": nodes.get("", ""),
                            "snapshot_time_ns": str(self.ctx.snapshot_time_ns),
-                           "next_chunk_id": str(result.next_chunk_id or self.ctx.state.meta.get("next_chunk_id", "0")),
-                           "next_vec_id": str(result.next_vec_id or self.ctx.state.meta.get("next_vec_id", "0")),
-                           "next_segment": str(next_segment), "discovery_skipped": json.dumps(self.ctx.plan.skipped)})
-        report.chunks_total = dbm.scalar(con, "SELECT count(*) FROM chunks")
-        self._write_run(con, report)
-        crashpoints.hit("before-db-commit")
-        con.execute("COMMIT")
-        self.committed = not fresh  # a rebuild's fresh database becomes the committed state at the swap
-        crashpoints.hit("after-db-commit")  # committed, maybe only in the WAL: the connection is still open
+                           "next_chunk_id": str(result.next_chunk_id or meta.get("next_chunk_id", "0")),
+                           "next_vec_id": str(result.next_vec_id or meta.get("next_vec_id", "0")),
+                           "next_segment": str(next_segment), "discovery_skipped": json.dumps(self.ctx.plan.skipped),
+                           "vectors_pending": str(pending[0]), "chunks_pending": str(pending[1])})
+        meta["next_segment"] = str(next_segment)  # the next checkpoint's segments number on from here
+        if (self.ctx.target.first_build or self.ctx.state.meta.get("build_in_progress")) and not final:
+            dbm.set_meta(con, {"build_in_progress": "1"})
+        else:
+            con.execute("DELETE FROM meta WHERE k = 'build_in_progress'")
 
-    def _write_merkle_nodes(self, con: duckdb.DuckDBPyConnection, nodes: dict[str, str], *, fresh: bool) -> None:
+    # ------------------------------------------------------------------ the Merkle snapshot
+
+    def _unreached_by_reset(self, work: StagedWork) -> list[str]:
+        """A model switch's first commit drops every old chunk: files it has not re-parsed yet leave the
+        snapshot (absent until reached, as in a first build) rather than be listed without chunks."""
+        return [p for p in self.ctx.plan.to_parse if p in self.ctx.state.snapshot and p not in work.outcomes]
+
+    def _leaves_after(self, work: StagedWork, *, first: bool, unreached: Iterable[str]) -> dict[str, str]:
+        """The Merkle leaves of the state this commit makes: what the target held, plus this commit's files.
+
+        Files not reached yet keep their previous leaf (or stay absent); an unreadable file keeps its
+        old hash. After the final commit this is every leaf of the tree as the run found it.
+        """
+        plan = self.ctx.plan
+        leaves = dict(self._leaves)
+        if first:
+            for path in plan.deleted:
+                leaves.pop(path, None)
+            for old, new in plan.moved:
+                leaves.pop(old, None)
+                leaves[new] = self.ctx.leaves[new]
+            for path in plan.stat_only:
+                leaves[path] = self.ctx.leaves[path]
+            for path in unreached:
+                leaves.pop(path, None)
+        for path, outcome in work.outcomes.items():
+            if not _unreadable(outcome):
+                leaves[path] = self.ctx.leaves[path]
+        return leaves
+
+    def _nodes_for(self, leaves: dict[str, str]) -> dict[str, str]:
+        if leaves == self.ctx.leaves and self.ctx.plan.nodes:
+            return self.ctx.plan.nodes
+        if not self._nodes:
+            return merkle.build_tree(leaves)
+        changed = [p for p in leaves.keys() | self._leaves.keys() if leaves.get(p) != self._leaves.get(p)]
+        return merkle.update_tree(self._nodes, leaves, changed)
+
+    def _write_merkle_nodes(self, con: duckdb.DuckDBPyConnection, nodes: dict[str, str]) -> None:
         """Write only the nodes that changed: a one-file edit changes its ancestors, not 20k rows.
 
         Rewriting the whole table made a one-file update on a 20k-file tree write ~2 MB of index
-        (benchmarks/edit_footprint.py). ``state.nodes`` is what the database holds: it was read under
-        the writer lock this run holds.
+        (benchmarks/edit_footprint.py). ``self._nodes`` is what the database holds: read under the
+        writer lock this run holds, then each of its commits.
         """
-        old = {} if fresh else self.ctx.state.nodes
+        old = self._nodes
         if not old:
             con.execute("DELETE FROM merkle_nodes")
             changed = nodes
@@ -205,37 +368,28 @@ class Commit:
         dbm.insert_arrow(con, "merkle_nodes", pa.table({"path": pa.array(list(changed), pa.string()),
                                                         "hash": pa.array(list(changed.values()), pa.string())}))
 
-    def leaves_after(self, result: PipelineResult) -> dict[str, str]:
-        """The Merkle leaves the committed state describes: unreadable files keep their old hash."""
-        leaves = dict(self.ctx.leaves)
-        for path, outcome in result.outcomes.items():
-            if (outcome.skip_reason or "").startswith("unreadable"):
-                old = self.ctx.state.snapshot.get(path)
-                if old is None:
-                    leaves.pop(path, None)
-                else:
-                    leaves[path] = old.hash
-        for path in self.ctx.plan.unreadable:
-            old = self.ctx.state.snapshot.get(path)
-            if old is not None:
-                leaves[path] = old.hash
-        return leaves
+    # ------------------------------------------------------------------ rows
 
-    def _file_rows(self, result: PipelineResult, old_rows: dict[str, tuple[Any, ...]]) -> pa.Table:
+    def _file_rows(self, work: StagedWork, *, first: bool) -> pa.Table:
+        """Rows of the files this commit writes: parsed ones, and at the run's first commit moves and stat changes."""
+        plan = self.ctx.plan
         rows: list[tuple[str, str, str, int, str | None]] = []  # path, hash, parser_id, n_chunks, skip
-        for path, outcome in result.outcomes.items():
-            if (outcome.skip_reason or "").startswith("unreadable"):
+        for path, outcome in work.outcomes.items():
+            if _unreadable(outcome):
                 continue
             rows.append((path, self.ctx.leaves[path], outcome.parser_id, outcome.n_chunks, outcome.skip_reason))
-        for old, new in self.ctx.plan.moved:
-            prev = self.ctx.state.snapshot[old]
-            rows.append((new, self.ctx.leaves[new], prev.parser_id, prev.n_chunks, prev.skip_reason))
-        for path in self.ctx.plan.stat_only:
-            if path in result.outcomes:
-                continue
-            prev = self.ctx.state.snapshot[path]
-            rows.append((path, self.ctx.leaves[path], prev.parser_id, prev.n_chunks, prev.skip_reason))
-        rows = [r for r in rows if r[0] in self.ctx.files]
+        if first:
+            for old, new in plan.moved:
+                prev = self.ctx.state.snapshot[old]
+                rows.append((new, self.ctx.leaves[new], prev.parser_id, prev.n_chunks, prev.skip_reason))
+            for path in plan.stat_only:
+                if path in work.outcomes:
+                    continue
+                prev = self.ctx.state.snapshot[path]
+                rows.append((path, self.ctx.leaves[path], prev.parser_id, prev.n_chunks, prev.skip_reason))
+        return self._files_table([r for r in rows if r[0] in self.ctx.files])
+
+    def _files_table(self, rows: list[tuple[str, str, str, int, str | None]]) -> pa.Table:
         stats = [self.ctx.files[r[0]].stat for r in rows]
         return pa.table({
             "path": pa.array([r[0] for r in rows], pa.string()),
@@ -253,7 +407,7 @@ class Commit:
     def _write_files_stat_only(self, con: duckdb.DuckDBPyConnection) -> None:
         if not self.ctx.plan.stat_only:
             return
-        table = self._file_rows(PipelineResult(), {})
+        table = self._file_rows(StagedWork(), first=True)
         dbm.register_list(con, "stat_paths", "path", self.ctx.plan.stat_only, pa.string())
         con.execute("DELETE FROM files WHERE path IN (SELECT path FROM stat_paths)")
         dbm.insert_arrow(con, "files", table)
@@ -262,11 +416,16 @@ class Commit:
         c = self.ctx
         return build_report(c.kind, c.choice, c.plan, result, scheduler, c.started, c.warnings)
 
-    def _write_run(self, con: duckdb.DuckDBPyConnection, report: RunReport) -> None:
-        write_run(con, report, self.ctx.started_at, self.ctx.started)
+    def _write_run(self, con: duckdb.DuckDBPyConnection, report: RunReport, *, status: str = "ok") -> None:
+        """The run's row: written by its first commit, rewritten by each later one (``running`` until the last)."""
+        if self._run_id is None:
+            con.execute("UPDATE runs SET status = 'killed' WHERE status = 'running'")  # a dead writer's run
+        write_run(con, report, self.ctx.started_at, self.ctx.started, status=status, run_id=self._run_id)
+        self._run_id = report.run_id
 
 
 def pair_parts(chunk_parts: Iterable[Path], postings_parts: Iterable[Path]) -> list[tuple[Path, Path]]:
     """Chunk and postings parts written by the same batch, paired by their shared name suffix."""
     by_suffix = {p.name.split("-", 1)[1]: p for p in postings_parts}
     return [(c, by_suffix[c.name.split("-", 1)[1]]) for c in chunk_parts if c.name.split("-", 1)[1] in by_suffix]
+

@@ -8,6 +8,7 @@ from datetime import datetime
 from codeindex.changes.plan import IndexState, UpdatePlan
 from codeindex.config import Config
 from codeindex.embedders.choice import EmbedderChoice
+from codeindex.engine.target import Target
 from codeindex.models import SourceFile
 from codeindex.progress import ProgressCallback
 from codeindex.store.layout import IndexLayout
@@ -19,7 +20,9 @@ class RunContext:
     layout: IndexLayout
     config: Config
     kind: str
-    """``rebuild`` (a fresh database swapped in at the end) or ``update`` (one transaction on the live one)."""
+    """``rebuild`` (everything parsed into a new or resumed database) or ``update`` (what changed)."""
+    target: Target
+    """The database the run writes (``engine/target.py``)."""
     choice: EmbedderChoice
     plan: UpdatePlan
     files: dict[str, SourceFile]
@@ -27,11 +30,11 @@ class RunContext:
     leaves: dict[str, str]
     """The new Merkle leaves (path -> content hash)."""
     state: IndexState
-    """The committed snapshot the run started from, read under the writer lock this run holds."""
+    """The target's committed snapshot the run started from, read under the writer lock this run holds."""
     snapshot_time_ns: int
     started_at: datetime
     started: float
     progress: ProgressCallback
     reads: ReadSession
-    """The run's one read session on the committed database (closed before the commit)."""
+    """The run's one read session on the target database (closed before each commit)."""
     warnings: list[str] = field(default_factory=list)

@@ -9,10 +9,13 @@ edit never pays for importing dask.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,7 +43,7 @@ class Executor(Protocol):
     def submit_embed(self, keys: Sequence[str], texts: Sequence[str], lengths: Sequence[int],
                      ctx: EmbedContext) -> Any: ...
     def wait_any(self, futures: Iterable[Any]) -> tuple[set[Any], set[Any]]: ...
-    def close(self) -> None: ...
+    def close(self, *, fast: bool = False) -> None: ...
 
 
 class SyncExecutor:
@@ -71,7 +74,7 @@ class SyncExecutor:
         done, pending = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
         return set(done), set(pending)
 
-    def close(self) -> None:
+    def close(self, *, fast: bool = False) -> None:
         pass
 
 
@@ -177,16 +180,34 @@ class DaskExecutor:
         result = wait(list(futures), return_when="FIRST_COMPLETED")
         return set(result.done), set(result.not_done)
 
-    def close(self) -> None:
-        """Shut the client (and a cluster we started) down; safe to call more than once."""
+    def close(self, *, fast: bool = False) -> None:
+        """Shut the client (and a cluster we started) down; safe to call more than once.
+
+        ``fast`` (after Ctrl-C): the worker processes of a cluster we started are killed rather than
+        asked to finish their running task. A graceful close waits for the embed batch in flight
+        (seconds with the default model); this takes ~0.1 s. The kill comes a moment after the close
+        has begun, so the nannies see their workers die while closing and do not restart them.
+        """
         if self._closed:
             return
         self._closed = True
+        if fast and self._cluster is not None:
+            pids = [pid for pid in (getattr(w, "pid", None) for w in self._cluster.workers.values()) if pid]
+            threading.Timer(0.05, _kill_all, [pids]).start()
         try:
-            self.client.close()
+            if fast:
+                self.client.close(timeout=2)
+            else:
+                self.client.close()
         finally:
             if self._cluster is not None:
-                self._cluster.close()
+                self._cluster.close(timeout=2 if fast else None)
+
+
+def _kill_all(pids: Sequence[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _quiet_distributed() -> None:

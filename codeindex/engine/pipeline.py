@@ -4,7 +4,8 @@ Parse tasks (coarse batches of files) and embed tasks (token-budget batches acro
 executor; the write stage runs here in the driver, so results land on the machine that owns the
 index even when the workers are remote. While batch N embeds, batch N+1 parses and batch N-1 is
 written. Chunk rows and postings are staged to Parquet files and vectors to segment files as they
-arrive, so memory stays flat on huge trees; nothing becomes visible until the commit.
+arrive, so memory stays flat on huge trees; nothing becomes visible until a commit. A long run hands
+its staged work to a checkpoint (``engine/checkpoint.py``) every so often and starts staging anew.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import pyarrow.parquet as pq
 
 from codeindex.embedders.batching import plan_batches
 from codeindex.engine.executor import Executor
-from codeindex.engine.results import FileOutcome, PipelineResult
+from codeindex.engine.results import FileOutcome, PipelineResult, StagedWork
 from codeindex.engine.tasks import EmbedContext, EmbeddedBatch, ParsedBatch, ParseItem, vector_key
 from codeindex.errors import EmbedderError, Interrupted, UsageError
 from codeindex.models import Chunk, ParseResult
-from codeindex.progress import ProgressCallback, ProgressEvent
+from codeindex.progress import ProgressCallback, ProgressEvent, RunProgress
 from codeindex.store.segments import SegmentWriter
 
 CHUNK_SCHEMA = pa.schema([
@@ -63,18 +64,33 @@ def join_embed_text(head: str, text: str) -> str:
 
 
 class KnownKeyLookup(Protocol):
-    """Stored vector keys: a mapping that may fill itself (``prefetch``) before it is asked."""
+    """Stored vector keys: a mapping that may fill itself (``prefetch``) before it is asked.
+
+    A stored key may be *pending*: a killed run committed the chunk but not yet its vector.
+    """
 
     def __contains__(self, key: object) -> bool: ...
     def __getitem__(self, key: str) -> int: ...
     def prefetch(self, keys: Iterable[str]) -> None: ...
+    def is_pending(self, vec_id: int) -> bool: ...
+    def forget(self, keys: Iterable[str]) -> None: ...
+
+
+class CheckpointHook(Protocol):
+    """Commits the pipeline's staged work while it runs (``engine/checkpoint.py: Checkpointer``)."""
+
+    def due(self, result: PipelineResult, now: float) -> bool: ...
+    def __call__(self, result: PipelineResult) -> set[str]: ...
 
 
 @dataclass(slots=True)
-class _Pending:
+class PendingText:
+    """A text waiting for its vector: its key, the vector id its chunks use, what to embed."""
+
     key: str
     text: str
     n_tokens: int
+    vec_id: int = -1
 
 
 class Pipeline:
@@ -83,7 +99,8 @@ class Pipeline:
     def __init__(self, *, root: Path, executor: Executor, ctx: EmbedContext, staging: Path,
                  segments: SegmentWriter, known_keys: KnownKeyLookup, next_chunk_id: int, next_vec_id: int,
                  parse_batch_files: int, max_in_flight: int, progress: ProgressCallback,
-                 read_file: Callable[[str], bytes] | None = None) -> None:
+                 read_file: Callable[[str], bytes] | None = None, checkpoint: CheckpointHook | None = None,
+                 run_progress: RunProgress | None = None, resumed: Sequence[PendingText] = ()) -> None:
         self.root = root
         self.executor = executor
         self.ctx = ctx
@@ -94,27 +111,42 @@ class Pipeline:
         self.max_in_flight = max(1, max_in_flight) * max(1, executor.n_slots)
         self.progress = progress
         self.read_file = read_file or (lambda rel: (root / rel).read_bytes())
+        self.checkpoint = checkpoint
+        self.plan = run_progress or RunProgress(bytes_total=0)
         self.result = PipelineResult(next_chunk_id=next_chunk_id, next_vec_id=next_vec_id)
-        self._assigned: dict[str, int] = {}  # key -> vec_id for vectors new in this run
-        self._queue: list[_Pending] = []
+        self._vec_ids: dict[str, int] = {}  # key -> vec_id of every vector this run embeds or reuses new
+        self._queue: list[PendingText] = []
         self._queued_tokens = 0
         self._part = 0
-        self._chunks_total_hint = 0
+        self._files_total = 0
+        for pending in resumed:  # a killed run's chunks whose vectors it did not finish: embed them first
+            self._vec_ids[pending.key] = pending.vec_id
+            self._enqueue(pending)
+        self.plan.add_known(sum(min(p.n_tokens, 512) for p in resumed), len(resumed))
 
     # ------------------------------------------------------------------ staging (the write stage)
 
+    def _enqueue(self, pending: PendingText) -> None:
+        self._queue.append(pending)
+        self._queued_tokens += min(pending.n_tokens, 512)
+
     def _vec_id_for(self, key: str, embed_text: str, n_tokens: int) -> int:
+        if key in self._vec_ids:  # this run already embeds (or embedded) this text
+            self.result.chunks_reused += 1
+            return self._vec_ids[key]
         if key in self.known:
-            self.result.chunks_reused += 1
-            return self.known[key]
-        if key in self._assigned:
-            self.result.chunks_reused += 1
-            return self._assigned[key]
+            vec_id = self.known[key]
+            if not self.known.is_pending(vec_id):
+                self.result.chunks_reused += 1
+                return vec_id
+            self._vec_ids[key] = vec_id  # stored, but a killed run never embedded it: do it now
+            self._enqueue(PendingText(key, embed_text, n_tokens, vec_id))
+            return vec_id
         vec_id = self.result.next_vec_id
         self.result.next_vec_id += 1
-        self._assigned[key] = vec_id
-        self._queue.append(_Pending(key, embed_text, n_tokens))
-        self._queued_tokens += min(n_tokens, 512)
+        self._vec_ids[key] = vec_id
+        self.result.work.new_keys[key] = vec_id
+        self._enqueue(PendingText(key, embed_text, n_tokens, vec_id))
         return vec_id
 
     def stage_rows(self, rows: pa.Table, postings: pa.Table | None) -> None:
@@ -139,7 +171,7 @@ class Pipeline:
             self._part += 1
             part = self.staging / f"chunks-{self._part:06d}.parquet"
             pq.write_table(rows.cast(CHUNK_SCHEMA), part)
-            self.result.chunk_parts.append(part)
+            self.result.work.chunk_parts.append(part)
             self.result.chunks_written += n
             if postings is not None and postings.num_rows:
                 local = postings.column("chunk_id")
@@ -147,22 +179,26 @@ class Pipeline:
                                                pa.array(local.to_numpy().astype(np.int64) + first))
                 ppart = self.staging / f"postings-{self._part:06d}.parquet"
                 pq.write_table(postings, ppart)
-                self.result.postings_parts.append(ppart)
+                self.result.work.postings_parts.append(ppart)
         self.result.times.write += time.perf_counter() - start
 
-    def _stage_parsed(self, batch: ParsedBatch) -> None:
+    def _stage_parsed(self, batch: ParsedBatch, n_bytes: int) -> None:
         self.result.times.parse += batch.seconds
         chunks: list[Chunk] = []
         for res in batch.results:
             self._record_outcome(res)
             chunks.extend(res.chunks)
         rows = chunks_to_table(chunks, batch.lex_lens)
+        queued, tokens = len(self._queue), self._queued_tokens
         self.stage_rows(rows, batch.postings)
-        self.progress(ProgressEvent("parse", done=len(self.result.outcomes),
+        self.plan.parsed(n_bytes, self._queued_tokens - tokens, len(self._queue) - queued)
+        self.progress(ProgressEvent("parse", done=len(self.result.outcomes), total=self._files_total,
                                     detail={"chunks": self.result.chunks_written}))
 
     def _record_outcome(self, res: ParseResult) -> None:
-        self.result.outcomes[res.path] = FileOutcome(res.path, res.parser_id, len(res.chunks), res.skip_reason)
+        outcome = FileOutcome(res.path, res.parser_id, len(res.chunks), res.skip_reason)
+        self.result.outcomes[res.path] = outcome
+        self.result.work.outcomes[res.path] = outcome
 
     def _stage_embedded(self, keys: Sequence[str], out: EmbeddedBatch) -> None:
         start = time.perf_counter()
@@ -171,24 +207,49 @@ class Pipeline:
         if vectors.shape[0] != len(keys):
             raise EmbedderError(f"embedder {self.ctx.backend} returned {vectors.shape[0]} vectors for "
                                 f"{len(keys)} texts")
-        ids = np.array([self._assigned[k] for k in keys], dtype=np.int64)
+        ids = np.array([self._vec_ids[k] for k in keys], dtype=np.int64)
         placed = self.segments.add(ids, vectors)
         for key, vec_id, seg in zip(keys, ids.tolist(), placed, strict=True):
-            self.result.new_vectors[key] = (vec_id, seg)
+            self.result.work.embedded[key] = (vec_id, seg)
         self.result.chunks_embedded += len(keys)
         self.result.tokens_embedded += out.tokens
         self.result.devices.add(out.device)
         by_worker = self.result.embed_s_by_worker
         by_worker[out.worker] = by_worker.get(out.worker, 0.0) + out.seconds
         self.result.times.write += time.perf_counter() - start
-        self.progress(ProgressEvent("embed", done=self.result.chunks_embedded,
-                                    total=len(self._assigned),
+        self.plan.embedded(out.tokens, len(keys), time.perf_counter())
+        self._embed_event()
+
+    def _embed_event(self) -> None:
+        now = time.perf_counter()
+        self.progress(ProgressEvent("embed", done=self.result.chunks_embedded, total=self.plan.planned_texts,
                                     detail={"tokens": self.result.tokens_embedded,
-                                            "embed_s": self.result.times.embed}))
+                                            "embed_s": self.result.times.embed,
+                                            "tokens_per_s": self.plan.tokens_per_s(now),
+                                            "chunks": self.result.chunks_written,
+                                            "shared": self.result.chunks_reused,
+                                            "exact": self.plan.parse_finished}))
+
+    def _run_event(self, phase: str) -> None:
+        self.progress(self.plan.event(time.perf_counter(), phase))
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _commit_checkpoint(self) -> None:
+        """Hand the staged work to the checkpoint hook, then start a new one (its parts are in the database)."""
+        assert self.checkpoint is not None
+        self._run_event("checkpoint")
+        retired = self.checkpoint(self.result)
+        self.known.forget(retired)  # their vectors are gone: a text seen again gets a new one
+        done = self.result.work
+        for part in [*done.chunk_parts, *done.postings_parts]:
+            part.unlink(missing_ok=True)
+        self.result.work = StagedWork()
+        self.result.checkpoints += 1
 
     # ------------------------------------------------------------------ scheduling
 
-    def _take_embed_batches(self, final: bool) -> list[list[_Pending]]:
+    def _take_embed_batches(self, final: bool) -> list[list[PendingText]]:
         """Form token-budget batches from the queue once it holds enough to sort by length meaningfully."""
         budget = self.ctx.settings.batch_tokens
         if not self._queue or (not final and self._queued_tokens < EMBED_WINDOW_BUDGETS * budget):
@@ -202,25 +263,35 @@ class Pipeline:
     def run(self, items: Sequence[tuple[str, str, str, str]], carried: Sequence[pa.Table] = ()) -> PipelineResult:
         """``items``: (path, language, parser name, content hash) to parse; ``carried``: chunk rows to re-stage."""
         wall_start = time.perf_counter()
+        self._files_total = len(items)
         for rows in carried:  # moved files and model switches: no parse, maybe embed
             from codeindex.search.analysis import postings_table
 
             postings, _ = postings_table(list(range(rows.num_rows)), rows.column("text").to_pylist(),
                                          rows.column("path").to_pylist(), rows.column("symbol").to_pylist())
+            queued, tokens = len(self._queue), self._queued_tokens
             self.stage_rows(rows, postings)
+            self.plan.add_known(self._queued_tokens - tokens, len(self._queue) - queued)
+            self.result.work.carried = True
         batches: deque[list[tuple[str, str, str, str]]] = deque(
             list(items[i:i + self.parse_batch_files]) for i in range(0, len(items), self.parse_batch_files))
-        parse_futs: dict[Any, None] = {}
+        parse_futs: dict[Any, int] = {}  # future -> bytes it parses
         embed_futs: dict[Any, list[str]] = {}
-        embed_ready: deque[list[_Pending]] = deque()
+        embed_ready: deque[list[PendingText]] = deque()
         self.progress(ProgressEvent("parse", done=0, total=len(items)))
+        self._embed_event()
+        self._run_event("parse")
         try:
             while True:
                 backlog = self._queued_tokens + sum(p.n_tokens for b in embed_ready for p in b)
                 while (batches and len(parse_futs) < self.max_in_flight
                        and backlog < PARSE_BACKLOG_BUDGETS * self.ctx.settings.batch_tokens):
-                    parse_futs[self.executor.submit_parse(self._read(batches.popleft()), self.ctx)] = None
+                    read = self._read(batches.popleft())
+                    parse_futs[self.executor.submit_parse(read, self.ctx)] = sum(len(i.data) for i in read)
                 final = not batches and not parse_futs
+                if final and not self.plan.parse_finished:
+                    self.plan.parse_finished = True  # from here on the plan is exact
+                    self._embed_event()
                 embed_ready.extend(self._take_embed_batches(final))
                 while embed_ready and len(embed_futs) < self.max_in_flight:
                     group = embed_ready.popleft()
@@ -232,11 +303,13 @@ class Pipeline:
                     if batches or embed_ready or self._queue:
                         continue
                     break
-                done, _ = self.executor.wait_any([*parse_futs, *embed_futs])
-                for fut in done:
+                finished, _ = self.executor.wait_any([*parse_futs, *embed_futs])
+                # in the order submitted, not the set's: the same run stages and batches the same way
+                # every time, so its checkpoints are reproducible (the crash tests rely on it)
+                for fut in [f for f in (*parse_futs, *embed_futs) if f in finished]:
                     if fut in parse_futs:
-                        del parse_futs[fut]
-                        self._stage_parsed(fut.result())
+                        n_bytes = parse_futs.pop(fut)
+                        self._stage_parsed(fut.result(), n_bytes)
                     else:
                         keys = embed_futs.pop(fut)
                         try:
@@ -247,6 +320,9 @@ class Pipeline:
                             raise EmbedderError(f"embedder {self.ctx.backend} failed: "
                                                 f"{type(exc).__name__}: {exc}") from exc
                         self._stage_embedded(keys, out)
+                self._run_event("embed" if self.result.chunks_embedded else "parse")
+                if self.checkpoint is not None and self.checkpoint.due(self.result, time.perf_counter()):
+                    self._commit_checkpoint()
         except KeyboardInterrupt:
             for fut in [*parse_futs, *embed_futs]:
                 cancel = getattr(fut, "cancel", None)

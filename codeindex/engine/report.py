@@ -83,16 +83,26 @@ def build_report(kind: str, choice: EmbedderChoice, plan: UpdatePlan, result: Pi
         skipped=skipped, warnings=list(warnings))
 
 
-def write_run(con: duckdb.DuckDBPyConnection, report: RunReport, started_at: datetime, started: float) -> None:
-    """Append the run's row; fills in its id, total chunks and wall time (measured up to this write)."""
-    report.run_id = int(dbm.scalar(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs"))
+def write_run(con: duckdb.DuckDBPyConnection, report: RunReport, started_at: datetime, started: float, *,
+              status: str = "ok", run_id: int | None = None) -> None:
+    """Write the run's row; fills in its id, total chunks and wall time (measured up to this write).
+
+    A run that checkpoints writes its row at each commit: ``run_id`` (from the first) replaces it,
+    with ``status`` ``running`` until the final commit says ``ok``. A row left ``running`` is a run
+    that was killed after a checkpoint (the next run marks it ``killed``).
+    """
+    if run_id is None:
+        report.run_id = int(dbm.scalar(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs"))
+    else:
+        report.run_id = run_id
+        con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
     if not report.chunks_total:
         report.chunks_total = int(dbm.scalar(con, "SELECT count(*) FROM chunks"))
     report.wall_s = round(time.perf_counter() - started, 4)
     report.stages["total_s"] = report.wall_s
     dbm.insert_row(con, "runs", {
         "run_id": report.run_id, "kind": report.kind, "started_at": started_at, "wall_s": report.wall_s,
-        "status": "ok", "scheduler": report.scheduler, "embedder": report.embedder, "model_id": report.model_id,
+        "status": status, "scheduler": report.scheduler, "embedder": report.embedder, "model_id": report.model_id,
         **{name: getattr(report, name) for name in COUNTERS},
         "stages_json": json.dumps(report.stages), "skipped_json": json.dumps(report.skipped),
     })

@@ -33,11 +33,34 @@ class StageTimes:
 
 
 @dataclass(slots=True)
-class PipelineResult:
+class StagedWork:
+    """What the pipeline staged since the last checkpoint: exactly what the next commit writes.
+
+    Every file whose outcome is here has all its chunk rows in ``chunk_parts``; every vector key those
+    chunks use for the first time is in ``new_keys`` (its row is written with the chunks, pending until
+    its vector is embedded); ``embedded`` are the vectors embedded since the last checkpoint, sealed in
+    segments the same commit lists.
+    """
+
     outcomes: dict[str, FileOutcome] = field(default_factory=dict)
     chunk_parts: list[Path] = field(default_factory=list)
     postings_parts: list[Path] = field(default_factory=list)
-    new_vectors: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (vec_id, segment)
+    new_keys: dict[str, int] = field(default_factory=dict)  # key -> vec_id
+    embedded: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (vec_id, segment)
+    carried: bool = False
+    """The chunk rows of moved files (and of a model switch) are among ``chunk_parts``."""
+
+    def is_empty(self) -> bool:
+        return not (self.outcomes or self.chunk_parts or self.new_keys or self.embedded or self.carried)
+
+
+@dataclass(slots=True)
+class PipelineResult:
+    """A run's cumulative counters; ``work`` is the part not yet committed."""
+
+    outcomes: dict[str, FileOutcome] = field(default_factory=dict)
+    """Every file the run parsed (or found unreadable), committed or not."""
+    work: StagedWork = field(default_factory=StagedWork)
     chunks_written: int = 0
     chunks_embedded: int = 0
     chunks_reused: int = 0
@@ -47,3 +70,4 @@ class PipelineResult:
     times: StageTimes = field(default_factory=StageTimes)
     next_chunk_id: int = 0
     next_vec_id: int = 0
+    checkpoints: int = 0

@@ -1,5 +1,6 @@
-"""What a run reuses instead of recomputing: stored vector keys (content addressing) and the chunk rows
-of moved files, carried to their new path without re-parsing."""
+"""What a run reuses instead of recomputing: stored vector keys (content addressing), the chunk rows
+of moved files, carried to their new path without re-parsing, and a killed run's committed chunks
+whose vectors it did not finish."""
 
 from __future__ import annotations
 
@@ -9,19 +10,29 @@ import pyarrow as pa
 
 from codeindex.chunking.source import module_path
 from codeindex.engine.context import RunContext
-from codeindex.engine.pipeline import CHUNK_SCHEMA
+from codeindex.engine.pipeline import CHUNK_SCHEMA, PendingText, join_embed_text
 from codeindex.search.analysis import postings_table
 from codeindex.store import db as dbm
 from codeindex.store.session import ReadSession
 
 
 class KnownKeys(dict[str, int]):
-    """Vector keys already stored (key -> vec_id). With a read session, ``prefetch`` fills it on demand."""
+    """Vector keys already stored (key -> vec_id). With a read session, ``prefetch`` fills it on demand.
+
+    ``pending`` holds the vector ids whose rows a killed run committed before their vectors.
+    """
 
     def __init__(self, session: ReadSession | None) -> None:
         super().__init__()
         self.session = session
+        self.pending: set[int] = set()
         self._asked: set[str] = set()
+
+    def load(self, rows: Iterable[tuple[str, int, bool]]) -> None:
+        for key, vec_id, pending in rows:
+            self[key] = vec_id
+            if pending:
+                self.pending.add(vec_id)
 
     def prefetch(self, keys: Iterable[str]) -> None:
         wanted = [k for k in set(keys) if k not in self._asked]
@@ -30,19 +41,30 @@ class KnownKeys(dict[str, int]):
         self._asked.update(wanted)
         con = self.session.con()
         dbm.register_list(con, "wanted_keys", "vec_key", wanted, pa.string())
-        self.update(con.execute("SELECT vec_key, vec_id FROM vectors WHERE vec_key IN "
-                                "(SELECT vec_key FROM wanted_keys)").fetchall())
+        self.load(con.execute("SELECT vec_key, vec_id, segment IS NULL FROM vectors WHERE vec_key IN "
+                              "(SELECT vec_key FROM wanted_keys)").fetchall())
+
+    def is_pending(self, vec_id: int) -> bool:
+        return vec_id in self.pending
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop keys whose vectors a checkpoint retired (the lookup must match the committed state)."""
+        for key in keys:
+            vec_id = self.pop(key, None)
+            if vec_id is not None:
+                self.pending.discard(vec_id)
 
 
-
-def reuse_inputs(ctx: RunContext, n_items: int) -> tuple[KnownKeys, list[pa.Table]]:
-    """Known vector keys (content addressing) and chunk rows carried without re-parsing.
+def reuse_inputs(ctx: RunContext, n_items: int) -> tuple[KnownKeys, list[pa.Table], list[PendingText]]:
+    """Known vector keys (content addressing), chunk rows carried without re-parsing, and the texts a
+    killed run left without a vector (``resumed``: their chunks stay, only the vector is computed).
 
     A small update looks its keys up when it has them (one query per parse batch, on the run's read
-    session); a big one loads every stored key once, which is cheaper than many look-ups.
+    session); a big one loads every stored key once, which is cheaper than many look-ups. A fresh
+    target (a first build, a new rebuild) has nothing to reuse.
     """
-    if ctx.kind != "update":
-        return KnownKeys(None), []
+    if ctx.target.fresh:
+        return KnownKeys(None), [], []
     plan = ctx.plan
     moved = plan.moved
     model_change = bool(plan.model_change)
@@ -52,8 +74,11 @@ def reuse_inputs(ctx: RunContext, n_items: int) -> tuple[KnownKeys, list[pa.Tabl
     known = KnownKeys(ctx.reads if lazy else None)
     con = ctx.reads.con()
     if not model_change and not lazy:
-        keys = dbm.arrow(con, "SELECT vec_key, vec_id FROM vectors")
+        keys = dbm.arrow(con, "SELECT vec_key, vec_id, segment IS NULL AS pending FROM vectors")
         known.update(zip(keys.column(0).to_pylist(), keys.column(1).to_pylist(), strict=True))
+        pending = keys.filter(keys.column("pending")).column("vec_id").to_pylist()
+        known.pending.update(pending)
+    replaced = [*plan.to_parse, *plan.deleted, *(old for old, _ in moved)]
     if moved:
         dbm.register_list(con, "moved_src", "path", [old for old, _ in moved])
         rows = dbm.arrow(con, f"SELECT {cols} FROM chunks WHERE path IN (SELECT path FROM moved_src) "
@@ -74,11 +99,31 @@ def reuse_inputs(ctx: RunContext, n_items: int) -> tuple[KnownKeys, list[pa.Tabl
                                pa.array(lex_lens, pa.int32()))
         carried.append(rows.cast(CHUNK_SCHEMA))
     if model_change:
-        dbm.register_list(con, "reparsed", "path", [*plan.to_parse, *plan.deleted, *(old for old, _ in moved)])
+        dbm.register_list(con, "reparsed", "path", replaced)
         rows = dbm.arrow(con, f"SELECT {cols} FROM chunks WHERE path NOT IN (SELECT path FROM reparsed) "
                            "ORDER BY path, start_byte")
         carried.append(rows.cast(CHUNK_SCHEMA))
-    return known, carried
+        return known, carried, []
+    return known, carried, resumed_texts(ctx, replaced)
+
+
+def resumed_texts(ctx: RunContext, replaced: list[str]) -> list[PendingText]:
+    """The pending vectors of chunks this run keeps: a killed run committed them before their vectors.
+
+    Pending vectors only referenced by files this run re-parses are not resumed: those chunks go,
+    and a re-parsed chunk with the same text finds the pending key and queues it itself.
+    """
+    if ctx.state.meta.get("vectors_pending", "0") == "0":
+        return []
+    con = ctx.reads.con()
+    dbm.register_list(con, "replaced_paths", "path", replaced, pa.string())
+    rows = con.execute("""
+        SELECT DISTINCT ON (v.vec_id) v.vec_key, v.vec_id, c.embed_head, c.text, c.n_tokens
+        FROM vectors v JOIN chunks c ON c.vec_id = v.vec_id
+        WHERE v.segment IS NULL AND c.path NOT IN (SELECT path FROM replaced_paths)
+        ORDER BY v.vec_id, c.chunk_id""").fetchall()
+    return [PendingText(key, join_embed_text(head, text), n_tokens, vec_id)
+            for key, vec_id, head, text, n_tokens in rows]
 
 
 def move_symbol(symbol: str, old_path: str, new_path: str) -> str:

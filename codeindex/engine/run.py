@@ -16,6 +16,7 @@ from codeindex.embedders.choice import choose_embedder
 from codeindex.engine.context import RunContext
 from codeindex.engine.report import RunReport, build_report, write_run
 from codeindex.engine.results import PipelineResult
+from codeindex.engine.target import Target, rebuild_target, update_target
 from codeindex.plugins import get_plugin_manager
 from codeindex.progress import ProgressCallback, ProgressEvent
 from codeindex.store import db as dbm
@@ -26,39 +27,49 @@ from codeindex.store.session import ReadSession
 def run(layout: IndexLayout, config: Config, kind: str, *, progress: ProgressCallback, scheduler: str | None,
         embedder: str | None, warnings: list[str]) -> RunReport:
     """Run a ``rebuild`` or an ``update`` of ``layout`` and return what it did."""
-    with ReadSession(layout.db_path) as reads:  # the run's one read session; closed before any commit
-        return _plan_and_run(layout, config, kind, reads, progress, scheduler, embedder, warnings)
-
-
-def _plan_and_run(layout: IndexLayout, config: Config, kind: str, reads: ReadSession, progress: ProgressCallback,
-                  scheduler: str | None, embedder: str | None, warnings: list[str]) -> RunReport:
     started = time.perf_counter()
+    if kind == "rebuild":
+        target = rebuild_target(layout, choose_embedder(config, None, embedder))
+    else:
+        target = update_target(layout)
+    with ReadSession(target.db_path) as reads:  # the run's one read session; closed before each commit
+        return _plan_and_run(layout, config, kind, target, reads, progress, scheduler, embedder, warnings, started)
+
+
+def _plan_and_run(layout: IndexLayout, config: Config, kind: str, target: Target, reads: ReadSession,
+                  progress: ProgressCallback, scheduler: str | None, embedder: str | None, warnings: list[str],
+                  started: float) -> RunReport:
     started_at = datetime.now(UTC).replace(tzinfo=None)
     snapshot_time_ns = time.time_ns()
     manager = get_plugin_manager()
     warnings = [*warnings, *manager.warnings]
     for w in manager.warnings:
         progress(ProgressEvent("warning", detail={"message": w}))
-    state = read_state(layout, reads, require=False) if kind == "update" else IndexState()
-    if kind == "rebuild":  # never reuse a segment number the old (possibly damaged) index may list
-        from codeindex.store.segments import next_free_segment
-
-        state.meta = {"next_segment": str(next_free_segment(layout.index_dir))}
+    state = IndexState() if target.fresh else read_state(layout, reads, require=False)
+    if target.resumed:
+        message = f"resuming the unfinished {kind} in {target.db_path.name}: finished files and vectors are kept"
+        warnings.append(message)
+        progress(ProgressEvent("warning", detail={"message": message}))
     choice = choose_embedder(config, state.meta if kind == "update" else None, embedder)
     plan, found, new_leaves = make_plan(layout, config, state, choice, progress)
     if plan.model_change:
         message = f"embedding model changed ({plan.model_change}): re-embedding every chunk, no re-parsing"
         warnings.append(message)
         progress(ProgressEvent("warning", detail={"message": message}))
-    ctx = RunContext(layout=layout, config=config, kind=kind, choice=choice, plan=plan,
+    ctx = RunContext(layout=layout, config=config, kind=kind, target=target, choice=choice, plan=plan,
                      files={f.path: f for f in found.files}, leaves=new_leaves, state=state,
                      snapshot_time_ns=snapshot_time_ns, started_at=started_at, started=started, progress=progress,
                      reads=reads, warnings=warnings)
-    if kind == "update" and plan.is_noop() and not plan.stat_only:
+    if kind == "update" and plan.is_noop() and not plan.stat_only and not _has_pending(state):
         return _record_noop(ctx)
     from codeindex.engine.execute import Execution
 
     return Execution(ctx).run(scheduler or config["engine.scheduler"])
+
+
+def _has_pending(state: IndexState) -> bool:
+    """A killed run committed chunks whose vectors it did not finish: an update with no change embeds them."""
+    return state.meta.get("vectors_pending", "0") != "0" or bool(state.meta.get("build_in_progress"))
 
 
 def _record_noop(ctx: RunContext) -> RunReport:

@@ -186,6 +186,22 @@ class Searcher:
 
     # ------------------------------------------------------------------ entry point
 
+    @property
+    def coverage(self) -> tuple[int, int] | None:
+        """(chunks with vectors, chunks) of the state the last search read, while a build is unfinished.
+
+        None when every chunk has its vector. Read from what the commit recorded (meta and BM25
+        statistics), so asking costs nothing.
+        """
+        snap = self._snapshot
+        if snap is None:
+            return None
+        pending = int(snap.meta.get("chunks_pending", "0") or 0)
+        if not pending:
+            return None
+        chunks = int(snap.lex_stats.get("n_docs", 0))
+        return max(0, chunks - pending), chunks
+
     def close(self) -> None:
         """Close the database connection now (it is also closed when idle, or when a writer runs)."""
         self._reader.release()

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from codeindex.config import Config
 from codeindex.store import db as dbm
+from codeindex.store.build import kept_segment_files
 from codeindex.store.segments import SegmentWriter, read_segment, remove_orphans, vectors_of
 
 
@@ -72,5 +73,7 @@ def compact(index_dir: Path, config: Config) -> dict[str, int]:
     except BaseException:
         writer.abort()
         raise
-    remove_orphans(index_dir, {s.file for s in sealed})
+    kept = kept_segment_files(index_dir, known={dbm.DB_NAME: {s.file for s in sealed}})
+    if kept is not None:  # a resumable rebuild beside this index keeps its own segments
+        remove_orphans(index_dir, kept)
     return {"segments_before": len(segments), "segments_after": len(sealed), "dropped_vectors": len(dead)}

@@ -1,8 +1,9 @@
 """Where one index keeps its files: the layout object the engine is handed instead of the API.
 
 ``.codeindex/`` at the indexed root by default, or any folder given with ``--index-dir``:
-``meta.duckdb`` (the database), ``seg-<n>.faiss`` (vector segments), ``staging/`` (a run's
-uncommitted parts), ``lock`` (the writer lock) and ``duckdb-tmp/`` (spill space).
+``meta.duckdb`` (the database), ``seg-<n>.faiss`` (vector segments), ``build.duckdb`` (a rebuild's
+resumable database, beside the live one until it is complete), ``staging/`` (a run's uncommitted
+parts), ``lock`` (the writer lock) and ``duckdb-tmp/`` (spill space).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DB_NAME = "meta.duckdb"
+BUILD_DB_NAME = "build.duckdb"
 INDEX_DIR_NAME = ".codeindex"
 
 
@@ -26,6 +28,11 @@ class IndexLayout:
     @property
     def db_path(self) -> Path:
         return self.index_dir / DB_NAME
+
+    @property
+    def build_db_path(self) -> Path:
+        """A rebuild's own database: checkpointed while it runs, renamed over ``db_path`` when complete."""
+        return self.index_dir / BUILD_DB_NAME
 
     def exists(self) -> bool:
         return self.db_path.exists()

@@ -7,11 +7,16 @@ renamed, and become live only when the DuckDB transaction that lists them commit
 
 Index type per segment: ``flat`` (``IndexIDMap2`` over exact inner product) by default; a bulk
 rebuild's segment of at least ``ann_min_vectors`` vectors gets ``hnsw`` (built once, at the end).
+
+A long run commits at checkpoints: ``SegmentWriter.checkpoint`` seals what it holds so that commit can
+list it, and at the end ``consolidate`` merges the run's checkpoint segments (small, flat) into full
+ones under new numbers, which the final commit lists instead (the old files become orphans).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +39,20 @@ class SegmentInfo:
     file: str
     n_vectors: int
     index_type: str
+
+
+@dataclass(slots=True)
+class FinalSegments:
+    """What a run's final commit does to the live-segment list.
+
+    ``segments`` become live; ``replaced`` (segment numbers already live) are dropped, and every vector
+    they held moves to the new segment given in ``moved_to`` (same order as ``moved_ids``).
+    """
+
+    segments: list[SegmentInfo]
+    replaced: list[int] = field(default_factory=list)
+    moved_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    moved_to: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
 
 
 def segment_file(number: int) -> str:
@@ -86,6 +105,9 @@ class SegmentWriter:
         self.ann_min_vectors = ann_min_vectors
         self.bulk = bulk
         self.sealed: list[SegmentInfo] = []
+        """Sealed segments no commit has been handed yet: ``abort`` deletes them."""
+        self.handed: list[SegmentInfo] = []
+        """Segments handed to a checkpoint's commit: live (or orphans the next writer removes), never deleted here."""
         self._current: Any = None
         self.bytes_written = 0
         self._batches = 0
@@ -135,6 +157,47 @@ class SegmentWriter:
         if self.bulk and total >= self.ann_min_vectors:
             self.sealed = [self._to_hnsw(info) for info in self.sealed]
         return list(self.sealed)
+
+    def checkpoint(self) -> list[SegmentInfo]:
+        """Seal the open segment and hand every sealed segment to the checkpoint about to commit."""
+        self._seal_current()
+        return self.hand_over()
+
+    def hand_over(self) -> list[SegmentInfo]:
+        """Hand the sealed segments to the commit about to run. From here on ``abort`` never deletes
+        them: if that commit fails they are orphans, which the next writer removes; else they are live."""
+        handed, self.sealed = self.sealed, []
+        self.handed.extend(handed)
+        return handed
+
+    def consolidate(self, adopted: Sequence[SegmentInfo] = ()) -> FinalSegments:
+        """The final segments of a run that checkpointed: its checkpoint segments, ``adopted`` ones (those a
+        resumed build committed before it was killed) and its last vectors, merged into full segments.
+
+        A run that never checkpointed gets ``finish``'s result. Otherwise the merge reads one source
+        segment at a time (memory stays at one segment), writes new flat segments under new numbers,
+        then converts them to HNSW when a bulk run reaches ``ann_min_vectors``, as ``finish`` does.
+        """
+        self._seal_current()
+        sources = [*adopted, *self.handed, *self.sealed]
+        if not adopted and not self.handed:
+            return FinalSegments(self.finish())
+        if len(sources) == 1 and not (self.bulk and sources[0].n_vectors >= self.ann_min_vectors):
+            return FinalSegments(self.finish())  # one live segment already: nothing to merge
+        unsent, self.sealed = self.sealed, []
+        moved_ids: list[np.ndarray] = []
+        moved_to: list[int] = []
+        for info in sources:
+            ids, vecs = vectors_of(read_segment(self.index_dir / info.file))
+            moved_to.extend(self.add(ids, vecs))
+            moved_ids.append(ids)
+        merged = self.finish()
+        for info in unsent:  # merged into the new segments and never listed anywhere
+            (self.index_dir / info.file).unlink(missing_ok=True)
+        ids_all = np.concatenate(moved_ids) if moved_ids else np.zeros(0, np.int64)
+        unsent_numbers = {i.segment for i in unsent}
+        return FinalSegments(merged, [i.segment for i in sources if i.segment not in unsent_numbers],
+                             ids_all, np.asarray(moved_to, dtype=np.int32))
 
     def _to_hnsw(self, info: SegmentInfo) -> SegmentInfo:
         path = self.index_dir / info.file

@@ -7,6 +7,7 @@ from typing import Any
 
 from codeindex.errors import NotIndexedError
 from codeindex.store import db as dbm
+from codeindex.store.build import build_in_progress, coverage
 from codeindex.store.layout import IndexLayout
 
 
@@ -28,6 +29,7 @@ def read_status(layout: IndexLayout) -> dict[str, Any]:
                                  "GROUP BY language ORDER BY 2 DESC").fetchall())
         skip_reasons = dict(con.execute("SELECT split_part(skip_reason, ':', 1), count(*) FROM files "
                                         "WHERE skip_reason IS NOT NULL GROUP BY 1").fetchall())
+        embedded = coverage(con)["chunks_embedded"] if meta.get("chunks_pending", "0") != "0" else chunks
         cur = con.execute("SELECT * FROM runs ORDER BY run_id DESC LIMIT 1")
         rows = cur.fetchall()
         last_run = dict(zip([d[0] for d in cur.description], rows[0], strict=True)) if rows else None
@@ -40,7 +42,9 @@ def read_status(layout: IndexLayout) -> dict[str, Any]:
     return {
         "root": str(layout.root), "index_dir": str(layout.index_dir), "schema_version": int(meta["schema_version"]),
         "files": files, "files_skipped": skipped, "skipped_by_reason": {**discovery_skips, **skip_reasons},
-        "languages": langs, "chunks": chunks, "vectors": vectors, "dead_vectors": dead,
+        "languages": langs, "chunks": chunks, "chunks_embedded": embedded, "vectors": vectors, "dead_vectors": dead,
+        "build_in_progress": bool(meta.get("build_in_progress")),
+        "rebuild_in_progress": build_in_progress(layout.index_dir),
         "embedder": meta.get("embedder_backend"), "model_id": meta.get("model_id"),
         "embedder_kind": "lexical feature hashing, no neural model"
         if meta.get("embedder_backend") == "hashing" else "neural model",

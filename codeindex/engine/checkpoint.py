@@ -1,0 +1,90 @@
+"""Checkpoints: a long run commits its finished work while it runs, so a kill loses little.
+
+Every checkpoint is a true state (``engine/commit.py`` writes it): each file the index lists is
+indexed at the content its Merkle row records; files the run has not reached yet are absent (a first
+build) or still at their previous content (an update). Chunks are committed as soon as their file is
+parsed, so lexical search sees them at once; their vectors join at the checkpoint after they are
+embedded (until then the vector row is *pending*: ``segment IS NULL``). A killed run's finished
+vectors are content-addressed and committed, so the next run re-embeds none of them.
+
+``CheckpointPolicy`` is the pure decision of when; ``Checkpointer`` seals the segment writer's vectors
+and hands the pipeline's staged work to the commit.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from codeindex import crashpoints
+from codeindex.config import Config
+from codeindex.engine.commit import Commit
+from codeindex.engine.results import PipelineResult
+from codeindex.progress import ProgressCallback, ProgressEvent
+from codeindex.store.segments import SegmentWriter
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointPolicy:
+    """When a run commits what it has: every ``every_s`` seconds or ``every_chunks`` embedded chunks.
+
+    ``first_after_s`` (a first build only, None otherwise) brings the first checkpoint forward to that
+    many seconds after the start, so a new index answers lexical searches while it embeds.
+    ``every_s <= 0`` turns checkpoints off: one commit at the end.
+    """
+
+    every_s: float
+    every_chunks: int
+    first_after_s: float | None = None
+
+    @classmethod
+    def from_config(cls, config: Config, *, first_build: bool) -> CheckpointPolicy:
+        return cls(config["engine.checkpoint_s"], config["engine.checkpoint_chunks"],
+                   config["engine.first_checkpoint_s"] if first_build else None)
+
+    @property
+    def enabled(self) -> bool:
+        return self.every_s > 0
+
+    def due(self, *, since_start: float, since_last: float, parsed_since: int, embedded_since: int,
+            checkpoints: int) -> bool:
+        """Whether to commit now. ``parsed_since``/``embedded_since``: files parsed and vectors embedded
+        since the last checkpoint (or the start); ``checkpoints``: how many this run committed."""
+        if not self.enabled or not (parsed_since or embedded_since):
+            return False
+        if checkpoints == 0 and self.first_after_s is not None and parsed_since and since_start >= self.first_after_s:
+            return True
+        if since_last >= self.every_s:
+            return True
+        return self.every_chunks > 0 and embedded_since >= self.every_chunks
+
+
+class Checkpointer:
+    """Commits a pipeline's staged work at the moments ``policy`` names (called from the driver loop)."""
+
+    def __init__(self, policy: CheckpointPolicy, writer: SegmentWriter, commit: Commit,
+                 progress: ProgressCallback) -> None:
+        self.policy = policy
+        self.writer = writer
+        self.commit = commit
+        self.progress = progress
+        self.started = time.perf_counter()
+        self.last = self.started
+
+    def due(self, result: PipelineResult, now: float) -> bool:
+        work = result.work
+        return self.policy.due(since_start=now - self.started, since_last=now - self.last,
+                               parsed_since=len(work.outcomes) + int(work.carried), embedded_since=len(work.embedded),
+                               checkpoints=result.checkpoints)
+
+    def __call__(self, result: PipelineResult) -> set[str]:
+        """Commit ``result.work`` as a checkpoint; returns the vector keys the commit retired."""
+        start = time.perf_counter()
+        segments = self.writer.checkpoint()
+        crashpoints.hit("checkpoint-sealed")
+        retired = self.commit.checkpoint(result, segments)
+        crashpoints.hit("after-checkpoint")
+        self.last = time.perf_counter()
+        self.progress(ProgressEvent("checkpoint", done=result.checkpoints + 1, detail={
+            **self.commit.coverage, "seconds": round(self.last - start, 3)}))
+        return retired
