@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from codeindex.changes.plan import UpdatePlan, estimate, make_plan, read_state
+from codeindex.changes.plan import UpdatePlan, make_plan, read_state
 from codeindex.config import Config, load_config
 from codeindex.embedders.choice import choose_embedder
 from codeindex.engine.report import RunReport
@@ -63,12 +63,20 @@ class Index:
             kind = "update" if self.exists() else "rebuild"
             return self._run(kind, progress, scheduler, embedder, lock_warnings)
 
-    def plan(self, *, embedder: str | None = None, progress: ProgressCallback = no_progress) -> UpdatePlan:
-        """What ``update`` would do, without writing anything (``codeindex update --plan``)."""
+    def plan(self, *, embedder: str | None = None, progress: ProgressCallback = no_progress,
+             estimate: bool = True) -> UpdatePlan:
+        """What ``update`` would do, without writing anything (``codeindex update --plan``).
+
+        ``estimate`` prices it from what it would really embed: the files it would parse are chunked
+        (a sample of them when they are many) and texts with a stored vector do not count.
+        """
         state = read_state(self.layout, require=True)
         choice = choose_embedder(self.config, state.meta, embedder)
-        plan, _, _ = make_plan(self.layout, self.config, state, choice, progress)
-        estimate(self.layout, plan, state)
+        plan, found, _ = make_plan(self.layout, self.config, state, choice, progress)
+        if estimate:
+            from codeindex.engine.estimate import estimate_embedding
+
+            estimate_embedding(self.layout, self.config, plan, state, choice, {f.path: f.language for f in found.files})
         return plan
 
     def search(self, query: str, *, k: int | None = None, mode: str | None = None,
@@ -104,7 +112,7 @@ class Index:
 
     def staleness(self) -> dict[str, int]:
         """How stale the index is (changed-file counts) without updating it."""
-        plan = self.plan()
+        plan = self.plan(estimate=False)
         return {"added": len(plan.added), "modified": len(plan.modified), "deleted": len(plan.deleted),
                 "moved": len(plan.moved), "reparse": len(plan.reparse)}
 

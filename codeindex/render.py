@@ -160,8 +160,9 @@ def print_plan(console: Console, plan: Any) -> None:
     console.print(f"delete {len(plan.deleted)}, move {len(plan.moved)}")
     if plan.model_change:
         console.print(f"[yellow]model change:[/] {plan.model_change} (every chunk re-embedded)")
-    eta = f", ~{plan.estimated_seconds:.1f}s" if plan.estimated_seconds is not None else ""
-    console.print(f"estimated: {plan.estimated_chunks:,} chunks, {plan.estimated_tokens:,} tokens{eta}")
+    eta = f", ~{plan.estimated_seconds:.1f}s of embedding" if plan.estimated_seconds is not None else ""
+    console.print(f"would embed: {plan.estimated_chunks:,} texts, {plan.estimated_tokens:,} tokens{eta} "
+                  "(chunks whose text has a stored vector reuse it)")
 
 
 def _highlight(text: str, terms: list[str]) -> Text:

@@ -2,7 +2,7 @@
 
 ``read_state`` reads the committed snapshot (one brief read-only open); ``make_plan`` walks and scans
 the tree, diffs the Merkle leaves, and applies the planning rules (a parser identity change means
-reparse, a model change means re-embed); ``estimate`` prices a plan from recorded throughput.
+reparse, a model change means re-embed). ``engine/estimate.py`` prices a plan by what it would embed.
 Nothing here writes.
 """
 
@@ -181,21 +181,3 @@ def make_plan(layout: IndexLayout, config: Config, state: IndexState, choice: Em
         plan.by_language.setdefault(languages[new], {"add": 0, "modify": 0, "reparse": 0})
         plan.by_language[languages[new]]["move"] = plan.by_language[languages[new]].get("move", 0) + 1
     return plan, found, new_leaves
-
-
-def estimate(layout: IndexLayout, plan: UpdatePlan, state: IndexState) -> None:
-    """Fill the plan's chunk, token and time estimates from the snapshot and recorded throughput."""
-    indexed = [r for r in state.snapshot.values() if r.skip_reason is None]
-    total_bytes = sum(r.stat.size for r in indexed) or 1
-    chunks_per_byte = sum(r.n_chunks for r in indexed) / total_bytes
-    sizes = {p: r.stat.size for p, r in state.snapshot.items()}
-    parse_bytes = 0
-    for path in plan.to_parse:
-        parse_bytes += sizes.get(path, 0) or (layout.root / path).stat().st_size
-    plan.estimated_chunks = round(parse_bytes * chunks_per_byte)
-    if plan.model_change:
-        plan.estimated_chunks = sum(r.n_chunks for r in indexed)
-    if state.runs_throughput:
-        tokens_per_s, tokens_per_chunk = state.runs_throughput
-        plan.estimated_tokens = round(plan.estimated_chunks * tokens_per_chunk)
-        plan.estimated_seconds = round(plan.estimated_tokens / tokens_per_s, 2) if tokens_per_s else None

@@ -1,0 +1,218 @@
+"""Progressive builds: checkpoint decisions, planned work and its ETA, and what a stopped build leaves.
+
+The SIGKILL-at-every-checkpoint-point cases are in test_crash_safety.py; the kills at 25/50/90% of the
+embedding in test_resume.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from codeindex import Index
+from codeindex.engine.checkpoint import CheckpointPolicy
+from codeindex.progress import ProgressEvent, RunProgress
+from codeindex.render import progress_line
+from tests.crash_helpers import check_invariants, make_tree, read_state
+
+CHECKPOINTING = {"CODEINDEX_ENGINE__CHECKPOINT_S": "3600", "CODEINDEX_ENGINE__FIRST_CHECKPOINT_S": "0",
+                 "CODEINDEX_ENGINE__CHECKPOINT_CHUNKS": "8"}
+
+
+# ---------------------------------------------------------------------------------------------- pure decisions
+
+def test_checkpoint_policy() -> None:
+    policy = CheckpointPolicy(every_s=30, every_chunks=100, first_after_s=3)
+    due = policy.due
+    assert not due(since_start=99, since_last=99, parsed_since=0, embedded_since=0, checkpoints=1)  # nothing new
+    assert not due(since_start=2, since_last=2, parsed_since=5, embedded_since=0, checkpoints=0)
+    assert due(since_start=3, since_last=3, parsed_since=5, embedded_since=0, checkpoints=0)  # lexical early
+    assert not due(since_start=10, since_last=7, parsed_since=5, embedded_since=0, checkpoints=1)
+    assert due(since_start=40, since_last=30, parsed_since=0, embedded_since=1, checkpoints=1)  # time
+    assert due(since_start=5, since_last=1, parsed_since=0, embedded_since=100, checkpoints=1)  # size
+    update = CheckpointPolicy(every_s=30, every_chunks=100)  # not a first build: no early checkpoint
+    assert not update.due(since_start=5, since_last=5, parsed_since=50, embedded_since=0, checkpoints=0)
+    off = CheckpointPolicy(every_s=0, every_chunks=100, first_after_s=0)
+    assert not off.enabled
+    assert not off.due(since_start=99, since_last=99, parsed_since=9, embedded_since=999, checkpoints=0)
+
+
+def test_run_progress_plans_from_bytes_then_from_what_parsing_measures() -> None:
+    plan = RunProgress(bytes_total=10_000_000, tokens_per_byte=0.2, texts_per_byte=0.002)
+    assert plan.planned_tokens == 2_000_000 and plan.planned_texts == 20_000  # before any parse: the prior
+    assert plan.eta_s(0.0) is None  # no rate measured, none recorded
+    plan.parsed(5_000_000, 500_000, 5_000)  # this tree has 0.1 tokens per byte
+    assert 1_000_000 < plan.planned_tokens < 1_100_000  # the prior fades with what was measured
+    plan.parse_finished = True
+    assert plan.planned_tokens == 500_000  # exact once parsing is done
+    plan.embedded(50_000, 500, now=10.0)  # the first batch (it also loaded the model): the rate starts after it
+    assert plan.tokens_per_s(10.0) is None
+    plan.embedded(100_000, 1_000, now=20.0)
+    assert plan.tokens_per_s(20.0) == pytest.approx(10_000)
+    assert plan.eta_s(20.0) == pytest.approx(35.0)  # 350k tokens left at 10k/s
+    recorded = RunProgress(bytes_total=1000, prior_tokens_per_s=500.0)
+    assert recorded.eta_s(0.0) == pytest.approx(1000 * 0.2 / 500)  # before measuring: the recorded rate
+
+
+def test_progress_lines_say_what_is_estimated_and_why_embed_counts_less() -> None:
+    name, text = progress_line(ProgressEvent("run", done=2_000, total=10_000, detail={
+        "eta_s": 125.0, "tokens_per_s": 9_000.0, "exact": False}))
+    assert name == "run" and "~10,000 tokens" in text and "ETA 0:02:05" in text and "20%" in text
+    _, text = progress_line(ProgressEvent("run", done=0, total=10_000, detail={"eta_s": None}))
+    assert "measuring" in text
+    _, text = progress_line(ProgressEvent("embed", done=100, total=900, detail={
+        "chunks": 1_000, "shared": 90, "exact": True}))
+    assert "100 of 900 distinct texts" in text and "90 of 1,000 chunks share a text" in text
+    name, text = progress_line(ProgressEvent("checkpoint", done=2, detail={
+        "files": 10, "chunks": 50, "chunks_embedded": 20}))
+    assert name == "checkpoint" and "embedded 20" in text
+
+
+# ---------------------------------------------------------------------------------------------- a real run
+
+def _tree(root: Path, n: int) -> Path:
+    root.mkdir()
+    for i in range(n):
+        body = "\n".join(f"    value_{j} = {i} * {j} + len('{'x' * (j % 7)}')" for j in range(24))
+        (root / f"mod_{i:03d}.py").write_text(f"def function_{i}(x):\n{body}\n    return x\n\n"
+                                             f"class Thing{i}:\n    def method(self):\n        return {i}\n")
+    return root
+
+
+@pytest.mark.slow
+def test_progress_events_plan_the_embedding_and_the_eta_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embed total is known before the first batch is embedded, and after 20% of the work the ETA is
+    within 2x of the time that really remained. The embedder costs a steady time per token, as a model does."""
+    from codeindex.embedders import hashing
+
+    plain = hashing.HashingEmbedder.embed
+
+    def steady(self: hashing.HashingEmbedder, texts: list[str]) -> object:
+        time.sleep(sum(hashing.count_tokens(texts)) * 4e-5)
+        return plain(self, texts)
+
+    monkeypatch.setattr(hashing.HashingEmbedder, "embed", steady)
+    root = _tree(tmp_path / "tree", 200)
+    events: list[tuple[float, ProgressEvent]] = []
+    index = Index(root, **{"embedder.backend": "hashing", "embedder.batch_tokens": 512, "engine.scheduler": "sync",
+                           "engine.parse_batch_files": 8})
+    report = index.rebuild(progress=lambda e: events.append((time.perf_counter(), e)))
+    end = time.perf_counter()
+    embeds = [e for _, e in events if e.stage == "embed"]
+    first_batch = next(i for i, e in enumerate(embeds) if e.done)
+    assert all(e.total for e in embeds[:first_batch + 1]), "an embed line without a total"
+    assert embeds[0].total and embeds[0].done == 0  # there from the start, before any batch
+    at_first_batch = embeds[first_batch].total
+    assert not embeds[first_batch].detail["exact"], "parsing had finished: the test would not test the estimate"
+    assert 0.67 * report.chunks_embedded <= at_first_batch <= 1.5 * report.chunks_embedded
+    runs = [(t, e) for t, e in events if e.stage == "run" and e.total]
+    when, event = next((t, e) for t, e in runs if e.done >= 0.2 * report.tokens_embedded)
+    remaining = end - when
+    assert event.detail["eta_s"] is not None
+    assert remaining / 2 <= event.detail["eta_s"] <= remaining * 2, (event.detail["eta_s"], remaining)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_last_checkpoint_says_so_and_update_finishes(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "tree")
+    reference = make_tree(tmp_path / "reference")
+    Index(reference).rebuild()
+    marker = tmp_path / "paused"
+    proc = subprocess.Popen([sys.executable, "-m", "codeindex.cli", "rebuild", str(root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint,
+                            env={**os.environ, **CHECKPOINTING, "CODEINDEX_PAUSE_AT": "after-checkpoint:30",
+                                 "CODEINDEX_PAUSE_MARKER": str(marker)})
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert marker.exists(), "the build never reached its first checkpoint"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "kept the last checkpoint" in err and "Traceback" not in err, err
+    check_invariants(root)
+    status = json.loads(subprocess.run([sys.executable, "-m", "codeindex.cli", "status", str(root), "--json",
+                                        "--no-stale"], capture_output=True, text=True, check=True).stdout)
+    assert status["build_in_progress"] and status["chunks_embedded"] < status["chunks"]
+    lexical = Index(root).search("compute_total_price_3", mode="lexical", k=3)
+    assert lexical and lexical[0].path == "gen/mod3.py"  # searchable while unfinished
+    Index(root).update()
+    assert read_state(root) == read_state(reference)
+
+
+@pytest.mark.slow
+def test_an_unfinished_build_is_searchable_and_says_how_much_has_vectors(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "tree")
+    env = {**os.environ, **CHECKPOINTING, "CODEINDEX_CRASH_AT": "after-checkpoint#2"}
+    killed = subprocess.run([sys.executable, "-m", "codeindex.cli", "rebuild", str(root)], env=env,
+                            capture_output=True, text=True, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    cli = [sys.executable, "-m", "codeindex.cli"]
+    status = json.loads(subprocess.run([*cli, "status", str(root), "--json", "--no-stale"], capture_output=True,
+                                       text=True, check=True).stdout)
+    assert 0 < status["chunks_embedded"] < status["chunks"] and status["build_in_progress"]
+    human = subprocess.run([*cli, "status", str(root), "--no-stale"], capture_output=True, text=True, check=True)
+    assert f"embedded {status['chunks_embedded']:,} of {status['chunks']:,} chunks" in human.stdout
+    found = subprocess.run([*cli, "search", "Inventory", "--root", str(root)], capture_output=True, text=True,
+                           check=True)
+    assert "Inventory" in found.stdout
+    assert f"embedded {status['chunks_embedded']:,} of {status['chunks']:,} chunks so far" in found.stdout
+    index = Index(root)
+    hits = index.search("Keeps stock levels for warehouse", mode="vector", k=50)
+    with duckdb.connect(str(root / ".codeindex" / "meta.duckdb"), read_only=True) as con:
+        embedded = {r[0] for r in con.execute("SELECT c.chunk_id FROM chunks c JOIN vectors v USING (vec_id) "
+                                               "WHERE v.segment IS NOT NULL").fetchall()}
+    assert hits and all(h.chunk_id in embedded for h in hits)  # vector ranks cover the embedded chunks only
+    assert index.search_coverage() == (status["chunks_embedded"], status["chunks"])
+
+
+@pytest.mark.slow
+def test_a_rebuild_beside_the_index_keeps_serving_the_old_one_until_complete(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "tree")
+    Index(root).rebuild()
+    before = read_state(root)
+    (root / "gen" / "late.py").write_text("def arrived_late() -> int:\n    return 7\n")
+    env = {**os.environ, **CHECKPOINTING, "CODEINDEX_CRASH_AT": "after-checkpoint#2"}
+    killed = subprocess.run([sys.executable, "-m", "codeindex.cli", "rebuild", str(root)], env=env,
+                            capture_output=True, text=True, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    assert read_state(root) == before  # the old index still serves
+    assert (root / ".codeindex" / "build.duckdb").exists()
+    status = Index(root).status()
+    assert status["rebuild_in_progress"] and status["rebuild_in_progress"]["chunks_embedded"] > 0
+    report = Index(root).rebuild()  # resumes
+    assert any("resuming" in w for w in report.warnings)
+    assert not (root / ".codeindex" / "build.duckdb").exists()
+    assert Index(root).search("arrived_late", mode="lexical", k=1)[0].path == "gen/late.py"
+
+
+def test_update_plan_counts_only_what_it_would_embed(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "tree")
+    Index(root).rebuild()
+    with duckdb.connect(str(root / ".codeindex" / "meta.duckdb"), read_only=True) as con:
+        chunks_of_three = con.execute("SELECT count(*) FROM chunks WHERE path IN "
+                                      "('gen/mod0.py', 'gen/mod1.py', 'gen/mod2.py')").fetchall()[0][0]
+    for name in ("mod0", "mod1", "mod2"):
+        path = root / "gen" / f"{name}.py"
+        path.write_text(path.read_text() + f"\n\ndef extra_{name}() -> int:\n    return 1\n")
+    plan = Index(root).plan()
+    report = Index(root).update()
+    assert (plan.estimated_chunks, plan.estimated_tokens) == (report.chunks_embedded, report.tokens_embedded)
+    assert 0 < plan.estimated_chunks < chunks_of_three  # their unchanged chunks reuse their vectors
