@@ -96,6 +96,8 @@ def progress_line(event: ProgressEvent) -> tuple[str, str] | None:
         rate = d.get("tokens_per_s")
         text = (f"{share:3.0f}%  {event.done:,} of {_approx(event.total, exact)} tokens to embed  "
                 f"ETA {_clock(eta) if eta is not None else 'measuring...'}")
+        if d.get("phase") == "starting":
+            text += "  (starting the workers)"
         return "run", text + (f"  {rate:,.0f} tok/s" if rate else "")
     if event.stage == "parse":
         text = f"{event.done:,} of {event.total:,} files" if event.total is not None else f"{event.done:,} files"
