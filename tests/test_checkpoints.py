@@ -216,3 +216,67 @@ def test_update_plan_counts_only_what_it_would_embed(tmp_path: Path) -> None:
     report = Index(root).update()
     assert (plan.estimated_chunks, plan.estimated_tokens) == (report.chunks_embedded, report.tokens_embedded)
     assert 0 < plan.estimated_chunks < chunks_of_three  # their unchanged chunks reuse their vectors
+
+
+REHASH = '''
+import codeindex
+from codeindex.embedders import hashing
+from codeindex.hookspecs import EmbedderBackend
+
+class Rehash(hashing.HashingEmbedder):
+    backend = "rehash"
+    model_id = "rehash-1"
+
+@codeindex.hookimpl
+def codeindex_embedders():
+    return [EmbedderBackend("rehash", "hashing under another model id", lambda s: Rehash(),
+                            lambda s: ("rehash-1", hashing.DIM, hashing.MAX_TOKENS), hashing.token_counter)]
+'''
+
+
+@pytest.mark.slow
+def test_a_model_switch_stopped_after_a_checkpoint_never_mixes_models(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model switch's first checkpoint drops every old chunk: files it has not re-parsed yet leave the
+    snapshot (never listed with old-model vectors), and the next update finishes the switch."""
+    from importlib import metadata
+
+    from codeindex import plugins
+    from codeindex.errors import Interrupted
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "rehash_embedder.py").write_text(REHASH)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(plugins, "_manager", plugins.build_plugin_manager(
+        [metadata.EntryPoint("rehash_embedder", "rehash_embedder", "codeindex.embedders")]))
+    trees = [make_tree(tmp_path / name) for name in ("tree", "clean")]
+    Index(trees[0]).rebuild()
+    with duckdb.connect(str(trees[0] / ".codeindex" / "meta.duckdb"), read_only=True) as con:
+        old_segments = {r[0] for r in con.execute("SELECT segment FROM segments").fetchall()}
+    for root in trees:
+        for name in ("mod5", "mod6", "mod7"):
+            path = root / "gen" / f"{name}.py"
+            path.write_text(path.read_text() + f"\n\ndef switched_{name}() -> int:\n    return 5\n")
+    Index(trees[1]).rebuild(embedder="rehash")
+
+    def stop_at_first_checkpoint(event: ProgressEvent) -> None:
+        if event.stage == "checkpoint":
+            raise KeyboardInterrupt
+
+    index = Index(trees[0], **{"engine.checkpoint_chunks": 4, "engine.max_in_flight": 1})
+    with pytest.raises(Interrupted, match="kept the last checkpoint"):
+        index.update(embedder="rehash", progress=stop_at_first_checkpoint)
+    check_invariants(trees[0])
+    with duckdb.connect(str(trees[0] / ".codeindex" / "meta.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT v FROM meta WHERE k = 'model_id'").fetchall()[0][0] == "rehash-1"
+        live = {r[0] for r in con.execute("SELECT segment FROM segments").fetchall()}
+        assert live and not live & old_segments, "an old-model segment is still live"
+        files = {r[0] for r in con.execute("SELECT path FROM files").fetchall()}
+        pending = con.execute("SELECT count(*) FROM vectors WHERE segment IS NULL").fetchall()[0][0]
+    assert pending > 0, "the switch finished before its first checkpoint: nothing was tested"
+    unparsed = {f"gen/{n}.py" for n in ("mod5", "mod6", "mod7")} - files
+    assert all(not any(c[0] == p for c in read_state(trees[0]).chunks) for p in unparsed)
+    finished = Index(trees[0]).update(embedder="rehash")  # the tree's config names hashing: say which
+    assert not any("model changed" in w for w in finished.warnings)  # the switch was committed already
+    assert read_state(trees[0]) == read_state(trees[1])
