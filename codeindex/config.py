@@ -51,8 +51,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("engine.checkpoint_chunks", int, 20_000,
             "...and whenever this many chunks were embedded since the last checkpoint (0 = no size trigger)."),
     Setting("engine.first_checkpoint_s", float, 3.0,
-            "A first build commits what it has parsed this many seconds after it starts, so lexical search "
-            "works while it embeds (0 = at its first parse results)."),
+            "A first build commits what it has parsed this many seconds after it starts (or at its first parse "
+            "results, if later), so lexical search works while it embeds."),
     Setting("store.segment_max_vectors", int, 65_536,
             "A segment is sealed when it holds this many vectors (bounds the writer's memory: ~100 MB at 384 dims)."),
     Setting("store.compact_segments", int, 16, "Compact automatically when more small (delta) segments than this."),

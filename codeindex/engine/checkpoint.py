@@ -63,13 +63,15 @@ class Checkpointer:
     """Commits a pipeline's staged work at the moments ``policy`` names (called from the driver loop)."""
 
     def __init__(self, policy: CheckpointPolicy, writer: SegmentWriter, commit: Commit,
-                 progress: ProgressCallback) -> None:
+                 progress: ProgressCallback, *, started: float) -> None:
+        """``started``: when the run began (``time.perf_counter``), before planning and the cluster's start-up:
+        a first build's first checkpoint counts from there, so it comes with the first parse results."""
         self.policy = policy
         self.writer = writer
         self.commit = commit
         self.progress = progress
-        self.started = time.perf_counter()
-        self.last = self.started
+        self.started = started
+        self.last = time.perf_counter()
 
     def due(self, result: PipelineResult, now: float) -> bool:
         work = result.work

@@ -76,7 +76,8 @@ class Execution:
                                               and self.ctx.target.first_build)
         try:
             known, carried, resumed = reuse_inputs(self.ctx, len(items))
-            checkpoints = Checkpointer(policy, writer, commit, self.ctx.progress) if policy.enabled else None
+            checkpoints = (Checkpointer(policy, writer, commit, self.ctx.progress, started=self.ctx.started)
+                           if policy.enabled else None)
             pipeline = Pipeline(root=self.ctx.layout.root, executor=executor, ctx=embed_ctx, staging=staging,
                                 segments=writer,
                                 known_keys=known, next_chunk_id=int(meta.get("next_chunk_id", "0")),
