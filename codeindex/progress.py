@@ -66,7 +66,6 @@ class RunProgress:
     parse_finished: bool = False
     _first_done_at: float | None = None
     _tokens_at_first: int = 0
-    _last_done_at: float | None = None
 
     def add_known(self, tokens: int, texts: int) -> None:
         self.known_tokens += tokens
@@ -84,7 +83,6 @@ class RunProgress:
             self._tokens_at_first = self.tokens_done + tokens
         self.tokens_done += tokens
         self.texts_done += texts
-        self._last_done_at = now
 
     def _remaining_bytes(self) -> int:
         return 0 if self.parse_finished else max(0, self.bytes_total - self.bytes_parsed)
