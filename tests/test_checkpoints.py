@@ -234,15 +234,11 @@ def codeindex_embedders():
 '''
 
 
-@pytest.mark.slow
-def test_a_model_switch_stopped_after_a_checkpoint_never_mixes_models(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """A model switch's first checkpoint drops every old chunk: files it has not re-parsed yet leave the
-    snapshot (never listed with old-model vectors), and the next update finishes the switch."""
+def _with_rehash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register the ``rehash`` embedder (hashing under another model id) in this process."""
     from importlib import metadata
 
     from codeindex import plugins
-    from codeindex.errors import Interrupted
 
     site = tmp_path / "site"
     site.mkdir()
@@ -250,6 +246,16 @@ def test_a_model_switch_stopped_after_a_checkpoint_never_mixes_models(tmp_path: 
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setattr(plugins, "_manager", plugins.build_plugin_manager(
         [metadata.EntryPoint("rehash_embedder", "rehash_embedder", "codeindex.embedders")]))
+
+
+@pytest.mark.slow
+def test_a_model_switch_stopped_after_a_checkpoint_never_mixes_models(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model switch's first checkpoint drops every old chunk: files it has not re-parsed yet leave the
+    snapshot (never listed with old-model vectors), and the next update finishes the switch."""
+    from codeindex.errors import Interrupted
+
+    _with_rehash(tmp_path, monkeypatch)
     trees = [make_tree(tmp_path / name) for name in ("tree", "clean")]
     Index(trees[0]).rebuild()
     with duckdb.connect(str(trees[0] / ".codeindex" / "meta.duckdb"), read_only=True) as con:
@@ -280,3 +286,24 @@ def test_a_model_switch_stopped_after_a_checkpoint_never_mixes_models(tmp_path: 
     finished = Index(trees[0]).update(embedder="rehash")  # the tree's config names hashing: say which
     assert not any("model changed" in w for w in finished.warnings)  # the switch was committed already
     assert read_state(trees[0]) == read_state(trees[1])
+
+
+@pytest.mark.slow
+def test_an_unfinished_rebuild_with_another_embedder_is_started_over(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    root, clean = make_tree(tmp_path / "tree"), make_tree(tmp_path / "clean")
+    Index(root).rebuild()
+    env = {**os.environ, **CHECKPOINTING, "CODEINDEX_CRASH_AT": "after-checkpoint#2"}
+    killed = subprocess.run([sys.executable, "-m", "codeindex.cli", "rebuild", str(root)], env=env,
+                            capture_output=True, text=True, check=False)
+    assert killed.returncode == -signal.SIGKILL and (root / ".codeindex" / "build.duckdb").exists()
+    _with_rehash(tmp_path, monkeypatch)
+    report = Index(root).rebuild(embedder="rehash")
+    assert not any("resuming" in w for w in report.warnings)  # its vectors are another model's: not reusable
+    assert report.chunks_embedded + report.chunks_reused == report.chunks_total
+    Index(clean).rebuild(embedder="rehash")
+    assert read_state(root) == read_state(clean)
+    assert not (root / ".codeindex" / "build.duckdb").exists()
+    with duckdb.connect(str(root / ".codeindex" / "meta.duckdb"), read_only=True) as con:
+        listed = {r[0] for r in con.execute("SELECT file FROM segments").fetchall()}
+    assert {p.name for p in (root / ".codeindex").glob("seg-*")} == listed  # the discarded build's are gone
