@@ -50,9 +50,9 @@ SETTINGS: tuple[Setting, ...] = (
             "this often, in seconds; a kill or Ctrl-C loses at most that much. 0 = commit only at the end."),
     Setting("engine.checkpoint_chunks", int, 20_000,
             "...and whenever this many chunks were embedded since the last checkpoint (0 = no size trigger)."),
-    Setting("engine.first_checkpoint_s", float, 3.0,
-            "A first build commits what it has parsed this many seconds after it starts (or at its first parse "
-            "results, if later), so lexical search works while it embeds."),
+    Setting("engine.lexical_checkpoint_s", float, 3.0,
+            "A first build commits newly parsed files once they wait this long (its first at its first parse "
+            "results), so lexical search covers them while it embeds."),
     Setting("store.segment_max_vectors", int, 65_536,
             "A segment is sealed when it holds this many vectors (bounds the writer's memory: ~100 MB at 384 dims)."),
     Setting("store.compact_segments", int, 16, "Compact automatically when more small (delta) segments than this."),

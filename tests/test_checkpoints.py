@@ -23,26 +23,26 @@ from codeindex.progress import ProgressEvent, RunProgress
 from codeindex.render import progress_line
 from tests.crash_helpers import check_invariants, make_tree, read_state
 
-CHECKPOINTING = {"CODEINDEX_ENGINE__CHECKPOINT_S": "3600", "CODEINDEX_ENGINE__FIRST_CHECKPOINT_S": "0",
+CHECKPOINTING = {"CODEINDEX_ENGINE__CHECKPOINT_S": "3600", "CODEINDEX_ENGINE__LEXICAL_CHECKPOINT_S": "0",
                  "CODEINDEX_ENGINE__CHECKPOINT_CHUNKS": "8"}
 
 
 # ---------------------------------------------------------------------------------------------- pure decisions
 
 def test_checkpoint_policy() -> None:
-    policy = CheckpointPolicy(every_s=30, every_chunks=100, first_after_s=3)
+    policy = CheckpointPolicy(every_s=30, every_chunks=100, lexical_s=3)
     due = policy.due
-    assert not due(since_start=99, since_last=99, parsed_since=0, embedded_since=0, checkpoints=1)  # nothing new
-    assert not due(since_start=2, since_last=2, parsed_since=5, embedded_since=0, checkpoints=0)
-    assert due(since_start=3, since_last=3, parsed_since=5, embedded_since=0, checkpoints=0)  # lexical early
-    assert not due(since_start=10, since_last=7, parsed_since=5, embedded_since=0, checkpoints=1)
-    assert due(since_start=40, since_last=30, parsed_since=0, embedded_since=1, checkpoints=1)  # time
-    assert due(since_start=5, since_last=1, parsed_since=0, embedded_since=100, checkpoints=1)  # size
-    update = CheckpointPolicy(every_s=30, every_chunks=100)  # not a first build: no early checkpoint
-    assert not update.due(since_start=5, since_last=5, parsed_since=50, embedded_since=0, checkpoints=0)
-    off = CheckpointPolicy(every_s=0, every_chunks=100, first_after_s=0)
+    assert not due(since_last=99, parsed_since=0, embedded_since=0)  # nothing new
+    assert not due(since_last=2, parsed_since=5, embedded_since=0)
+    assert due(since_last=3, parsed_since=5, embedded_since=0)  # parsed files wait no longer: lexical search
+    assert not due(since_last=29, parsed_since=0, embedded_since=50)  # vectors alone wait for the cadence
+    assert due(since_last=30, parsed_since=0, embedded_since=1)  # time
+    assert due(since_last=1, parsed_since=0, embedded_since=100)  # size
+    update = CheckpointPolicy(every_s=30, every_chunks=100)  # not a first build: no lexical cadence
+    assert not update.due(since_last=5, parsed_since=50, embedded_since=0)
+    off = CheckpointPolicy(every_s=0, every_chunks=100, lexical_s=0)
     assert not off.enabled
-    assert not off.due(since_start=99, since_last=99, parsed_since=9, embedded_since=999, checkpoints=0)
+    assert not off.due(since_last=99, parsed_since=9, embedded_since=999)
 
 
 def test_run_progress_plans_from_bytes_then_from_what_parsing_measures() -> None:
@@ -160,7 +160,9 @@ def test_ctrl_c_keeps_the_last_checkpoint_says_so_and_update_finishes(tmp_path: 
 @pytest.mark.slow
 def test_an_unfinished_build_is_searchable_and_says_how_much_has_vectors(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "tree")
-    env = {**os.environ, **CHECKPOINTING, "CODEINDEX_CRASH_AT": "after-checkpoint#2"}
+    # no lexical cadence: the first checkpoint comes after 8 embedded chunks, with every parsed file
+    env = {**os.environ, **CHECKPOINTING, "CODEINDEX_ENGINE__LEXICAL_CHECKPOINT_S": "3600",
+           "CODEINDEX_CRASH_AT": "after-checkpoint#1"}
     killed = subprocess.run([sys.executable, "-m", "codeindex.cli", "rebuild", str(root)], env=env,
                             capture_output=True, text=True, check=False)
     assert killed.returncode == -signal.SIGKILL

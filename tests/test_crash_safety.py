@@ -43,7 +43,7 @@ REBUILD_POINTS = [p for p in crashpoints.POINTS if p not in ("mid-commit", *cras
 
 NO_CHECKPOINTS = {"CODEINDEX_ENGINE__CHECKPOINT_S": "0"}
 """The runs above commit once, at the end: their state after a kill is exactly the old or the new one."""
-CHECKPOINTING = {"CODEINDEX_ENGINE__CHECKPOINT_S": "3600", "CODEINDEX_ENGINE__FIRST_CHECKPOINT_S": "0",
+CHECKPOINTING = {"CODEINDEX_ENGINE__CHECKPOINT_S": "3600", "CODEINDEX_ENGINE__LEXICAL_CHECKPOINT_S": "0",
                  "CODEINDEX_ENGINE__CHECKPOINT_CHUNKS": "8"}
 """Checkpoints at moments that do not depend on time: a first build's right after its first parse batch,
 then one whenever 8 chunks were embedded since the last (TREE_CONFIG's sync scheduler runs in order)."""

@@ -31,7 +31,7 @@ scheduler = "sync"
 parse_batch_files = 8
 max_in_flight = 1
 checkpoint_s = 3600.0
-first_checkpoint_s = 0.0
+lexical_checkpoint_s = 0.0
 checkpoint_chunks = 25
 """
 

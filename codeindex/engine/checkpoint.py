@@ -28,31 +28,30 @@ from codeindex.store.segments import SegmentWriter
 class CheckpointPolicy:
     """When a run commits what it has: every ``every_s`` seconds or ``every_chunks`` embedded chunks.
 
-    ``first_after_s`` (a first build only, None otherwise) brings the first checkpoint forward to that
-    many seconds after the start, so a new index answers lexical searches while it embeds.
+    ``lexical_s`` (a first build only, None otherwise): newly parsed files are committed once they wait
+    that long, so a new index answers lexical searches on them within seconds while it embeds.
     ``every_s <= 0`` turns checkpoints off: one commit at the end.
     """
 
     every_s: float
     every_chunks: int
-    first_after_s: float | None = None
+    lexical_s: float | None = None
 
     @classmethod
     def from_config(cls, config: Config, *, first_build: bool) -> CheckpointPolicy:
         return cls(config["engine.checkpoint_s"], config["engine.checkpoint_chunks"],
-                   config["engine.first_checkpoint_s"] if first_build else None)
+                   config["engine.lexical_checkpoint_s"] if first_build else None)
 
     @property
     def enabled(self) -> bool:
         return self.every_s > 0
 
-    def due(self, *, since_start: float, since_last: float, parsed_since: int, embedded_since: int,
-            checkpoints: int) -> bool:
-        """Whether to commit now. ``parsed_since``/``embedded_since``: files parsed and vectors embedded
-        since the last checkpoint (or the start); ``checkpoints``: how many this run committed."""
+    def due(self, *, since_last: float, parsed_since: int, embedded_since: int) -> bool:
+        """Whether to commit now. ``since_last``: seconds since the last checkpoint (or the run's start);
+        ``parsed_since``/``embedded_since``: files parsed and vectors embedded since then."""
         if not self.enabled or not (parsed_since or embedded_since):
             return False
-        if checkpoints == 0 and self.first_after_s is not None and parsed_since and since_start >= self.first_after_s:
+        if self.lexical_s is not None and parsed_since and since_last >= self.lexical_s:
             return True
         if since_last >= self.every_s:
             return True
@@ -65,19 +64,17 @@ class Checkpointer:
     def __init__(self, policy: CheckpointPolicy, writer: SegmentWriter, commit: Commit,
                  progress: ProgressCallback, *, started: float) -> None:
         """``started``: when the run began (``time.perf_counter``), before planning and the cluster's start-up:
-        a first build's first checkpoint counts from there, so it comes with the first parse results."""
+        the first checkpoint counts from there (a first build's then comes with its first parse results)."""
         self.policy = policy
         self.writer = writer
         self.commit = commit
         self.progress = progress
-        self.started = started
-        self.last = time.perf_counter()
+        self.last = started
 
     def due(self, result: PipelineResult, now: float) -> bool:
         work = result.work
-        return self.policy.due(since_start=now - self.started, since_last=now - self.last,
-                               parsed_since=len(work.outcomes) + int(work.carried), embedded_since=len(work.embedded),
-                               checkpoints=result.checkpoints)
+        return self.policy.due(since_last=now - self.last, parsed_since=len(work.outcomes) + int(work.carried),
+                               embedded_since=len(work.embedded))
 
     def __call__(self, result: PipelineResult) -> set[str]:
         """Commit ``result.work`` as a checkpoint; returns the vector keys the commit retired."""
