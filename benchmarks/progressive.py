@@ -1,7 +1,8 @@
 """Progressive, resumable builds measured end to end (issue 18).
 
     python -m benchmarks.progressive all --corpus DIR [--workdir DIR] [--json OUT] [--fractions 0.25,0.5,0.9]
-                                         [--trials 10] [--identifiers NAME,NAME] [--parts hits,kill,ctrl-c]
+                                         [--trials 10] [--identifiers NAME:FILE,...] [--parts hits,kill,ctrl-c]
+                                         [--hits-stop-after S]
 
 Each part runs cold ``codeindex`` processes on scratch copies of the corpus, with the configured
 (default) embedder:
@@ -9,9 +10,11 @@ Each part runs cold ``codeindex`` processes on scratch copies of the corpus, wit
 * ``hits``: a first ``codeindex rebuild`` while this process polls search, giving (a) the seconds from
   the start to the first lexical hit on each known identifier (the hit's file is the one defining it),
   and (b) to the first vector hit (a vector search for the identifier returns its file among the top
-  10, or, if the finished index never does, returns anything at all). (c) Its total time against a
+  10; ``vector_any``: the first time a vector search returns anything at all). (c) Its total time against a
   rebuild of another copy with checkpoints off (``engine.checkpoint_s = 0``: one commit at the end, as
-  before checkpoints existed), run right after it in this same process: ``ratio_checkpointed``.
+  before checkpoints existed), run right after it in this same process: ``ratio_checkpointed``. With
+  ``--hits-stop-after`` only (a) and (b): the rebuild is interrupted once they are measured (a large
+  corpus need not be built to the end for them).
 * ``kill``: a rebuild SIGKILLed when its embedding reaches each fraction of the clean rebuild's
   vectors, restarted each time, then let finish. From the ``runs`` table: what each killed run had
   committed, hence what the restart after it re-embedded (embedded at the kill minus committed), set
@@ -268,21 +271,41 @@ def first_hits(root: Path, identifiers: Sequence[tuple[str, str]], started: floa
     index.close()
 
 
-def part_hits(corpus: Path, work: Path, identifiers: Sequence[tuple[str, str]]) -> dict[str, Any]:
+def part_hits(corpus: Path, work: Path, identifiers: Sequence[tuple[str, str]],
+              stop_after: float | None = None) -> dict[str, Any]:
+    """(a), (b) and (c). ``stop_after``: only (a) and (b): the rebuild is interrupted (Ctrl-C) once every
+    identifier has its lexical hit and some vector search answers, or after that many seconds."""
     checkpointed = _copy(corpus, work / "checkpointed")
-    reference = _copy(corpus, work / "reference")
     hits: dict[str, Any] = {}
     stop = threading.Event()
     started = time.perf_counter()
-    proc = subprocess.Popen(_cli("-q", "rebuild", str(checkpointed)), stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_cli("-q", "rebuild", str(checkpointed)), stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     poller = threading.Thread(target=first_hits, args=(checkpointed, identifiers, started, stop, hits), daemon=True)
     poller.start()
+    if stop_after is not None:
+        lexical = [f"lexical:{name}" for name, _ in identifiers]
+        while proc.poll() is None and time.perf_counter() - started < stop_after:
+            if all(k in hits for k in lexical) and any(k.startswith("vector_any:") for k in hits):
+                break
+            time.sleep(0.5)
+        signal_at = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate()
+        stop.set()
+        poller.join()
+        return {"identifiers": [f"{n} ({rel})" for n, rel in identifiers], **hits,
+                "interrupted_at_s": round(signal_at - started, 2),
+                "ctrl_c_latency_s": round(time.perf_counter() - signal_at, 3), "rc": proc.returncode,
+                "message": err.strip().splitlines()[-2:],
+                "runs": runs_table(checkpointed / ".codeindex" / "meta.duckdb")}
     _, err = proc.communicate()
     checkpointed_s = time.perf_counter() - started
     stop.set()
     poller.join()
     if proc.returncode:
         raise RuntimeError(f"checkpointed rebuild failed: {err[-500:]}")
+    reference = _copy(corpus, work / "reference")
     started = time.perf_counter()
     done = subprocess.run(_cli("-q", "rebuild", str(reference)), env={**os.environ, **CHECKPOINTS_OFF},
                           capture_output=True, text=True, check=False)
@@ -355,6 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--identifiers", default="", help="NAME:FILE,...; default: picked from the tree")
     parser.add_argument("--parts", default="hits,kill,ctrl-c")
+    parser.add_argument("--hits-stop-after", type=float, default=None,
+                        help="hits: interrupt the rebuild once the hits are found (or after S seconds): (a), (b) only")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     work = args.workdir or Path(tempfile.mkdtemp(prefix="progressive-"))
@@ -372,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(text, flush=True)
 
     if "hits" in parts:
-        results["hits"] = part_hits(corpus, work, identifiers)  # type: ignore[arg-type]
+        results["hits"] = part_hits(corpus, work, identifiers, args.hits_stop_after)  # type: ignore[arg-type]
         save()
     reference = work / "reference"
     if "kill" in parts:
