@@ -102,8 +102,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def user_config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "codeindex" / "config.toml"
+    from codeindex.userdirs import config_file
+
+    return config_file()
 
 
 class Config:
