@@ -7,10 +7,7 @@ rebuilds of the old and the new tree; ``check_invariants`` checks what must hold
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,15 +67,6 @@ def apply_edits(root: Path) -> None:
     (root / "gen" / "moved").mkdir()
     (root / "gen" / "mod2.py").rename(root / "gen" / "moved" / "mod2_renamed.py")
     (root / "util" / "text_copy.py").write_text((root / "util" / "text.py").read_text())
-
-
-def cli_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "codeindex.cli", *args]
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cli_cmd(*args), env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=timeout, check=False)
 
 
 @dataclass(frozen=True)
