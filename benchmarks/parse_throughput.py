@@ -73,20 +73,20 @@ def _counter(kind: str, ctx: Any) -> Iterator[None]:
     """Run the parse task with the backend's counter (``fast``) or the HF tokenizer (``hf``), cold."""
     from unittest import mock
 
-    from codeindex.embedders import common
+    from codeindex.embedders import models, tokens
     from codeindex.engine import tasks
 
-    common._fast_counters.clear()  # a fresh worker: the fast counter's caches start empty
+    tokens._fast_counters.clear()  # a fresh worker: the fast counter's caches start empty
     tasks._token_counter.cache_clear()
     if kind == "fast":
         tasks._token_counter(ctx.backend, ctx.settings)([""])  # its vocabulary loads once per worker: not timed
         yield
         return
-    path = common.default_model_path()
-    common.hf_count(path, ["warm up"])  # load the tokenizer outside the timing, as a worker would once
+    path = models.default_model_path()
+    tokens.hf_count(path, ["warm up"])  # load the tokenizer outside the timing, as a worker would once
 
     def hf(backend: str, settings: Any) -> Any:
-        return lambda texts: common.hf_count(path, texts)
+        return lambda texts: tokens.hf_count(path, texts)
 
     with mock.patch.object(tasks, "_token_counter", hf):
         yield

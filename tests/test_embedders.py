@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codeindex.embedders import common, hashing
+from codeindex.embedders import hashing, models
 from codeindex.embedders import onnx as onnx_backend
 from codeindex.embedders.batching import embed_batched
 from codeindex.embedders.runtime import clear_embedders, get_embedder
@@ -103,7 +103,7 @@ def test_onnx_matches_sentence_transformers(model_cache: Path) -> None:
 def test_onnx_export_is_cached_by_content_hash(model_cache: Path) -> None:
     settings = EmbedderSettings(device="cpu")
     embedder = get_embedder("onnx", settings)
-    info = common.model_info(settings, "onnx")
+    info = models.model_info(settings, "onnx")
     exported = model_cache / "codeindex" / "onnx" / info.content_hash / "model.onnx"
     assert exported.is_file()
     assert not [p for p in exported.parent.iterdir() if p.name.endswith(".tmp")]
@@ -146,16 +146,16 @@ def test_model_hash_follows_content_and_is_cached(tmp_path: Path, monkeypatch: p
     (model / "1_Pooling").mkdir(parents=True)
     (model / "weights.bin").write_bytes(b"\x00" * 1000)
     (model / "1_Pooling" / "config.json").write_text("{}")
-    first = common.model_content_hash(model)
-    assert first == common.model_content_hash(model)
+    first = models.model_content_hash(model)
+    assert first == models.model_content_hash(model)
     table = json.loads((tmp_path / "cache" / "codeindex" / "model-hashes.json").read_text())
     assert table[str(model.resolve())]["hash"] == first
     (model / "weights.bin").write_bytes(b"\x01" + b"\x00" * 999)  # same size, new bytes and mtime
     os.utime(model / "weights.bin", ns=(1, 1))
-    second = common.model_content_hash(model)
+    second = models.model_content_hash(model)
     assert second != first
     (model / "weights.bin").rename(model / "weights2.bin")  # names count too
-    assert common.model_content_hash(model) not in (first, second)
+    assert models.model_content_hash(model) not in (first, second)
 
 
 def test_onnx_cuda_demand_without_gpu_names_backend(model_cache: Path) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import codeindex
-from codeindex.embedders import common
+from codeindex.embedders import devices, model_backend, models, tokens
 from codeindex.errors import EmbedderError
 from codeindex.fsio import fsync_file, rename_durably
 from codeindex.hookspecs import EmbedderBackend, EmbedderSettings
@@ -42,11 +42,11 @@ _SUPPORTED_POOLING = ("mean", "cls", "max")
 _export_lock = threading.Lock()
 
 
-def onnx_cache_path(info: common.ModelInfo) -> Path:
-    return common.cache_dir() / "onnx" / info.content_hash / "model.onnx"
+def onnx_cache_path(info: models.ModelInfo) -> Path:
+    return models.cache_dir() / "onnx" / info.content_hash / "model.onnx"
 
 
-def _check_exportable(info: common.ModelInfo) -> None:
+def _check_exportable(info: models.ModelInfo) -> None:
     unsupported = [m for m in info.modules if m not in ("Transformer", "Pooling", "Normalize")]
     starts_right = bool(info.modules) and info.modules[0] == "Transformer"
     if unsupported or info.pooling not in _SUPPORTED_POOLING or not starts_right:
@@ -56,7 +56,7 @@ def _check_exportable(info: common.ModelInfo) -> None:
             hint="use `--embedder sentence-transformers` for this model")
 
 
-def export_onnx(info: common.ModelInfo, out: Path) -> None:
+def export_onnx(info: models.ModelInfo, out: Path) -> None:
     """Export the transformer + pooling + L2 normalisation of ``info`` to ``out`` (atomically).
 
     Imports torch and sentence-transformers; runs once per model per machine (~4 s for MiniLM).
@@ -139,7 +139,7 @@ def _import_ort() -> Any:
 def _session_options(ort: Any, threads: int) -> Any:
     options = ort.SessionOptions()
     # Dask workers start with OMP_NUM_THREADS=1; the thread count must be explicit.
-    options.intra_op_num_threads = threads if threads > 0 else common.available_cores()
+    options.intra_op_num_threads = threads if threads > 0 else devices.available_cores()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -149,7 +149,7 @@ def _session_options(ort: Any, threads: int) -> Any:
 
 def open_session(model_file: Path, settings: EmbedderSettings) -> tuple[Any, str]:
     """An ``InferenceSession`` on the device ``settings.device`` asks for, and that device's name."""
-    kind, index = common.parse_device(settings.device, BACKEND)
+    kind, index = devices.parse_device(settings.device, BACKEND)
     ort = _import_ort()
     has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
     if kind == "cuda" and not has_cuda:
@@ -180,7 +180,7 @@ def _export_format(session: Any) -> str:
     return str(session.get_modelmeta().custom_metadata_map.get("codeindex_export_format", ""))
 
 
-def load_session(info: common.ModelInfo, settings: EmbedderSettings) -> tuple[Any, str]:
+def load_session(info: models.ModelInfo, settings: EmbedderSettings) -> tuple[Any, str]:
     """Open the cached export of ``info``, exporting it first when missing or of another format.
 
     The format check reads the session's own metadata, so a warm load imports neither torch nor onnx.
@@ -202,15 +202,15 @@ class OnnxEmbedder:
 
     backend = BACKEND
 
-    def __init__(self, info: common.ModelInfo, session: Any, device: str) -> None:
+    def __init__(self, info: models.ModelInfo, session: Any, device: str) -> None:
         self.info = info
         self.model_id = info.model_id
         self.dim = info.dim
         self.max_tokens = info.max_seq_length
         self.device = device
         self._session = session
-        self._tokenizer = common.load_tokenizer(info.path, info.max_seq_length)
-        self._count = common.TokenCounter(info.path)
+        self._tokenizer = tokens.load_tokenizer(info.path, info.max_seq_length)
+        self._count = tokens.TokenCounter(info.path)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self._count(texts)
@@ -244,7 +244,7 @@ class OnnxEmbedder:
 
 def create(settings: EmbedderSettings) -> OnnxEmbedder:
     """Load (exporting once if needed) the configured model in ONNX Runtime."""
-    info = common.model_info(settings, BACKEND)
+    info = models.model_info(settings, BACKEND)
     _check_exportable(info)
     session, device = load_session(info, settings)
     log.info("onnx: %s on %s", info.model_id, device)
@@ -254,12 +254,12 @@ def create(settings: EmbedderSettings) -> OnnxEmbedder:
 def gpu_usable(settings: EmbedderSettings) -> bool:
     """Whether a session for ``settings`` would ask for CUDA: onnxruntime has its CUDA provider (the
     ``onnxruntime-gpu`` build) and the device is not ``cpu``. Imports onnxruntime (~0.2 s)."""
-    kind, _ = common.parse_device(settings.device, BACKEND)
+    kind, _ = devices.parse_device(settings.device, BACKEND)
     return kind != "cpu" and "CUDAExecutionProvider" in _import_ort().get_available_providers()
 
 
 @codeindex.hookimpl
 def codeindex_embedders() -> list[EmbedderBackend]:
-    return [common.model_backend(
+    return [model_backend.model_backend(
         BACKEND, "ONNX Runtime over the sentence-transformers model, exported once and cached (default)", create,
         gpu_usable)]
