@@ -94,17 +94,17 @@ def _counter(kind: str, ctx: Any) -> Iterator[None]:
 
 def _run(items: Sequence[Any], ctx: Any, batch_files: int) -> dict[str, Any]:
     from codeindex.engine.tasks import parse_batch
-    from codeindex.search.analysis import _analyse_word, postings_table
+    from codeindex.search.analysis import clear_caches, postings_table
 
     batches = [items[i:i + batch_files] for i in range(0, len(items), batch_files)]
-    _analyse_word.cache_clear()  # a fresh worker: the lexical word cache starts empty too
+    clear_caches()  # a fresh worker: the lexical word cache starts empty too
     start, cpu_start = time.perf_counter(), time.process_time()
     parsed = [parse_batch(batch, ctx) for batch in batches]
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu_start
 
     chunks = [c for out in parsed for r in out.results for c in r.chunks]
-    _analyse_word.cache_clear()  # as cold as it was inside the tasks
+    clear_caches()  # as cold as it was inside the tasks
     lex_cpu = time.process_time()
     for out in parsed:  # the postings part of each task again, to split it out
         batch_chunks = [c for r in out.results for c in r.chunks]
