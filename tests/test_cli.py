@@ -117,6 +117,7 @@ def test_config_shows_sources(cli, tmp_path: Path) -> None:
     assert proc.returncode == 2 and "expected int" in proc.stderr
 
 
+@pytest.mark.slow
 def test_compact_merges_segments(cli, indexed: Path) -> None:
     for i in range(3):
         (indexed / f"extra{i}.py").write_text(f"def extra_{i}():\n    return {i}\n")

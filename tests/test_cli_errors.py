@@ -53,6 +53,7 @@ def test_status_before_any_index(cli, tmp_path: Path) -> None:
     _no_traceback(proc)
 
 
+@pytest.mark.slow
 def test_corrupted_database(cli, scenario) -> None:
     root = scenario("e2e_repo")
     assert cli("-q", "rebuild", str(root), *HASHING).returncode == 0

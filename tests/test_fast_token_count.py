@@ -96,6 +96,7 @@ fragments = st.one_of(identifiers, numbers, long_words, st.sampled_from(PUNCT), 
 code_like = st.lists(fragments, max_size=120).map("".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(code_like, min_size=1, max_size=8))
 def test_generated_text_counts_exactly(fast: FastWordPieceCounter, reference: Any, texts: list[str]) -> None:

@@ -44,6 +44,7 @@ def edited_tree(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_second_writer_fails_with_locked_and_the_holder_pid(edited_tree: Path) -> None:
     first = _start_paused(edited_tree, "update", "after-pipeline:8")
     try:
