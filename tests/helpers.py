@@ -35,3 +35,18 @@ def last_run(index_dir: Path) -> dict[str, object]:
         return dict(zip([d[0] for d in cur.description], row, strict=True))
     finally:
         con.close()
+
+
+def interpreter_usable_by(uid: int) -> str | None:
+    """Why user ``uid`` cannot run codeindex with this interpreter (None when it can).
+
+    Tests that run the CLI as another user need this interpreter's environment to be readable by that
+    user; tox, for one, keeps its environments in a private ``.tox`` folder.
+    """
+    probe = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", sys.executable, "-c",
+             "import codeindex.cli"]
+    proc = subprocess.run(probe, capture_output=True, text=True, check=False, cwd="/")
+    if proc.returncode == 0:
+        return None
+    last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+    return f"uid {uid} cannot use this interpreter's environment ({sys.prefix}): {last}"
