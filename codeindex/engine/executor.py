@@ -205,7 +205,7 @@ def usable_gpu_devices(backend: EmbedderBackend, settings: EmbedderSettings) -> 
     build of torch) would embed on one thread while the CPU workers idle: worse than no GPU worker.
     ``cuda:N`` keeps device N only.
     """
-    from codeindex.embedders.common import parse_device
+    from codeindex.embedders.devices import parse_device
 
     count = local_gpu_count()
     kind, index = parse_device(settings.device, backend.name)
