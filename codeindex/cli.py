@@ -115,9 +115,9 @@ def _find_root(state: State, path: str | None) -> Path:
     from codeindex.store.layout import find_index_root
 
     start = Path(path if path is not None else ".").expanduser()
-    if state.index_dir is not None:
+    if state.index_dir is not None or not start.exists():  # a PATH that does not exist is an error to report
         return start
-    found = find_index_root(start if start.is_dir() or not start.exists() else start.parent)
+    found = find_index_root(start if start.is_dir() else start.parent)
     return found if found is not None else start
 
 
@@ -310,7 +310,10 @@ def status(state: State, path: str | None, as_json: bool, stale: bool) -> None:
 @global_options
 @click.pass_obj
 def compact(state: State, path: str | None, wait: bool, as_json: bool) -> None:
-    """Merge vector segments and drop deleted vectors (the index found from PATH, default: .)."""
+    """Merge vector segments and drop deleted vectors.
+
+    The index is found by walking up from PATH (default: .).
+    """
     from codeindex.render import ProgressRenderer, plural
 
     index = _index(state, path)

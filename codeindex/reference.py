@@ -17,15 +17,21 @@ from codeindex.config import SETTINGS, SWITCHES, env_name
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "reference"
 
 
+HELP_WIDTH = 98
+"""What click formats ``--help`` to on any terminal of 100 columns or more (max_content_width 100, less
+its 2-column margin)."""
+
+
 def command_help(*names: str) -> str:
-    """What ``codeindex NAMES... --help`` prints at 100 columns (the command's own context settings applied,
-    so ``-h, --help`` and the usage line are the real ones)."""
-    ctx = click.Context(cli, info_name="codeindex", terminal_width=100, **cli.context_settings)
+    """What ``codeindex NAMES... --help`` prints on a wide terminal (the command's own context settings
+    applied, so ``-h, --help`` and the usage line are the real ones)."""
+    ctx = click.Context(cli, info_name="codeindex", terminal_width=HELP_WIDTH, **cli.context_settings)
     command: click.Command = cli
     for name in names:
         assert isinstance(command, click.Group)
         command = command.commands[name]
-        ctx = click.Context(command, info_name=name, parent=ctx, terminal_width=100, **command.context_settings)
+        ctx = click.Context(command, info_name=name, parent=ctx, terminal_width=HELP_WIDTH,
+                            **command.context_settings)
     return command.get_help(ctx)
 
 
