@@ -68,9 +68,11 @@ class Index:
 
     @property
     def db_path(self) -> Path:
+        """The index's DuckDB database file."""
         return self.layout.db_path
 
     def exists(self) -> bool:
+        """Whether an index has been built (its database exists)."""
         return self.layout.exists()
 
     def __enter__(self) -> Index:
