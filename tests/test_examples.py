@@ -45,8 +45,8 @@ def test_custom_embedder(scenario) -> None:
     proc = _run("custom_embedder.py", str(root), "haversine distance")
     assert proc.returncode == 0, proc.stderr
     assert "with trigram (trigram-v1-256)" in proc.stdout
-    status = json.loads(subprocess.run([sys.executable, "-m", "codeindex.cli", "status", str(root), "--no-stale", "--json"],
-                                       capture_output=True, text=True, check=True).stdout)
+    status = json.loads(subprocess.run([sys.executable, "-m", "codeindex.cli", "status", str(root), "--no-stale",
+                                        "--json"], capture_output=True, text=True, check=True).stdout)
     assert status["model_id"] == "trigram-v1-256"
 
 

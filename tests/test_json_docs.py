@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import SCENARIOS, run_cli
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "reference" / "json.md"
