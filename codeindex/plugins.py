@@ -111,6 +111,20 @@ def get_plugin_manager() -> PluginManager:
         return _manager
 
 
+def register_plugin(plugin: ModuleType | Any, name: str, *, package: str = "__main__", version: str = "") -> None:
+    """Register a plugin (a module or object with ``codeindex_*`` hook implementations) in this process,
+    as an installed entry point would be; for scripts, notebooks and tests.
+
+    Only this process sees it: worker processes of a local or remote Dask cluster load plugins from
+    entry points, so run with ``scheduler="sync"`` (small updates run in-process anyway) or package the
+    plugin with an entry point (docs/howto/write-a-parser-plugin.md). Problems become warnings, as for
+    any plugin; ``codeindex.plugins.get_plugin_manager().warnings`` lists them.
+    """
+    manager = get_plugin_manager()
+    with _lock:
+        _register(manager, name, plugin, package=package, version=version, builtin=False)
+
+
 def reset_plugin_manager() -> None:
     """Forget loaded plugins (tests, and after installing a plugin in a running process)."""
     global _manager

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,17 +22,39 @@ from rich.text import Text
 from codeindex.progress import ProgressEvent
 
 SNIPPET_LINES = 6
+LISTED_PER_KIND = 20
+"""Paths ``update --plan`` lists per kind of change before it says "and N more" (-v lists all)."""
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files``, ``1,024 segments``."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
+def lock_holder(detail: dict[str, Any]) -> str:
+    """``pid 4242 on host, since 2025-01-31T09:30:00Z`` from what a writer lock holds."""
+    from codeindex.jsonout import iso_utc
+
+    since = detail.get("since")
+    when = f", since {iso_utc(float(since))}" if isinstance(since, int | float) else ""
+    return f"pid {detail.get('pid', '?')} on {detail.get('host', '?')}{when}"
 
 
 class ProgressRenderer:
-    """A rich progress display driven by library ``ProgressEvent``s (files parsed, chunks embedded, tokens/s)."""
+    """A rich progress display driven by library ``ProgressEvent``s (files parsed, chunks embedded, tokens/s).
 
-    def __init__(self, *, enabled: bool) -> None:
+    ``notices`` (on unless -q) prints what is worth knowing even without a progress display: waiting
+    for another writer's lock (a spinner on a terminal, one line otherwise).
+    """
+
+    def __init__(self, *, enabled: bool, notices: bool = True) -> None:
         self.enabled = enabled and sys.stderr.isatty()
+        self.notices = notices
         self.console = Console(stderr=True)
         self.progress: Progress | None = None
         self.tasks: dict[str, Any] = {}
         self.warnings: list[str] = []
+        self._status: Any = None
 
     def __enter__(self) -> ProgressRenderer:
         if self.enabled:
@@ -42,15 +65,37 @@ class ProgressRenderer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stop_waiting()
         if self.progress is not None:
             self.progress.__exit__(None, None, None)
         for message in self.warnings:
-            self.console.print(f"[yellow]warning:[/] {message}")
+            self.console.print(f"[yellow]warning:[/] {escape(message)}")
+
+    def _stop_waiting(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def _waiting(self, detail: dict[str, Any]) -> None:
+        text = f"waiting for the index's writer lock, held by {lock_holder(detail)}"
+        if not self.notices:
+            return
+        if self.console.is_terminal and self.progress is None:
+            self._status = self.console.status(escape(text) + " (Ctrl-C to give up)")
+            self._status.start()
+        elif self.progress is not None:
+            self.progress.add_task(escape(text), total=None, extra="")
+        else:
+            self.console.print(escape(text), soft_wrap=True)
 
     def __call__(self, event: ProgressEvent) -> None:
         if event.stage == "warning":
             self.warnings.append(str(event.detail.get("message")))
             return
+        if event.stage == "lock":
+            self._waiting(event.detail)
+            return
+        self._stop_waiting()
         if self.progress is None or event.stage in ("done",):
             return
         task = self.tasks.get(event.stage)
@@ -71,9 +116,10 @@ class ProgressRenderer:
 def print_report(console: Console, report: Any) -> None:
     s = report.stages
     console.print(
-        f"[bold]{report.kind}[/] {report.files_seen:,} files seen: +{report.files_added} ~{report.files_modified} "
-        f"-{report.files_deleted} moved {report.files_moved} reparsed {report.files_reparsed}, "
-        f"{report.files_skipped} skipped; chunks {report.chunks_total:,} "
+        f"[bold]{report.kind}[/] {plural(report.files_seen, 'file')} seen: {report.files_indexed:,} indexed, "
+        f"{report.files_skipped:,} skipped; changed +{report.files_added} ~{report.files_modified} "
+        f"-{report.files_deleted}, moved {report.files_moved}, reparsed {report.files_reparsed}; "
+        f"{plural(report.chunks_total, 'chunk')} "
         f"(written {report.chunks_written:,}, embedded {report.chunks_embedded:,}, reused {report.chunks_reused:,})"
         f" in {report.wall_s:.2f}s [{report.scheduler}, {report.embedder}]")
     if s.get("busy_s"):
@@ -81,7 +127,26 @@ def print_report(console: Console, report: Any) -> None:
     if report.skipped:
         console.print("  skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items())))
     for message in report.warnings:
-        console.print(f"[yellow]warning:[/] {message}")
+        console.print(f"[yellow]warning:[/] {escape(message)}")
+
+
+def print_changes(console: Console, changes: dict[str, list[Any]], limit: int | None = None) -> None:
+    """One line per changed file (``+`` added, ``~`` modified, ``-`` deleted, ``>`` moved, ``*`` reparsed,
+    ``!`` read but skipped); ``limit`` per kind, then a count of the rest."""
+    marks = (("added", "+", "green"), ("modified", "~", "yellow"), ("deleted", "-", "red"),
+             ("moved", ">", "cyan"), ("reparsed", "*", "blue"), ("skipped", "!", "magenta"))
+    for kind, mark, style in marks:
+        items = changes.get(kind) or []
+        for item in items if limit is None else items[:limit]:
+            if kind == "moved":
+                text = f"{escape(item[0])} -> {escape(item[1])}"
+            elif kind == "skipped":
+                text = f"{escape(item[0])} ({escape(item[1])})"
+            else:
+                text = escape(item)
+            console.print(f"  [{style}]{mark}[/] {text}")
+        if limit is not None and len(items) > limit:
+            console.print(f"  [{style}]{mark}[/] ... and {len(items) - limit:,} more {kind} (-v lists all)")
 
 
 def stage_summary(s: dict[str, Any]) -> str:
@@ -103,18 +168,22 @@ def stage_summary(s: dict[str, Any]) -> str:
     return text
 
 
-def print_plan(console: Console, plan: Any) -> None:
-    console.print(f"[bold]plan[/] (nothing written): {plan.files_seen:,} files, {plan.unchanged:,} unchanged")
+def print_plan(console: Console, plan: Any, *, verbose: bool = False) -> None:
+    console.print(f"[bold]plan[/] (nothing written): {plural(plan.files_seen, 'file')} seen, "
+                  f"{plan.unchanged:,} unchanged")
     table = Table("language", "add", "modify", "reparse", "move")
     for lang, counts in sorted(plan.by_language.items()):
         table.add_row(lang, *(str(counts.get(k, 0)) for k in ("add", "modify", "reparse", "move")))
     if plan.by_language:
         console.print(table)
     console.print(f"delete {len(plan.deleted)}, move {len(plan.moved)}")
+    print_changes(console, {"added": plan.added, "modified": plan.modified, "deleted": plan.deleted,
+                            "moved": [list(m) for m in plan.moved], "reparsed": plan.reparse},
+                  limit=None if verbose else LISTED_PER_KIND)
     if plan.model_change:
-        console.print(f"[yellow]model change:[/] {plan.model_change} (every chunk re-embedded)")
+        console.print(f"[yellow]model change:[/] {escape(plan.model_change)} (every chunk re-embedded)")
     eta = f", ~{plan.estimated_seconds:.1f}s" if plan.estimated_seconds is not None else ""
-    console.print(f"estimated: {plan.estimated_chunks:,} chunks, {plan.estimated_tokens:,} tokens{eta}")
+    console.print(f"estimated: {plural(plan.estimated_chunks, 'chunk')}, {plural(plan.estimated_tokens, 'token')}{eta}")
 
 
 def _highlight(text: str, terms: list[str]) -> Text:
@@ -145,9 +214,10 @@ def print_results(console: Console, query: str, results: list[Any]) -> None:
 
 def print_status(console: Console, info: dict[str, Any]) -> None:
     run = info.get("last_run") or {}
-    console.print(f"[bold]{info['root']}[/] index at {info['index_dir']}")
-    console.print(f"files {info['files']:,} (skipped {info['files_skipped']:,}), chunks {info['chunks']:,}, "
-                  f"vectors {info['vectors']:,} (+{info['dead_vectors']:,} dead) in {len(info['segments'])} segments, "
+    console.print(f"[bold]{escape(info['root'])}[/] index at {escape(info['index_dir'])}")
+    console.print(f"files {info['files_seen']:,} seen: {info['files']:,} indexed, {info['files_skipped']:,} skipped; "
+                  f"{plural(info['chunks'], 'chunk')}, {plural(info['vectors'], 'vector')} "
+                  f"(+{info['dead_vectors']:,} dead) in {plural(len(info['segments']), 'segment')}, "
                   f"{info['index_bytes'] / 1e6:.1f} MB")
     console.print(f"embedder {info['embedder']} ({info['embedder_kind']}), model {info['model_id']}")
     if run:
@@ -160,7 +230,33 @@ def print_status(console: Console, info: dict[str, Any]) -> None:
         console.print("up to date" if not changed else
                       "stale: " + ", ".join(f"{k} {v}" for k, v in stale.items() if v))
     if info.get("skipped_by_reason"):
-        console.print("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(info["skipped_by_reason"].items())))
+        console.print("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(info["skipped_by_reason"].items()))
+                      + "  (`codeindex files --skipped` lists them)")
+
+
+def print_files(console: Console, records: list[Any]) -> None:
+    """``codeindex files``: one path per line; skipped entries with their reason and stored message."""
+    for r in records:
+        if r.indexed:
+            console.print(escape(r.path), markup=True)
+        else:
+            detail = f": {escape(r.detail)}" if r.detail else ""
+            console.print(f"{escape(r.path)}  [dim]{escape(r.reason or '')}{detail}[/]")
+
+
+def print_why(console: Console, report: Any) -> None:
+    """``codeindex why``: the verdict, the reason and its specifics."""
+    style = {"indexed": "green", "pending": "yellow", "missing": "red"}.get(report.state, "magenta")
+    head = "indexed" if report.indexed else f"not indexed ({report.state})"
+    console.print(f"[bold]{escape(report.path)}[/]: [{style}]{head}[/]")
+    if report.reason:
+        console.print(f"  reason: {escape(report.reason)}")
+    if report.explanation:
+        console.print(f"  {escape(report.explanation)}")
+    if report.detail:
+        console.print(f"  detail: {escape(report.detail)}")
+    for note in report.notes:
+        console.print(f"  note: {escape(note)}")
 
 
 def plugin_rows(manager: Any) -> list[dict[str, Any]]:
@@ -175,6 +271,20 @@ def plugin_rows(manager: Any) -> list[dict[str, Any]]:
         rows.append({"name": info.name, "package": info.package, "version": info.version,
                      "builtin": info.builtin, "provides": provides})
     return rows
+
+
+def plugin_records(manager: Any) -> list[dict[str, Any]]:
+    """``plugins --json``: each plugin with its parsers' languages and its embedders, as fields."""
+    out = []
+    for info in manager.infos.values():
+        parsers = [{"name": p.name, "version": p.version,
+                    "languages": [{"name": spec.name, "extensions": list(spec.extensions),
+                                   "filenames": list(spec.filenames)} for spec in p.languages()]}
+                   for p in info.parsers]
+        embedders = [{"name": b.name, "description": b.description} for b in info.embedders]
+        out.append({"name": info.name, "package": info.package, "version": info.version, "builtin": info.builtin,
+                    "module": info.module, "parsers": parsers, "embedders": embedders})
+    return out
 
 
 def print_plugins(console: Console, rows: list[dict[str, Any]], warnings: list[str]) -> None:

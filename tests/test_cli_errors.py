@@ -115,7 +115,7 @@ def test_unreadable_file_is_skipped_and_counted(cli, scenario, tmp_path: Path) -
         assert report["skipped"].get("unreadable") == 1
         proc = cli("search", "hidden", "--root", str(root), "--json", "--mode", "lexical", env=env, user=user)
         assert proc.returncode == 0, proc.stderr
-        assert all(r["path"] != "util/secret.py" for r in json.loads(proc.stdout))
+        assert all(r["path"] != "util/secret.py" for r in json.loads(proc.stdout)["results"])
     finally:
         if user is not None:
             shutil.rmtree(root.parent, ignore_errors=True)

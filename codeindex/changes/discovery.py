@@ -95,11 +95,13 @@ class Discovery:
     files: list[SourceFile]
     skipped: dict[str, int] = field(default_factory=dict)
     skipped_examples: dict[str, list[str]] = field(default_factory=dict)
+    max_examples: int | None = MAX_EXAMPLES
+    """Paths kept per reason in ``skipped_examples``; None keeps every one (``codeindex files --skipped``)."""
 
     def skip(self, reason: str, path: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
         examples = self.skipped_examples.setdefault(reason, [])
-        if len(examples) < MAX_EXAMPLES:
+        if self.max_examples is None or len(examples) < self.max_examples:
             examples.append(path)
 
 
@@ -133,9 +135,29 @@ def _git_info_exclude(root: Path) -> Path | None:
     return None
 
 
+def base_layers(root: Path) -> tuple[Layer, ...]:
+    """The ignore layers in force at the root: the repository's ``info/exclude`` (weakest)."""
+    info_exclude = _git_info_exclude(root)
+    if info_exclude is not None and info_exclude.is_file():
+        return (Layer("", RuleSet.from_file(info_exclude)),)
+    return ()
+
+
+def with_dir_layers(layers: tuple[Layer, ...], rel: str, abs_dir: str, names: Collection[str]) -> tuple[Layer, ...]:
+    """``layers`` plus the ignore files of directory ``rel`` (``.gitignore``, then the stronger
+    ``.codeindexignore``), given the names the directory holds."""
+    for ignore_name in IGNORE_FILES:
+        if ignore_name in names:
+            rules = RuleSet.from_file(Path(abs_dir, ignore_name))
+            if rules.rules:
+                layers = (*layers, Layer(rel, rules))
+    return layers
+
+
 def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_bytes: int,
              exclude: Collection[str] = (".codeindex",),
-             on_files: Callable[[list[SourceFile]], None] | None = None) -> Discovery:
+             on_files: Callable[[list[SourceFile]], None] | None = None,
+             max_examples: int | None = MAX_EXAMPLES) -> Discovery:
     """Walk ``root`` and return the files to index, sorted by POSIX relative path.
 
     ``language_of(relpath)`` names a file's language, or returns None for files not to index.
@@ -147,16 +169,11 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
     if not os.path.isdir(root_str):
         raise UsageError(f"{root} is not a directory")
     excluded = frozenset(p.strip("/") for p in exclude)
-    result = Discovery(files=[])
+    result = Discovery(files=[], max_examples=max_examples)
     files = result.files
 
-    base_layers: tuple[Layer, ...] = ()
-    info_exclude = _git_info_exclude(Path(root_str))
-    if info_exclude is not None and info_exclude.is_file():
-        base_layers = (Layer("", RuleSet.from_file(info_exclude)),)
-
     # (relative dir, ignore layers in force, re-included explicitly by a negation)
-    stack: list[tuple[str, tuple[Layer, ...], bool]] = [("", base_layers, False)]
+    stack: list[tuple[str, tuple[Layer, ...], bool]] = [("", base_layers(Path(root_str)), False)]
     while stack:
         rel, layers, forced = stack.pop()
         abs_dir = f"{root_str}/{rel}" if rel else root_str
@@ -172,11 +189,7 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
         if rel and not forced and not DIR_MARKERS.isdisjoint(names):
             result.skip("default-exclude", rel + "/")
             continue
-        for ignore_name in IGNORE_FILES:
-            if ignore_name in names:
-                rules = RuleSet.from_file(Path(abs_dir, ignore_name))
-                if rules.rules:
-                    layers = (*layers, Layer(rel, rules))
+        layers = with_dir_layers(layers, rel, abs_dir, names)
         prefix = rel + "/" if rel else ""
         first_new = len(files)
 

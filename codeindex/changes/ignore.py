@@ -28,9 +28,13 @@ class Rule:
     ignore: bool
     dir_only: bool
     source: str
+    line: int = 0
+    """1-based line in ``source`` (0 when not from a file), for ``codeindex why``."""
+    pattern: str = ""
+    """The line as written."""
 
 
-def compile_rule(line: str, source: str = "") -> Rule | None:
+def compile_rule(line: str, source: str = "", number: int = 0) -> Rule | None:
     """Compile one gitignore line; ``None`` for blanks, comments and lines that match nothing."""
     text = line.rstrip("\n").rstrip("\r")
     # Trailing spaces are dropped unless escaped with a backslash.
@@ -57,7 +61,7 @@ def compile_rule(line: str, source: str = "") -> Rule | None:
             parts.append(segment_regex(seg))
             if i != last:
                 parts.append("/")
-    return Rule(re.compile("".join(parts), re.DOTALL), ignore, dir_only, source)
+    return Rule(re.compile("".join(parts), re.DOTALL), ignore, dir_only, source, number, line.strip())
 
 
 class RuleSet:
@@ -78,7 +82,8 @@ class RuleSet:
 
     @classmethod
     def from_lines(cls, lines: Iterable[str], source: str = "") -> RuleSet:
-        rules = [rule for line in lines if (rule := compile_rule(line, source)) is not None]
+        rules = [rule for number, line in enumerate(lines, 1)
+                 if (rule := compile_rule(line, source, number)) is not None]
         return cls(rules)
 
     @classmethod
@@ -93,6 +98,11 @@ class RuleSet:
 
     def match(self, relpath: str, is_dir: bool) -> bool | None:
         """True: ignored; False: re-included by a negation; None: no rule here speaks about it."""
+        rule = self.deciding_rule(relpath, is_dir)
+        return None if rule is None else rule.ignore
+
+    def deciding_rule(self, relpath: str, is_dir: bool) -> Rule | None:
+        """The rule that decides about ``relpath`` here (the last one matching), or None."""
         union = self._any_dir if is_dir else self._any_file
         if union is None or union.fullmatch(relpath) is None:
             return None
@@ -100,7 +110,7 @@ class RuleSet:
             if rule.dir_only and not is_dir:
                 continue
             if rule.regex.fullmatch(relpath) is not None:
-                return rule.ignore
+                return rule
         return None  # pragma: no cover - the union matched, so one rule does
 
 
@@ -114,8 +124,14 @@ class Layer:
 
 def decide(layers: Sequence[Layer], relpath: str, is_dir: bool) -> bool | None:
     """Walk layers from strongest (last) to weakest; the first one with an opinion decides."""
+    rule = deciding_rule(layers, relpath, is_dir)
+    return None if rule is None else rule.ignore
+
+
+def deciding_rule(layers: Sequence[Layer], relpath: str, is_dir: bool) -> Rule | None:
+    """The rule ``decide`` follows for ``relpath`` (None: no layer speaks about it)."""
     for layer in reversed(layers):
-        verdict = layer.rules.match(relpath[len(layer.base) + 1 :] if layer.base else relpath, is_dir)
-        if verdict is not None:
-            return verdict
+        rule = layer.rules.deciding_rule(relpath[len(layer.base) + 1 :] if layer.base else relpath, is_dir)
+        if rule is not None:
+            return rule
     return None

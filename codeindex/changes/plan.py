@@ -121,7 +121,8 @@ def make_plan(layout: IndexLayout, config: Config, state: IndexState, choice: Em
     progress(ProgressEvent("discover", done=len(found.files), total=len(found.files)))
     progress(ProgressEvent("hash", done=len(scanned.rehashed), total=len(found.files)))
     new_leaves = scanned.hashes
-    plan = UpdatePlan(files_seen=len(found.files), skipped=dict(found.skipped),
+    # seen: every entry the walk met, a skipped directory once (engine/report.py says why it is one rule)
+    plan = UpdatePlan(files_seen=len(found.files) + sum(found.skipped.values()), skipped=dict(found.skipped),
                       unreadable=dict(scanned.unreadable), rehashed=len(scanned.rehashed))
     if state.meta.get("model_id") and state.meta.get("model_id") != choice.model_id:
         plan.model_change = (f"{state.meta.get('embedder_backend')}:{state.meta.get('model_id')} -> "

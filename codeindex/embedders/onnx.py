@@ -1,11 +1,14 @@
 """The ``onnx`` embedder backend (the default): ONNX Runtime over an exported sentence-transformers model.
 
-On first use the model is exported once with torch (pooling and L2 normalisation inside the graph,
-so the session returns finished vectors) and cached at
-``$XDG_CACHE_HOME/codeindex/onnx/<model content hash>/model.onnx``. Every later load needs only
-onnxruntime and tokenizers: 0.2 s to import instead of 5-9 s for torch, and ~1.5x the throughput
-per core on MiniLM. The file is written to a temp name and renamed, so processes exporting at the
-same time each produce a whole file and the last rename wins.
+On first use the model is converted once (pooling and L2 normalisation inside the graph, so the
+session returns finished vectors) and cached at
+``$XDG_CACHE_HOME/codeindex/onnx/<model content hash>/model.onnx``. A BERT-family model with
+safetensors weights, the default all-MiniLM-L6-v2 among them, is written directly from its weights
+(``onnx_graph.py``): no torch, so the default install does without torch and sentence-transformers
+(the ``codeindex[torch]`` extra). Other models go through torch's exporter, which needs that extra.
+Every later load needs only onnxruntime and tokenizers: 0.2 s to import instead of 5-9 s for torch,
+and ~1.5x the throughput per core on MiniLM. The file is written to a temp name and renamed, so
+processes exporting at the same time each produce a whole file and the last rename wins.
 
 Device rules (shared by all backends): ``auto`` uses CUDA when onnxruntime-gpu sees a GPU, else the
 CPU, and says which in ``embedder.device``; ``cpu``/``cuda`` are demands, and a demand that cannot be
@@ -57,18 +60,54 @@ def _check_exportable(info: models.ModelInfo) -> None:
 
 
 def export_onnx(info: models.ModelInfo, out: Path) -> None:
-    """Export the transformer + pooling + L2 normalisation of ``info`` to ``out`` (atomically).
+    """Write the transformer + pooling + L2 normalisation of ``info`` to ``out`` (atomically).
 
-    Imports torch and sentence-transformers; runs once per model per machine (~4 s for MiniLM).
+    BERT models with safetensors weights are written from the weights (``onnx_graph``, ~4 s for MiniLM,
+    no torch); any other model is exported with torch and sentence-transformers (the ``codeindex[torch]``
+    extra).
     """
     _check_exportable(info)
+    import onnx
+
+    from codeindex.embedders import onnx_graph
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".onnx.tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        if onnx_graph.supports(info.path):
+            model = onnx_graph.build_model(info.path, info.pooling, OPSET)
+            exporter = "codeindex-graph"
+        else:
+            _torch_export(info, Path(tmp))
+            model = onnx.load(tmp)
+            exporter = "torch"
+        for key, value in {"codeindex_export_format": EXPORT_FORMAT, "codeindex_model_id": info.model_id,
+                           "codeindex_dim": str(info.dim), "codeindex_exporter": exporter}.items():
+            prop = model.metadata_props.add()
+            prop.key, prop.value = key, value
+        onnx.save(model, tmp)
+        fsync_file(Path(tmp))
+        rename_durably(Path(tmp), out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    log.info("exported %s to %s (%s)", info.model_id, out, exporter)
+
+
+def _torch_export(info: models.ModelInfo, tmp: Path) -> None:
+    """torch's ONNX exporter over the sentence-transformers pipeline, for models ``onnx_graph`` does not write."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local directory never needs the network
     import inspect
 
-    import onnx
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
+    try:
+        import torch
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+    except ImportError as exc:
+        raise EmbedderError(f"{BACKEND}: converting {info.name} to ONNX needs torch and sentence-transformers "
+                            f"(codeindex writes BERT models with safetensors weights itself, not this one): {exc}",
+                            hint="pip install 'codeindex[torch]' (torch first: see the README)") from exc
 
     hf_logging.disable_progress_bar()  # the library never prints
 
@@ -99,31 +138,15 @@ def export_onnx(info: models.ModelInfo, out: Path) -> None:
             return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
 
     sample = st.tokenizer(["def f(x): return x", "a"], padding=True, return_tensors="pt")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".onnx.tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer chatter
-            torch.onnx.export(
-                Pooled().eval(), (sample["input_ids"], sample["attention_mask"]), tmp,
-                input_names=["input_ids", "attention_mask"], output_names=["sentence_embedding"],
-                dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
-                              "attention_mask": {0: "batch", 1: "sequence"},
-                              "sentence_embedding": {0: "batch"}},
-                opset_version=OPSET, dynamo=False)
-        model = onnx.load(tmp)
-        for key, value in {"codeindex_export_format": EXPORT_FORMAT, "codeindex_model_id": info.model_id,
-                           "codeindex_dim": str(info.dim)}.items():
-            prop = model.metadata_props.add()
-            prop.key, prop.value = key, value
-        onnx.save(model, tmp)
-        fsync_file(Path(tmp))
-        rename_durably(Path(tmp), out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    log.info("exported %s to %s", info.model_id, out)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer chatter
+        torch.onnx.export(
+            Pooled().eval(), (sample["input_ids"], sample["attention_mask"]), str(tmp),
+            input_names=["input_ids", "attention_mask"], output_names=["sentence_embedding"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
+                          "attention_mask": {0: "batch", 1: "sequence"},
+                          "sentence_embedding": {0: "batch"}},
+            opset_version=OPSET, dynamo=False)
 
 
 def _import_ort() -> Any:

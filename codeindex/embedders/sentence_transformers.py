@@ -77,7 +77,8 @@ def create(settings: EmbedderSettings) -> SentenceTransformerEmbedder:
         from transformers.utils import logging as hf_logging
     except ImportError as exc:
         raise EmbedderError(f"{BACKEND}: cannot import torch/sentence-transformers: {exc}",
-                            hint="pip install sentence-transformers, or use the onnx backend") from exc
+                            hint="pip install 'codeindex[torch]' (torch first: see the README), "
+                                 "or use the onnx backend") from exc
     hf_logging.disable_progress_bar()  # the library never prints
     cuda = torch.cuda.is_available()
     device = pick_device(settings, cuda, torch.cuda.device_count() if cuda else 0)
@@ -110,6 +111,8 @@ def gpu_usable(settings: EmbedderSettings) -> bool:
     kind, _ = devices.parse_device(settings.device, BACKEND)
     if kind == "cpu":
         return False
-    import torch
-
+    try:
+        import torch
+    except ImportError:  # the codeindex[torch] extra is not installed: create would fail anyway
+        return False
     return bool(torch.cuda.is_available())

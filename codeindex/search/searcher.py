@@ -25,6 +25,7 @@ from codeindex.errors import ModelMismatchError, NotIndexedError, UsageError
 from codeindex.search.filters import where_clause
 from codeindex.search.ranking import RRF_K, bm25_search, fusion_weights, rrf
 from codeindex.search.state import Snapshot
+from codeindex.search.validate import FilterVocabulary, check_k
 from codeindex.store import db as dbm
 from codeindex.store.reader import ReadConnection, Stamp
 
@@ -36,6 +37,28 @@ MODES = ("hybrid", "vector", "lexical")
 
 @dataclass(slots=True)
 class SearchResult:
+    """One hit: a chunk of a file. Results come best first.
+
+    ``path`` is relative to the indexed root (POSIX separators); ``start_line``/``end_line`` are 1-based
+    and inclusive; ``symbol`` is the enclosing definition's dotted name (empty for text between
+    definitions); ``kind`` is the chunk's kind as its parser names it (``function``, ``class``,
+    ``method``, ``section``...); ``text`` is the chunk's source text; ``chunk_id`` identifies the chunk
+    within one committed state of the index.
+
+    ``score`` depends on the mode, and only orders the results of one query (never compare it across
+    modes or queries):
+
+    * ``vector``: the cosine similarity of query and chunk embeddings (inner product of unit
+      vectors), at most 1; higher is closer.
+    * ``lexical``: the BM25 score of the query's code-aware tokens in the chunk; 0 or more, unbounded.
+    * ``hybrid``: the weighted reciprocal-rank fusion of both lists, the sum of ``weight / rank`` over
+      the lists that hold the chunk (``search/ranking.py``: weights 1.0 vector / 0.5 lexical for a
+      query in words, 0.5 / 1.0 for one identifier), so at most 1.5, for a chunk first in both.
+
+    ``vector_rank`` and ``lexical_rank`` are the chunk's 1-based places in the vector and lexical
+    candidate lists (None when it was not a candidate there), so a hybrid hit says why it came up.
+    """
+
     path: str
     start_line: int
     end_line: int
@@ -67,6 +90,7 @@ class Searcher:
         self._embedder: Any = None
         self._embedder_key: tuple[str, str] | None = None
         self._selectors: dict[str, tuple[tuple[str, int], Any, Any]] = {}
+        self._vocabulary = FilterVocabulary()
 
     # ------------------------------------------------------------------ vector side
 
@@ -190,6 +214,10 @@ class Searcher:
         """Close the database connection now (it is also closed when idle, or when a writer runs)."""
         self._reader.release()
 
+    def meta(self) -> dict[str, str]:
+        """The ``meta`` table of the state the last search read (empty before the first search)."""
+        return dict(self._snapshot.meta) if self._snapshot is not None else {}
+
     def _current(self, con: duckdb.DuckDBPyConnection, stamp: Stamp) -> Snapshot:
         snap = self._snapshot
         if snap is None or snap.stamp != stamp:
@@ -204,14 +232,14 @@ class Searcher:
             raise UsageError(f"unknown search mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
         if not query.strip():
             raise UsageError("empty query", hint="pass some words or an identifier")
-        if k < 1:
-            raise UsageError("k must be at least 1")
+        check_k(k)
         if not self._reader.db_path.exists():
             raise NotIndexedError(f"no index at {self.index_dir}")
         where, params = where_clause(languages, paths, exclude_paths, kinds, symbol)
         n = max(50, 5 * k)
         with self._reader.use() as (con, stamp):
             snap = self._current(con, stamp)
+            self._vocabulary.check(con, stamp, languages, kinds)
             vector: list[tuple[int, float]] = []
             lexical: list[tuple[int, float]] = []
             if mode in ("hybrid", "vector"):

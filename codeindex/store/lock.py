@@ -13,10 +13,11 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from codeindex.errors import LockedError
+from codeindex.store.layout import make_index_dir
 
 log = logging.getLogger("codeindex.lock")
 
@@ -29,14 +30,20 @@ def _read_holder(path: Path) -> dict[str, object]:
 
 
 @contextlib.contextmanager
-def writer_lock(index_dir: Path, *, wait: bool = False, timeout_s: float = 3600.0) -> Iterator[list[str]]:
-    """Hold the writer lock for the duration of the block; yields a list of warnings (e.g. stale takeover)."""
-    index_dir.mkdir(parents=True, exist_ok=True)
+def writer_lock(index_dir: Path, *, wait: bool = False, timeout_s: float = 3600.0,
+                on_wait: Callable[[dict[str, object]], None] | None = None) -> Iterator[list[str]]:
+    """Hold the writer lock for the duration of the block; yields a list of warnings (e.g. stale takeover).
+
+    With ``wait``, ``on_wait`` is called once, when the lock is found held, with what the holder wrote
+    (``pid``, ``host``, ``since`` as a Unix time): the CLI shows who it is waiting for.
+    """
+    make_index_dir(index_dir)
     path = index_dir / "lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     warnings: list[str] = []
     try:
         deadline = time.monotonic() + timeout_s
+        told = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -46,6 +53,9 @@ def writer_lock(index_dir: Path, *, wait: bool = False, timeout_s: float = 3600.
                 if not wait or time.monotonic() > deadline:
                     raise LockedError(f"index {index_dir} is locked by pid {holder.get('pid', '?')} on "
                                       f"{holder.get('host', '?')}") from None
+                if on_wait is not None and not told:
+                    told = True
+                    on_wait(holder)
                 time.sleep(0.1)
         previous = _read_holder(path)
         if previous.get("pid"):
