@@ -9,7 +9,7 @@ stat-gated scan → Merkle diff → pipeline (DB closed: searches keep working) 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +57,19 @@ class Index:
             return self._run("rebuild", progress, scheduler, embedder, lock_warnings)
 
     def update(self, *, progress: ProgressCallback = no_progress, scheduler: str | None = None,
-               embedder: str | None = None, wait: bool = False) -> RunReport:
-        """Re-index what changed since the last run (a rebuild if there is no index yet)."""
+               embedder: str | None = None, wait: bool = False,
+               paths: Iterable[str | os.PathLike[str]] | None = None) -> RunReport:
+        """Re-index what changed since the last run (a rebuild if there is no index yet).
+
+        ``paths``: only these files or directories (absolute, or relative to the root) may have changed,
+        as a file watcher reports: they alone are walked and hashed, the rest of the committed
+        snapshot is kept as it is. Exact for what changed there; a change elsewhere waits for the next
+        full ``update``.
+        """
+        scoped = None if paths is None else self._relative_paths(paths)
         with writer_lock(self.index_dir, wait=wait) as lock_warnings:
             kind = "update" if self.exists() else "rebuild"
-            return self._run(kind, progress, scheduler, embedder, lock_warnings)
+            return self._run(kind, progress, scheduler, embedder, lock_warnings, scoped)
 
     def plan(self, *, embedder: str | None = None, progress: ProgressCallback = no_progress) -> UpdatePlan:
         """What ``update`` would do, without writing anything (``codeindex update --plan``)."""
@@ -108,11 +116,22 @@ class Index:
             return compact(self.index_dir, self.config)
 
     def _run(self, kind: str, progress: ProgressCallback, scheduler: str | None, embedder: str | None,
-             warnings: list[str]) -> RunReport:
+             warnings: list[str], paths: set[str] | None = None) -> RunReport:
         from codeindex.engine.run import run
 
         return run(self.layout, self.config, kind, progress=progress, scheduler=scheduler, embedder=embedder,
-                   warnings=warnings)
+                   warnings=warnings, paths=paths)
+
+    def _relative_paths(self, paths: Iterable[str | os.PathLike[str]]) -> set[str]:
+        """Root-relative POSIX paths; the root itself is "" (everything). A path outside is a usage error."""
+        out: set[str] = set()
+        for path in paths:
+            absolute = os.path.normpath(os.path.join(self.root, os.fspath(path)))
+            relative = os.path.relpath(absolute, self.root)
+            if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+                raise UsageError(f"not under the indexed root {self.root}: {path}")
+            out.add("" if relative == os.curdir else Path(relative).as_posix())
+        return out
 
 
 __all__ = ["INDEX_DIR_NAME", "Index", "RunReport", "UpdatePlan"]

@@ -2,12 +2,15 @@
 
 Called with the writer lock held. Light on purpose: a no-op ``update`` records its run with plain SQL
 and never imports pyarrow, dask or a model runtime; anything else hands over to ``engine/execute.py``.
+An update scoped to some paths (``paths=``, what a file watcher saw change) that finds nothing to do
+writes nothing at all.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from codeindex.changes.plan import IndexState, make_plan, read_state
@@ -23,8 +26,11 @@ from codeindex.store.layout import IndexLayout
 
 
 def run(layout: IndexLayout, config: Config, kind: str, *, progress: ProgressCallback, scheduler: str | None,
-        embedder: str | None, warnings: list[str]) -> RunReport:
-    """Run a ``rebuild`` or an ``update`` of ``layout`` and return what it did."""
+        embedder: str | None, warnings: list[str], paths: Collection[str] | None = None) -> RunReport:
+    """Run a ``rebuild`` or an ``update`` of ``layout`` and return what it did.
+
+    ``paths`` scopes an update to those root-relative paths (``changes.plan.make_plan``).
+    """
     started = time.perf_counter()
     started_at = datetime.now(UTC).replace(tzinfo=None)
     snapshot_time_ns = time.time_ns()
@@ -38,7 +44,12 @@ def run(layout: IndexLayout, config: Config, kind: str, *, progress: ProgressCal
 
         state.meta = {"next_segment": str(next_free_segment(layout.index_dir))}
     choice = choose_embedder(config, state.meta if kind == "update" else None, embedder)
-    plan, found, new_leaves = make_plan(layout, config, state, choice, progress)
+    plan, found, new_leaves = make_plan(layout, config, state, choice, progress,
+                                        paths=paths if kind == "update" else None)
+    if plan.scoped:
+        # The stored stats of files outside the scope were taken before the previous snapshot time, not
+        # this one: keeping that time keeps the racy-window rule (changes/scan.py) true of every file.
+        snapshot_time_ns = int(state.meta.get("snapshot_time_ns", "0"))
     if plan.model_change:
         message = f"embedding model changed ({plan.model_change}): re-embedding every chunk, no re-parsing"
         warnings.append(message)
@@ -48,7 +59,7 @@ def run(layout: IndexLayout, config: Config, kind: str, *, progress: ProgressCal
                      snapshot_time_ns=snapshot_time_ns, started_at=started_at, started=started, progress=progress,
                      warnings=warnings)
     if kind == "update" and plan.is_noop() and not plan.stat_only:
-        return _record_noop(ctx)
+        return _report_scoped_noop(ctx) if plan.scoped else _record_noop(ctx)
     from codeindex.engine.execute import Execution
 
     return Execution(ctx).run(scheduler or config["engine.scheduler"])
@@ -63,5 +74,14 @@ def _record_noop(ctx: RunContext) -> RunReport:
         dbm.set_meta(con, {"snapshot_time_ns": str(ctx.snapshot_time_ns),
                            "discovery_skipped": json.dumps(ctx.plan.skipped)})
         con.execute("COMMIT")
+    ctx.progress(ProgressEvent("done", detail=report.as_dict()))
+    return report
+
+
+def _report_scoped_noop(ctx: RunContext) -> RunReport:
+    """A scoped update with nothing to do (say, a watcher saw an ignored file change): no database write."""
+    report = build_report("update", ctx.choice, ctx.plan, PipelineResult(), "none", ctx.started, ctx.warnings)
+    report.wall_s = round(time.perf_counter() - ctx.started, 4)
+    report.chunks_total = sum(row.n_chunks for row in ctx.state.snapshot.values())
     ctx.progress(ProgressEvent("done", detail=report.as_dict()))
     return report
