@@ -53,6 +53,7 @@ class Index:
     def rebuild(self, *, progress: ProgressCallback = no_progress, scheduler: str | None = None,
                 embedder: str | None = None, wait: bool = False) -> RunReport:
         """Index the tree from scratch into a new database, swapped in atomically at the end."""
+        self._require_root()
         with writer_lock(self.index_dir, wait=wait) as lock_warnings:
             return self._run("rebuild", progress, scheduler, embedder, lock_warnings)
 
@@ -67,6 +68,7 @@ class Index:
         full ``update``.
         """
         scoped = None if paths is None else self._relative_paths(paths)
+        self._require_root()
         with writer_lock(self.index_dir, wait=wait) as lock_warnings:
             kind = "update" if self.exists() else "rebuild"
             return self._run(kind, progress, scheduler, embedder, lock_warnings, scoped)
@@ -83,13 +85,30 @@ class Index:
                languages: Sequence[str] = (), paths: Sequence[str] = (), exclude_paths: Sequence[str] = (),
                kinds: Sequence[str] = (), symbol: str | None = None, embedder: str | None = None) -> list[Any]:
         """Hybrid (default), vector or lexical search. Results never point at deleted or moved-away files."""
+        return self._reader().search(query, k=k or self.config["search.k"], mode=mode or self.config["search.mode"],
+                                     languages=languages, paths=paths, exclude_paths=exclude_paths, kinds=kinds,
+                                     symbol=symbol, embedder=embedder)
+
+    def symbol(self, name: str, *, k: int | None = None) -> list[Any]:
+        """Where ``name`` is defined: chunks whose symbol is it or ends with ``.name`` (``search/lookup.py``)."""
+        return self._reader().definitions(name, k=k or self.config["search.k"])
+
+    def read_lines(self, path: str, start_line: int = 1, end_line: int | None = None, *, context: int = 0) -> Any:
+        """Lines of an indexed file as they are on disk now, flagged when it changed since it was indexed."""
+        from codeindex.search.lookup import normalize_path, read_excerpt
+
+        rel = normalize_path(path)
+        indexed = self._reader().indexed_hash(rel)
+        return read_excerpt(self.root, rel, indexed, start_line, end_line, context,
+                            self.config["discovery.max_file_bytes"])
+
+    def _reader(self) -> Any:
+        """The searcher this Index keeps (its read connection and caches are reused between calls)."""
         from codeindex.search.searcher import Searcher
 
         if self._searcher is None:
             self._searcher = Searcher(self.index_dir, self.config)
-        return self._searcher.search(query, k=k or self.config["search.k"], mode=mode or self.config["search.mode"],
-                                     languages=languages, paths=paths, exclude_paths=exclude_paths, kinds=kinds,
-                                     symbol=symbol, embedder=embedder)
+        return self._searcher
 
     def close(self) -> None:
         """Close the read connection searches keep open (idle ones close by themselves after a moment)."""
@@ -121,6 +140,12 @@ class Index:
 
         return run(self.layout, self.config, kind, progress=progress, scheduler=scheduler, embedder=embedder,
                    warnings=warnings, paths=paths)
+
+    def _require_root(self) -> None:
+        """The tree must still be there: taking the lock would create the index folder, and the root with it."""
+        if not self.root.is_dir():
+            raise UsageError(f"the indexed tree {self.root} no longer exists (moved or removed)",
+                             hint="pass the tree's current path")
 
     def _relative_paths(self, paths: Iterable[str | os.PathLike[str]]) -> set[str]:
         """Root-relative POSIX paths; the root itself is "" (everything). A path outside is a usage error."""
