@@ -11,7 +11,8 @@ Full stat-gated passes (``Index.update()``) catch what a watcher can miss: at st
 while nobody watched), every ``live.full_scan_s``, after the watcher restarts, when a burst changes
 more than ``live.max_paths`` paths, and on request (the ``update`` tool). Compaction stays out of
 the edit path: the loop's ``Index`` never compacts by itself (``live_config``); the loop compacts
-once the tree has been idle for ``IDLE_COMPACT_S``.
+once the tree has been idle for ``IDLE_COMPACT_S``, merging only the small delta segments of
+many edits unless too many vectors are dead (``store/compaction.py``).
 
 Every change the watcher reports gets a sequence number; ``applied`` is the newest one whose update
 has committed. A search waits, bounded, until what was seen before it is applied, and says so when
@@ -239,12 +240,19 @@ class FreshnessLoop:
             self.on_update(self.last_report or {})
 
     def _compact_if_needed(self) -> None:
-        from codeindex.store.compaction import needs_compaction
+        """Compact by the user's thresholds: the small delta segments of many edits are merged into
+        one, leaving the big segments alone; everything is rewritten only when too much is dead."""
+        from codeindex.store.compaction import compact, compaction_reason
+        from codeindex.store.lock import writer_lock
 
-        if self.compaction_config is not None and self.index.exists() and \
-                needs_compaction(self.index.index_dir, self.compaction_config):
-            self._phase = "compact"
-            self.index.compact(wait=True)
+        if self.compaction_config is None or not self.index.exists():
+            return
+        reason = compaction_reason(self.index.index_dir, self.compaction_config)
+        if reason is None:
+            return
+        self._phase = f"compact ({reason})"
+        with writer_lock(self.index.index_dir, wait=True):
+            compact(self.index.index_dir, self.compaction_config, small_only=reason == "small-segments")
 
     def _progress(self, event: ProgressEvent) -> None:
         if event.stage in ("warning", "done"):
