@@ -2,7 +2,8 @@
 
 ``.codeindex/`` at the indexed root by default, or any folder given with ``--index-dir``:
 ``meta.duckdb`` (the database), ``seg-<n>.faiss`` (vector segments), ``staging/`` (a run's
-uncommitted parts), ``lock`` (the writer lock) and ``duckdb-tmp/`` (spill space).
+uncommitted parts), ``lock`` (the writer lock), ``live.lock`` (held by a running ``codeindex serve`` or
+``watch``) and ``duckdb-tmp/`` (spill space).
 """
 
 from __future__ import annotations
