@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from codeindex.changes.plan import UpdatePlan, estimate, make_plan, read_state
+from codeindex.changes.plan import IndexState, UpdatePlan, estimate, make_plan, read_state
 from codeindex.config import Config, load_config
 from codeindex.embedders.choice import choose_embedder
 from codeindex.engine.report import RunReport
@@ -40,6 +40,7 @@ class Index:
         self.config = config or load_config(self.root, overrides)
         self.layout = IndexLayout(self.root, self.index_dir)
         self._searcher: Any = None
+        self._prepared: IndexState | None = None
 
     @property
     def db_path(self) -> Path:
@@ -69,9 +70,18 @@ class Index:
         """
         scoped = None if paths is None else self._relative_paths(paths)
         self._require_root()
+        prepared, self._prepared = self._prepared, None
         with writer_lock(self.index_dir, wait=wait) as lock_warnings:
             kind = "update" if self.exists() else "rebuild"
-            return self._run(kind, progress, scheduler, embedder, lock_warnings, scoped)
+            return self._run(kind, progress, scheduler, embedder, lock_warnings, scoped, prepared)
+
+    def prepare_update(self) -> None:
+        """Read the committed snapshot now, so that the next ``update`` need not if nothing commits meanwhile.
+
+        For a live process, in its idle time: on a 20k-file tree the read is a third of a one-file
+        update. Checked at use, under the writer lock, by the database's stamp.
+        """
+        self._prepared = read_state(self.layout, require=False)
 
     def plan(self, *, embedder: str | None = None, progress: ProgressCallback = no_progress) -> UpdatePlan:
         """What ``update`` would do, without writing anything (``codeindex update --plan``)."""
@@ -135,11 +145,11 @@ class Index:
             return compact(self.index_dir, self.config)
 
     def _run(self, kind: str, progress: ProgressCallback, scheduler: str | None, embedder: str | None,
-             warnings: list[str], paths: set[str] | None = None) -> RunReport:
+             warnings: list[str], paths: set[str] | None = None, prepared: IndexState | None = None) -> RunReport:
         from codeindex.engine.run import run
 
         return run(self.layout, self.config, kind, progress=progress, scheduler=scheduler, embedder=embedder,
-                   warnings=warnings, paths=paths)
+                   warnings=warnings, paths=paths, prepared=prepared)
 
     def _require_root(self) -> None:
         """The tree must still be there: taking the lock would create the index folder, and the root with it."""

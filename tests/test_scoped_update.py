@@ -242,3 +242,33 @@ def test_paths_outside_the_root_are_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not under the indexed root"):
         Index(root).update(paths=[str(tmp_path / "elsewhere.py")])
     assert Index(root)._relative_paths([str(root), "./gen/../gen/mod0.py"]) == {"", "gen/mod0.py"}
+
+
+def test_a_prepared_state_is_used_only_while_nothing_committed(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``prepare_update`` reads the snapshot early; a commit by another writer meanwhile makes it unusable."""
+    import codeindex.engine.run as engine_run
+
+    root = make_tree(tmp_path / "tree")
+    index = Index(root)
+    index.rebuild()
+    reads: list[int] = []
+    real_read = engine_run.read_state
+    monkeypatch.setattr(engine_run, "read_state", lambda *a, **k: reads.append(1) or real_read(*a, **k))
+
+    index.prepare_update()
+    _modify(root)
+    index.update(paths=["gen/mod0.py"])
+    assert reads == [], "the prepared state was current: no second read"
+
+    index.prepare_update()
+    _add(root)
+    Index(root).update()  # another writer commits after the state was prepared
+    _delete(root)
+    before = len(reads)
+    index.update(paths=["gen/mod1.py"])
+    assert len(reads) == before + 1, "a state from before another commit must be read again"
+    fresh = tmp_path / "fresh"
+    shutil.copytree(root, fresh, ignore=shutil.ignore_patterns(".codeindex"))
+    Index(fresh).rebuild()
+    assert read_state(root) == read_state(fresh)

@@ -26,6 +26,7 @@ from codeindex.plugins import get_plugin_manager
 from codeindex.progress import ProgressCallback, ProgressEvent
 from codeindex.store import db as dbm
 from codeindex.store.layout import IndexLayout
+from codeindex.store.reader import Stamp, database_stamp
 
 
 @dataclass(slots=True)
@@ -85,6 +86,9 @@ class IndexState:
     snapshot: dict[str, SnapshotRow] = field(default_factory=dict)
     nodes: dict[str, str] = field(default_factory=dict)
     runs_throughput: tuple[float, float] | None = None  # (tokens per second, tokens per chunk)
+    stamp: Stamp = ()
+    """The database's stamp before it was read (``store.reader.database_stamp``): while the stamp is
+    unchanged, nothing was committed since, so the state read earlier is still the committed one."""
 
 
 def read_state(layout: IndexLayout, *, require: bool) -> IndexState:
@@ -93,6 +97,7 @@ def read_state(layout: IndexLayout, *, require: bool) -> IndexState:
         if require:
             raise NotIndexedError(f"no index at {layout.index_dir}")
         return IndexState()
+    stamp = database_stamp(layout.db_path)  # before the read: a commit in between is seen as a change
     with dbm.open_db(layout.db_path, read_only=True) as con:
         dbm.check_schema(con, layout.db_path)
         meta = dbm.get_meta(con)
@@ -106,7 +111,12 @@ def read_state(layout: IndexLayout, *, require: bool) -> IndexState:
     throughput = None
     if tp and tp[0] and tp[1]:
         throughput = (float(tp[0]) / float(tp[1]), float(tp[0]) / max(1.0, float(tp[2] or 1)))
-    return IndexState(meta, snapshot, nodes, throughput)
+    return IndexState(meta, snapshot, nodes, throughput, stamp)
+
+
+def still_current(state: IndexState | None, layout: IndexLayout) -> bool:
+    """Whether ``state`` (read earlier, maybe outside the writer lock) is still the committed state."""
+    return state is not None and bool(state.stamp) and state.stamp == database_stamp(layout.db_path)
 
 
 def make_plan(layout: IndexLayout, config: Config, state: IndexState, choice: EmbedderChoice,

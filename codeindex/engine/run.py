@@ -13,7 +13,7 @@ import time
 from collections.abc import Collection
 from datetime import UTC, datetime
 
-from codeindex.changes.plan import IndexState, make_plan, read_state
+from codeindex.changes.plan import IndexState, make_plan, read_state, still_current
 from codeindex.config import Config
 from codeindex.embedders.choice import choose_embedder
 from codeindex.engine.context import RunContext
@@ -26,10 +26,12 @@ from codeindex.store.layout import IndexLayout
 
 
 def run(layout: IndexLayout, config: Config, kind: str, *, progress: ProgressCallback, scheduler: str | None,
-        embedder: str | None, warnings: list[str], paths: Collection[str] | None = None) -> RunReport:
+        embedder: str | None, warnings: list[str], paths: Collection[str] | None = None,
+        prepared: IndexState | None = None) -> RunReport:
     """Run a ``rebuild`` or an ``update`` of ``layout`` and return what it did.
 
-    ``paths`` scopes an update to those root-relative paths (``changes.plan.make_plan``).
+    ``paths`` scopes an update to those root-relative paths (``changes.plan.make_plan``). ``prepared``:
+    the committed state read earlier (``Index.prepare_update``), used if nothing was committed since.
     """
     started = time.perf_counter()
     started_at = datetime.now(UTC).replace(tzinfo=None)
@@ -38,7 +40,13 @@ def run(layout: IndexLayout, config: Config, kind: str, *, progress: ProgressCal
     warnings = [*warnings, *manager.warnings]
     for w in manager.warnings:
         progress(ProgressEvent("warning", detail={"message": w}))
-    state = read_state(layout, require=False) if kind == "update" else IndexState()
+    if kind != "update":
+        state = IndexState()
+    elif still_current(prepared, layout):
+        assert prepared is not None
+        state = prepared
+    else:
+        state = read_state(layout, require=False)
     if kind == "rebuild":  # never reuse a segment number the old (possibly damaged) index may list
         from codeindex.store.segments import next_free_segment
 

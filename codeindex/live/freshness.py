@@ -14,6 +14,9 @@ the edit path: the loop's ``Index`` never compacts by itself (``live_config``); 
 once the tree has been idle for ``IDLE_COMPACT_S``, merging only the small delta segments of
 many edits unless too many vectors are dead (``store/compaction.py``).
 
+After each update, while nothing is pending, the loop reads the committed state the next update
+will start from (``Index.prepare_update``), so an edit does not wait for that read.
+
 Every change the watcher reports gets a sequence number; ``applied`` is the newest one whose update
 has committed. A search waits, bounded, until what was seen before it is applied, and says so when
 it had to answer from the previous state.
@@ -94,6 +97,7 @@ class FreshnessLoop:
         self._retry_at = 0.0
         self._last_full = 0.0
         self._compact_check_at: float | None = None
+        self._prepare_wanted = False
         self._gone_since: str | None = None
         self._watch_error: str | None = None
         self._watcher_thread: threading.Thread | None = None
@@ -175,6 +179,10 @@ class FreshnessLoop:
                         if now - self._last_full >= interval:
                             return self._take("full")
                         waits.append(self._last_full + interval - now)
+                    if self._prepare_wanted:  # read the next update's starting state in idle time
+                        self._prepare_wanted = False
+                        self._busy = "prepare"
+                        return "prepare", set(), self._applied
                     if self._compact_check_at is not None:
                         if now >= self._compact_check_at:
                             self._compact_check_at = None
@@ -195,6 +203,9 @@ class FreshnessLoop:
             if kind == "compact":
                 self._compact_if_needed()
                 report = None
+            elif kind == "prepare":
+                self.index.prepare_update()
+                report = None
             else:
                 report = self.index.update(paths=None if kind == "full" else paths, wait=True,
                                            scheduler=self.scheduler, embedder=self.embedder, progress=self._progress)
@@ -202,7 +213,7 @@ class FreshnessLoop:
             if isinstance(exc, KeyboardInterrupt):
                 self.interrupted = kind
             with self._cond:
-                if kind != "compact":  # try again later: nothing seen is ever dropped
+                if kind not in ("compact", "prepare"):  # try again later: nothing seen is ever dropped
                     self._pending |= paths
                     self._full_wanted = self._full_wanted or kind == "full"
                 if isinstance(exc, CodeIndexError):
@@ -235,6 +246,9 @@ class FreshnessLoop:
                     self.last_full_at = self.last_update_at
                 if report.chunks_written or report.files_deleted or report.files_moved:
                     self._compact_check_at = time.monotonic() + IDLE_COMPACT_S
+                self._prepare_wanted = True
+            elif kind == "compact":
+                self._prepare_wanted = True  # a compaction commits too
             self._cond.notify_all()
         if report is not None and self.on_update is not None:
             self.on_update(self.last_report or {})
