@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 from crash_helpers import check_invariants, make_tree, read_state
 
 from codeindex import Index
@@ -22,6 +23,7 @@ def _tombstoned_segments(root: Path) -> set[int]:
         return {r[0] for r in con.execute("SELECT DISTINCT segment FROM tombstones").fetchall()}
 
 
+@pytest.mark.slow
 def test_small_only_compaction_merges_the_deltas_and_leaves_the_big_segments(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "tree", n_generated=8)  # segments of 16 vectors: "small" is under 4
     index = Index(root)

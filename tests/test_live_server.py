@@ -108,6 +108,19 @@ def tree(tmp_path: Path) -> Path:
 # ---------------------------------------------------------------------------------------------- the tools
 
 
+def test_the_tools_are_listed_and_answer(tree: Path, tmp_path: Path) -> None:
+    async def body() -> None:
+        async with serving(tree, tmp_path) as s:
+            assert {t.name for t in (await s.client.list_tools()).tools} == TOOLS
+            assert (await s.ok("search", query="slugify", k=1))["results"][0]["path"] == "util/text.py"
+            bad = await s.call("search", query="slugify", k=0)
+            assert bad.is_error and "k" in bad.content[0].text
+            assert (await s.ok("symbol", name="slugify"))["definitions"][0]["path"] == "util/text.py"
+    _run(body)
+
+
+
+@pytest.mark.slow
 def test_every_tool_over_stdio_and_edits_are_searchable_without_update(tree: Path, tmp_path: Path) -> None:
     async def body() -> None:
         async with serving(tree, tmp_path) as s:
@@ -192,6 +205,7 @@ def test_every_tool_over_stdio_and_edits_are_searchable_without_update(tree: Pat
     check_invariants(tree)
 
 
+@pytest.mark.slow
 def test_a_server_on_a_tree_without_an_index_builds_it(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "fresh")
 
@@ -204,6 +218,7 @@ def test_a_server_on_a_tree_without_an_index_builds_it(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- faults
 
 
+@pytest.mark.slow
 def test_the_tree_renamed_or_removed_while_serving_is_a_clear_error(tree: Path, tmp_path: Path) -> None:
     moved = tmp_path / "moved-away"
 
@@ -309,6 +324,7 @@ async def _exists(path: Path) -> bool:
     return path.exists()
 
 
+@pytest.mark.slow
 def test_two_servers_on_one_index_the_second_refuses(tree: Path, tmp_path: Path, cli) -> None:
     async def body() -> None:
         async with serving(tree, tmp_path) as s:
@@ -329,11 +345,12 @@ def test_two_servers_on_one_index_the_second_refuses(tree: Path, tmp_path: Path,
     check_invariants(tree)
 
 
+@pytest.mark.slow
 def test_a_cli_update_while_the_server_updates_exits_4(tree: Path, tmp_path: Path, cli) -> None:
     marker = tmp_path / "paused"
 
     async def body() -> None:
-        async with serving(tree, tmp_path, CODEINDEX_PAUSE_AT="after-pipeline:8",
+        async with serving(tree, tmp_path, CODEINDEX_PAUSE_AT="after-pipeline:5",
                            CODEINDEX_PAUSE_MARKER=str(marker)) as s:
             pid = (await s.live())["pid"]
             (tree / "gen" / "during.py").write_text("def echidna_during_update():\n    return 3\n")
