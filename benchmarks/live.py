@@ -63,7 +63,8 @@ class _Server:
         last = None
         while time.monotonic() < deadline:
             live = await self.live()
-            busy = live["updating"] or live["pending_paths"] or live["full_pass_pending"] or not live["fresh"]
+            busy = live["updating"] or live["housekeeping"] or live["pending_paths"] or live["full_pass_pending"] \
+                or not live["fresh"]
             key = (live["updates"], live["last_update_at"], bool(busy))
             if busy or key != last:
                 quiet_since = time.monotonic()

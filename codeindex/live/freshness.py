@@ -160,7 +160,7 @@ class FreshnessLoop:
             self._cond.notify_all()
 
     def _next_work(self) -> tuple[str, set[str], int] | None:
-        """Wait for something to do: ("scoped"|"full"|"compact", paths, sequence number it settles)."""
+        """Wait for something to do: (kind, paths, the sequence number it settles); see ``busy``."""
         with self._cond:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -308,6 +308,7 @@ class FreshnessLoop:
 
     @property
     def busy(self) -> str | None:
+        """What runs now: ``scoped`` or ``full`` (an update), ``prepare`` or ``compact`` (housekeeping)."""
         return self._busy
 
     def status(self) -> dict[str, Any]:
@@ -318,7 +319,9 @@ class FreshnessLoop:
                 "watching": self._watch and self._watch_error is None and self._gone_since is None,
                 "watch_error": self._watch_error, "tree_gone_since": self._gone_since,
                 "pending_paths": len(self._pending), "full_pass_pending": self._full_wanted,
-                "updating": self._busy, "phase": self._phase, "fresh": self._applied >= self._seen,
+                "updating": self._busy if self._busy in ("scoped", "full") else None,
+                "housekeeping": self._busy if self._busy in ("prepare", "compact") else None,
+                "phase": self._phase, "fresh": self._applied >= self._seen,
                 "updates": self.updates, "last_update_at": self.last_update_at, "last_full_pass_at": self.last_full_at,
                 "last_update": _summary(self.last_report), "started_at": self.started_at,
                 "last_error": None if error is None else " ".join(error_lines(error)),

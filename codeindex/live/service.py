@@ -150,7 +150,7 @@ class LiveIndex:
         try:
             yield
         except NotIndexedError:
-            if self.loop.busy is not None:
+            if self.loop.busy == "full":
                 phase = self.loop.status()["phase"]
                 raise NotIndexedError(f"the first build of the index of {self.root} is still running ({phase})",
                                       hint="wait for it to finish: `status` shows its progress") from None
