@@ -440,6 +440,12 @@ def _peer(ctx: Context) -> dict[str, Any]:
     return run_scenario(ctx)
 
 
+def _live(ctx: Context) -> dict[str, Any]:
+    from benchmarks.live import run_scenario
+
+    return run_scenario(ctx, search_queries)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "rebuild": rebuild,
     "noop": noop,
@@ -455,6 +461,7 @@ SCENARIOS: dict[str, Scenario] = {
     "parse_throughput": parse_throughput,
     "lexical_latency": lexical_latency,
     "peer": _peer,
+    "live": _live,
 }
 """Every scenario, in the order ``--scenarios all`` runs them."""
 

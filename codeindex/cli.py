@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from codeindex import jsonout
-from codeindex.errors import CodeIndexError, ExitCode, Interrupted
+from codeindex.errors import CodeIndexError, ExitCode, Interrupted, error_lines
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -372,6 +372,59 @@ def why(state: State, file: str, root: str | None, as_json: bool) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
+@path_argument
+@click.option("--scheduler", default=None, help="For the updates it runs: local, sync or tcp://host:port.")
+@click.option("--embedder", default=None, help="Embedder backend of the index (default: the one it was built with).")
+@global_options
+@click.pass_obj
+def serve(state: State, path: str | None, scheduler: str | None, embedder: str | None) -> None:
+    """Serve PATH's index to coding agents over MCP (stdio), kept fresh as files change.
+
+    Tools: search, symbol, read, status, update. Register it in an MCP client as the command
+    `codeindex serve /path/to/repo` (docs/howto/serve-mcp.md). Builds the index first if there is none.
+    """
+    import os
+
+    from codeindex.live.server import serve as serve_mcp
+    from codeindex.live.service import LiveIndex
+
+    live = LiveIndex(str(_find_root(state, path)), index_dir=state.index_dir, scheduler=scheduler,
+                     embedder=embedder)
+    try:
+        finished = serve_mcp(live)
+    except KeyboardInterrupt:  # SIGTERM or Ctrl-C: the usual way a client stops its server
+        finished = live.stop(timeout=1.5)
+    if not finished:  # an update still running: stop as a kill would (the index stays old or new)
+        sys.stderr.flush()
+        os._exit(int(ExitCode.OK))
+
+
+@cli.command(context_settings=CONTEXT)
+@path_argument
+@click.option("--scheduler", default=None, help="For the updates it runs: local, sync or tcp://host:port.")
+@click.option("--embedder", default=None, help="Embedder backend of the index (default: the one it was built with).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON run report per update, no live line.")
+@global_options
+@click.pass_obj
+def watch(state: State, path: str | None, scheduler: str | None, embedder: str | None, as_json: bool) -> None:
+    """Keep PATH's index fresh as files change, until Ctrl-C; a live line shows what it does."""
+    from codeindex.live.freshness import open_loop
+    from codeindex.render import WatchDisplay
+    from codeindex.store.lock import live_lock
+
+    display = WatchDisplay(_console(), enabled=state.verbosity >= 0, as_json=as_json)
+    loop = open_loop(str(_find_root(state, path)), index_dir=state.index_dir, scheduler=scheduler,
+                     embedder=embedder, on_update=display.update)
+    with live_lock(loop.index.index_dir, role="watch"), display.live(loop.status):
+        try:
+            loop.run()  # in this thread: Ctrl-C stops an update in progress as it stops `codeindex update`
+        except KeyboardInterrupt:
+            if loop.interrupted:
+                raise
+    display.stopped()
+
+
+@cli.command(context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @global_options
 def plugins(as_json: bool) -> None:
@@ -458,9 +511,8 @@ def main(argv: list[str] | None = None) -> int:
 def _fail(exc: CodeIndexError, as_json: bool = False) -> int:
     if as_json:
         return _fail_json(exc, exc.exit_code, exc.hint)
-    click.echo(f"codeindex: error: {exc}", err=True)
-    if exc.hint:
-        click.echo(f"hint: {exc.hint}", err=True)
+    for line in error_lines(exc):
+        click.echo(line, err=True)
     return int(exc.exit_code)
 
 

@@ -113,6 +113,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("search.mode", str, "hybrid", "hybrid (reciprocal-rank fusion), vector or lexical.",
             _one_of("hybrid", "vector", "lexical")),
     Setting("search.k", int, 10, "Results returned by default.", _at_least(1)),
+    Setting("live.quiet_ms", int, 50,
+            "serve/watch: an update starts once the tree has been quiet this long after a change.", _at_least(1)),
+    Setting("live.max_delay_ms", int, 2000,
+            "serve/watch: ... or this long after the first change of a burst that keeps going.", _at_least(1)),
+    Setting("live.max_paths", int, 5000,
+            "serve/watch: a burst changing more paths than this is settled by one full stat-gated pass.",
+            _at_least(1)),
+    Setting("live.full_scan_s", float, 600.0,
+            "serve/watch: seconds between full stat-gated passes that catch what a watcher missed (0 = never).",
+            _at_least(0)),
+    Setting("live.wait_s", float, 2.0,
+            "serve: how long a search waits for an update of changes already seen before answering from "
+            "the previous state (and saying so).", _at_least(0)),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

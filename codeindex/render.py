@@ -295,3 +295,68 @@ def print_plugins(console: Console, rows: list[dict[str, Any]], warnings: list[s
     console.print(table)
     for message in warnings:
         console.print(f"[yellow]warning:[/] {message}")
+
+
+def live_line(status: dict[str, Any]) -> str:
+    """One line of what a live process does: files watched, the last or current update, pending changes."""
+    last = status.get("last_update") or {}
+    parts = [f"watching {last['files_seen']:,} files" if "files_seen" in last else "watching"]
+    if status.get("tree_gone_since"):
+        parts = [f"the tree is gone (moved or removed, noticed {status['tree_gone_since']})"]
+    if status.get("updating"):
+        phase = f": {status['phase']}" if status.get("phase") else ""
+        parts.append(f"updating ({status['updating']}{phase})")
+    elif status.get("last_update_at") and last:
+        parts.append(f"last update {status['last_update_at'][11:19]} +{last.get('files_added', 0)} "
+                     f"~{last.get('files_modified', 0)} -{last.get('files_deleted', 0)} "
+                     f"in {last.get('wall_s', 0):.2f}s")
+    parts.append(f"pending {status.get('pending_paths', 0)}")
+    if status.get("watch_error"):
+        parts.append(f"watcher: {status['watch_error']}")
+    if status.get("last_error"):
+        parts.append(f"error: {status['last_error']}")
+    return " · ".join(parts)
+
+
+class _LiveLine:
+    def __init__(self, status: Any) -> None:
+        self.status = status
+
+    def __rich__(self) -> Text:
+        return Text(live_line(self.status()))
+
+
+class WatchDisplay:
+    """What `codeindex watch` shows: a live line on a terminal, else one line (or JSON) per update."""
+
+    def __init__(self, console: Console, *, enabled: bool, as_json: bool) -> None:
+        self.console = console
+        self.enabled = enabled
+        self.as_json = as_json
+        self.interactive = enabled and not as_json and sys.stderr.isatty()
+
+    def live(self, status: Any) -> Any:
+        import contextlib
+
+        from rich.live import Live
+
+        if not self.interactive:
+            return contextlib.nullcontext()
+        return Live(_LiveLine(status), console=Console(stderr=True), refresh_per_second=4, transient=True)
+
+    def update(self, report: dict[str, Any]) -> None:
+        if self.as_json:
+            import json
+
+            sys.stdout.write(json.dumps(report, default=str) + "\n")
+            sys.stdout.flush()
+        elif self.enabled and not self.interactive:
+            self.console.print(f"{report['kind']} +{report['files_added']} ~{report['files_modified']} "
+                               f"-{report['files_deleted']} moved {report['files_moved']}, "
+                               f"embedded {report['chunks_embedded']:,} in {report['wall_s']:.2f}s "
+                               f"({report['files_seen']:,} files)")
+            sys.stdout.flush()
+
+    def stopped(self) -> None:
+        if self.enabled:
+            Console(stderr=True).print("stopped watching")

@@ -157,13 +157,18 @@ def with_dir_layers(layers: tuple[Layer, ...], rel: str, abs_dir: str, names: Co
 def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_bytes: int,
              exclude: Collection[str] = (".codeindex",),
              on_files: Callable[[list[SourceFile]], None] | None = None,
-             max_examples: int | None = MAX_EXAMPLES) -> Discovery:
+             max_examples: int | None = MAX_EXAMPLES,
+             within: Collection[str] | None = None) -> Discovery:
     """Walk ``root`` and return the files to index, sorted by POSIX relative path.
 
     ``language_of(relpath)`` names a file's language, or returns None for files not to index.
     ``exclude`` lists root-relative paths skipped silently (the index's own directory).
     ``on_files`` receives each directory's files as soon as they are found (in walk order), so a
     caller can start reading them while the walk goes on (see ``scan.OverlappedScan``).
+    ``within`` (root-relative paths, files or directories; see ``rescan_scope``) restricts the walk to
+    those paths and what lies below them: only the directories on the way there are read besides,
+    so their ignore files, markers and manifests decide exactly as in a full walk. What lies outside
+    is neither listed nor counted as skipped.
     """
     root_str = os.path.realpath(root)
     if not os.path.isdir(root_str):
@@ -172,10 +177,13 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
     result = Discovery(files=[], max_examples=max_examples)
     files = result.files
 
-    # (relative dir, ignore layers in force, re-included explicitly by a negation)
-    stack: list[tuple[str, tuple[Layer, ...], bool]] = [("", base_layers(Path(root_str)), False)]
+    scopes = frozenset(within) if within is not None else frozenset()
+    on_the_way = frozenset(_ancestors(scopes))
+    # (relative dir, ignore layers in force, re-included explicitly by a negation, inside the walk's scope)
+    stack: list[tuple[str, tuple[Layer, ...], bool, bool]] = [
+        ("", base_layers(Path(root_str)), False, within is None or "" in scopes)]
     while stack:
-        rel, layers, forced = stack.pop()
+        rel, layers, forced, inside = stack.pop()
         abs_dir = f"{root_str}/{rel}" if rel else root_str
         try:
             with os.scandir(abs_dir) as it:
@@ -196,7 +204,7 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
         for entry in entries:
             name = entry.name
             child = prefix + name
-            if child in excluded:
+            if child in excluded or not (inside or child in scopes or child in on_the_way):
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
@@ -209,7 +217,7 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
                     elif verdict is None and _dir_default_exclude(name, names):
                         result.skip("default-exclude", child + "/")
                     else:
-                        stack.append((child, layers, verdict is False))
+                        stack.append((child, layers, verdict is False, inside or child in scopes))
                     continue
                 link_stat: os.stat_result | None = None
                 if entry.is_symlink():
@@ -255,6 +263,37 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
 
     files.sort(key=lambda f: f.path)
     return result
+
+
+def _ancestors(paths: Collection[str]) -> set[str]:
+    """Every proper ancestor directory of ``paths`` below the root ("a/b/c" -> "a", "a/b")."""
+    out: set[str] = set()
+    for path in paths:
+        parent = path.rpartition("/")[0]
+        while parent and parent not in out:
+            out.add(parent)
+            parent = parent.rpartition("/")[0]
+    return out
+
+
+def rescan_scope(path: str) -> str | None:
+    """The subtree a change at ``path`` (root-relative) can affect: what a walk ``within`` must cover.
+
+    Usually the path itself. A change to an ignore file, a directory marker or a build manifest
+    changes what is indexed beside and below it, so its directory is the scope ("" for the root:
+    the whole tree); so does ``.git/info/exclude`` for the whole tree. Anything else inside a VCS
+    directory is never indexed: None.
+    """
+    parts = path.split("/")
+    if any(part in VCS_DIRS for part in parts[:-1]) or parts[-1] in VCS_DIRS:
+        return "" if path == ".git/info/exclude" else None
+    name = parts[-1]
+    if name in IGNORE_FILES or name in DIR_MARKERS or name in _MANIFESTS:
+        return path.rpartition("/")[0]
+    return path
+
+
+_MANIFESTS = frozenset().union(*BUILD_OUTPUT_DIRS.values())
 
 
 def _follow_link(root_str: str, link_path: str) -> tuple[str | None, os.stat_result | None]:

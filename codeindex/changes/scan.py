@@ -258,9 +258,11 @@ class OverlappedScan:
 
 def discover_and_scan(root: Path, language_of: Callable[[str], str | None], snapshot: Mapping[str, StoredFile],
                       snapshot_time_ns: int, *, max_file_bytes: int,
-                      exclude: Collection[str] = (".codeindex",)) -> tuple[Discovery, ScanResult]:
-    """``discover`` then ``scan``, with the hashing overlapped with the walk (see ``OverlappedScan``)."""
+                      exclude: Collection[str] = (".codeindex",),
+                      within: Collection[str] | None = None) -> tuple[Discovery, ScanResult]:
+    """``discover`` then ``scan``, with the hashing overlapped with the walk (see ``OverlappedScan``).
+    ``within`` restricts both to those paths (see ``discover``)."""
     with OverlappedScan(root, snapshot, snapshot_time_ns) as overlapped:
         found = discover(root, language_of, max_file_bytes=max_file_bytes, exclude=exclude,
-                         on_files=overlapped.feed)
+                         on_files=overlapped.feed, within=within)
         return found, overlapped.finish()

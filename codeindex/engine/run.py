@@ -2,15 +2,18 @@
 
 Called with the writer lock held. Light on purpose: a no-op ``update`` records its run with plain SQL
 and never imports pyarrow, dask or a model runtime; anything else hands over to ``engine/execute.py``.
+An update scoped to some paths (``paths=``, what a file watcher saw change) that finds nothing to do
+writes nothing at all.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 
-from codeindex.changes.plan import IndexState, make_plan, read_state
+from codeindex.changes.plan import IndexState, make_plan, read_state, still_current
 from codeindex.config import Config
 from codeindex.embedders.choice import choose_embedder
 from codeindex.engine.context import RunContext
@@ -24,14 +27,20 @@ from codeindex.store.session import ReadSession
 
 
 def run(layout: IndexLayout, config: Config, kind: str, *, progress: ProgressCallback, scheduler: str | None,
-        embedder: str | None, warnings: list[str]) -> RunReport:
-    """Run a ``rebuild`` or an ``update`` of ``layout`` and return what it did."""
+        embedder: str | None, warnings: list[str], paths: Collection[str] | None = None,
+        prepared: IndexState | None = None) -> RunReport:
+    """Run a ``rebuild`` or an ``update`` of ``layout`` and return what it did.
+
+    ``paths`` scopes an update to those root-relative paths (``changes.plan.make_plan``). ``prepared``:
+    the committed state read earlier (``Index.prepare_update``), used if nothing was committed since.
+    """
     with ReadSession(layout.db_path) as reads:  # the run's one read session; closed before any commit
-        return _plan_and_run(layout, config, kind, reads, progress, scheduler, embedder, warnings)
+        return _plan_and_run(layout, config, kind, reads, progress, scheduler, embedder, warnings, paths, prepared)
 
 
 def _plan_and_run(layout: IndexLayout, config: Config, kind: str, reads: ReadSession, progress: ProgressCallback,
-                  scheduler: str | None, embedder: str | None, warnings: list[str]) -> RunReport:
+                  scheduler: str | None, embedder: str | None, warnings: list[str], paths: Collection[str] | None,
+                  prepared: IndexState | None) -> RunReport:
     started = time.perf_counter()
     started_at = datetime.now(UTC).replace(tzinfo=None)
     snapshot_time_ns = time.time_ns()
@@ -39,13 +48,24 @@ def _plan_and_run(layout: IndexLayout, config: Config, kind: str, reads: ReadSes
     warnings = [*warnings, *manager.warnings]
     for w in manager.warnings:
         progress(ProgressEvent("warning", detail={"message": w}))
-    state = read_state(layout, reads, require=False) if kind == "update" else IndexState()
+    if kind != "update":
+        state = IndexState()
+    elif still_current(prepared, layout):
+        assert prepared is not None
+        state = prepared
+    else:
+        state = read_state(layout, reads, require=False)
     if kind == "rebuild":  # never reuse a segment number the old (possibly damaged) index may list
         from codeindex.store.segments import next_free_segment
 
         state.meta = {"next_segment": str(next_free_segment(layout.index_dir))}
     choice = choose_embedder(config, state.meta if kind == "update" else None, embedder)
-    plan, found, new_leaves = make_plan(layout, config, state, choice, progress)
+    plan, found, new_leaves = make_plan(layout, config, state, choice, progress,
+                                        paths=paths if kind == "update" else None)
+    if plan.scoped:
+        # The stored stats of files outside the scope were taken before the previous snapshot time, not
+        # this one: keeping that time keeps the racy-window rule (changes/scan.py) true of every file.
+        snapshot_time_ns = int(state.meta.get("snapshot_time_ns", "0"))
     if plan.model_change:
         message = f"embedding model changed ({plan.model_change}): re-embedding every chunk, no re-parsing"
         warnings.append(message)
@@ -55,7 +75,7 @@ def _plan_and_run(layout: IndexLayout, config: Config, kind: str, reads: ReadSes
                      snapshot_time_ns=snapshot_time_ns, started_at=started_at, started=started, progress=progress,
                      reads=reads, warnings=warnings)
     if kind == "update" and plan.is_noop() and not plan.stat_only:
-        return _record_noop(ctx)
+        return _report_scoped_noop(ctx) if plan.scoped else _record_noop(ctx)
     from codeindex.engine.execute import Execution
 
     return Execution(ctx).run(scheduler or config["engine.scheduler"])
@@ -71,5 +91,14 @@ def _record_noop(ctx: RunContext) -> RunReport:
         dbm.set_meta(con, {"snapshot_time_ns": str(ctx.snapshot_time_ns),
                            "discovery_skipped": json.dumps(ctx.plan.skipped)})
         con.execute("COMMIT")
+    ctx.progress(ProgressEvent("done", detail=report.as_dict()))
+    return report
+
+
+def _report_scoped_noop(ctx: RunContext) -> RunReport:
+    """A scoped update with nothing to do (say, a watcher saw an ignored file change): no database write."""
+    report = build_report("update", ctx.choice, ctx.plan, PipelineResult(), "none", ctx.started, ctx.warnings)
+    report.wall_s = round(time.perf_counter() - ctx.started, 4)
+    report.chunks_total = sum(row.n_chunks for row in ctx.state.snapshot.values())
     ctx.progress(ProgressEvent("done", detail=report.as_dict()))
     return report

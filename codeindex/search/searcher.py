@@ -208,6 +208,26 @@ class Searcher:
             ranked.extend((chunk_id, score) for chunk_id in chunk_ids)
         return ranked[:n]
 
+    # ------------------------------------------------------------------ look-ups (search/lookup.py)
+
+    def definitions(self, name: str, *, k: int) -> list[Any]:
+        """Definitions named ``name`` (exact or qualified), on the kept read connection."""
+        from codeindex.search.lookup import find_definitions
+
+        if not self._reader.db_path.exists():
+            raise NotIndexedError(f"no index at {self.index_dir}")
+        with self._reader.use() as (con, _):
+            return find_definitions(con, name, k=k)
+
+    def indexed_hash(self, path: str) -> str:
+        """The content hash the index holds for the indexed file ``path`` (a usage error otherwise)."""
+        from codeindex.search.lookup import indexed_hash
+
+        if not self._reader.db_path.exists():
+            raise NotIndexedError(f"no index at {self.index_dir}")
+        with self._reader.use() as (con, _):
+            return indexed_hash(con, path)
+
     # ------------------------------------------------------------------ entry point
 
     def close(self) -> None:

@@ -34,7 +34,10 @@ BLOCK_SIZE = 16384
 """Block size of a new database file. DuckDB's default (256 KiB) makes every commit's checkpoint write
 whole 256 KiB blocks per touched table: a one-file update wrote ~8.5 MB on a 47k-chunk index. 16 KiB
 blocks write ~10x less at the same BM25 latency and ~10% larger file (benchmarks/edit_footprint.py)."""
-_LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked", "being used by another")
+_LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked", "being used by another",
+                 # another thread of this process holds the file with other settings (a reader while the
+                 # writer commits, in `codeindex serve`): as transient as another process's lock
+                 "with a different configuration")
 
 
 def duckdb_config(path: Path, **extra: str) -> dict[str, str | bool | int | float | list[str]]:

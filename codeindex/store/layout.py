@@ -2,8 +2,9 @@
 
 ``.codeindex/`` at the indexed root by default, or any folder given with ``--index-dir``:
 ``meta.duckdb`` (the database), ``seg-<n>.faiss`` (vector segments), ``staging/`` (a run's
-uncommitted parts), ``lock`` (the writer lock), ``duckdb-tmp/`` (spill space) and a ``.gitignore``
-holding ``*``, so that the index never shows up in ``git status`` nor goes into a commit by ``git add .``.
+uncommitted parts), ``lock`` (the writer lock), ``live.lock`` (held by a running ``codeindex serve`` or
+``watch``), ``duckdb-tmp/`` (spill space) and a ``.gitignore`` holding ``*``, so that the index never
+shows up in ``git status`` nor goes into a commit by ``git add .``.
 
 ``find_index_root`` is how commands that use an existing index find it from a subdirectory: they walk
 up from the working directory, as git does for ``.git``.
