@@ -67,18 +67,19 @@ def _run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--embedder", default=None, help="Embedder backend (onnx, sentence-transformers, hashing).")(fn)
     fn = click.option("--wait", is_flag=True, help="Wait for another writer instead of failing.")(fn)
     fn = click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")(fn)
+    fn = click.option("--force", is_flag=True, help="Index PATH even if it is / or your home folder.")(fn)
     return fn
 
 
 def _do_run(state: State, kind: str, path: str, scheduler: str | None, embedder: str | None, wait: bool,
-            as_json: bool) -> None:
+            as_json: bool, force: bool = False) -> None:
     from codeindex.render import ProgressRenderer, print_report
 
     index = _index(state, path)
     show = state.verbosity >= 0 and not as_json
     with ProgressRenderer(enabled=show) as renderer:
         method = index.rebuild if kind == "rebuild" else index.update
-        report = method(progress=renderer, scheduler=scheduler, embedder=embedder, wait=wait)
+        report = method(progress=renderer, scheduler=scheduler, embedder=embedder, wait=wait, force=force)
     if as_json:
         _echo_json(report.as_dict())
     elif state.verbosity >= 0:
@@ -90,9 +91,9 @@ def _do_run(state: State, kind: str, path: str, scheduler: str | None, embedder:
 @_run_options
 @click.pass_obj
 def rebuild(state: State, path: str, scheduler: str | None, embedder: str | None, wait: bool,
-            as_json: bool) -> None:
+            as_json: bool, force: bool) -> None:
     """Index the tree at PATH from scratch."""
-    _do_run(state, "rebuild", path, scheduler, embedder, wait, as_json)
+    _do_run(state, "rebuild", path, scheduler, embedder, wait, as_json, force)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -101,7 +102,7 @@ def rebuild(state: State, path: str, scheduler: str | None, embedder: str | None
 @click.option("--plan", "plan_only", is_flag=True, help="Dry run: show what would change; write nothing.")
 @click.pass_obj
 def update(state: State, path: str, scheduler: str | None, embedder: str | None, wait: bool, as_json: bool,
-           plan_only: bool) -> None:
+           force: bool, plan_only: bool) -> None:
     """Re-index only what changed under PATH since the last run."""
     if plan_only:
         from codeindex.render import print_plan
@@ -112,7 +113,7 @@ def update(state: State, path: str, scheduler: str | None, embedder: str | None,
         else:
             print_plan(_console(), plan)
         return
-    _do_run(state, "update", path, scheduler, embedder, wait, as_json)
+    _do_run(state, "update", path, scheduler, embedder, wait, as_json, force)
 
 
 @cli.command(context_settings=CONTEXT)

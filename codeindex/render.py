@@ -80,6 +80,8 @@ def print_report(console: Console, report: Any) -> None:
         console.print("  " + stage_summary(s))
     if report.skipped:
         console.print("  skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items())))
+    if getattr(report, "secrets_redacted", 0):
+        console.print(f"  secrets redacted: {report.secrets_redacted} (masked before embedding and indexing)")
     for message in report.warnings:
         console.print(f"[yellow]warning:[/] {message}")
 

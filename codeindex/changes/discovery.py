@@ -38,8 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codeindex.changes.ignore import Layer, RuleSet, decide
+from codeindex.changes.names import UNDECODABLE, display_name, is_clean
 from codeindex.errors import UsageError
 from codeindex.models import FileStat, SourceFile
+from codeindex.secrets import SECRET_REASON, is_secret_dir, is_secret_file
+from codeindex.store.layout import INDEX_DIR_NAME
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +137,19 @@ def _git_info_exclude(root: Path) -> Path | None:
 
 
 def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_bytes: int,
-             exclude: Collection[str] = (".codeindex",),
+             exclude: Collection[str] = (INDEX_DIR_NAME,),
              on_files: Callable[[list[SourceFile]], None] | None = None) -> Discovery:
     """Walk ``root`` and return the files to index, sorted by POSIX relative path.
 
     ``language_of(relpath)`` names a file's language, or returns None for files not to index.
-    ``exclude`` lists root-relative paths skipped silently (the index's own directory).
-    ``on_files`` receives each directory's files as soon as they are found (in walk order), so a
-    caller can start reading them while the walk goes on (see ``scan.OverlappedScan``).
+    ``exclude`` lists root-relative paths skipped silently (the index's own directory, wherever it
+    sits in the tree); any other directory named ``.codeindex`` is another index, skipped as
+    ``index-dir``. ``on_files`` receives each directory's files as soon as they are found (in walk
+    order), so a caller can start reading them while the walk goes on (see ``scan.OverlappedScan``).
+
+    Paths are matched against ignore rules under their real names (git compares bytes) and stored
+    under their displayed names (``names.display_name``): the two differ only for names that are
+    not UTF-8.
     """
     root_str = os.path.realpath(root)
     if not os.path.isdir(root_str):
@@ -155,11 +163,11 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
     if info_exclude is not None and info_exclude.is_file():
         base_layers = (Layer("", RuleSet.from_file(info_exclude)),)
 
-    # (relative dir, ignore layers in force, re-included explicitly by a negation)
-    stack: list[tuple[str, tuple[Layer, ...], bool]] = [("", base_layers, False)]
+    # (displayed relative dir, real relative dir, ignore layers in force, re-included by a negation)
+    stack: list[tuple[str, str, tuple[Layer, ...], bool]] = [("", "", base_layers, False)]
     while stack:
-        rel, layers, forced = stack.pop()
-        abs_dir = f"{root_str}/{rel}" if rel else root_str
+        rel, os_rel, layers, forced = stack.pop()
+        abs_dir = f"{root_str}/{os_rel}" if os_rel else root_str
         try:
             with os.scandir(abs_dir) as it:
                 entries = list(it)
@@ -176,31 +184,47 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
             if ignore_name in names:
                 rules = RuleSet.from_file(Path(abs_dir, ignore_name))
                 if rules.rules:
-                    layers = (*layers, Layer(rel, rules))
+                    layers = (*layers, Layer(os_rel, rules))
         prefix = rel + "/" if rel else ""
+        os_prefix = prefix if os_rel is rel else os_rel + "/"
+        parent = os_rel.rsplit("/", 1)[-1]
         first_new = len(files)
 
         for entry in entries:
             name = entry.name
-            child = prefix + name
-            if child in excluded:
+            os_child = os_prefix + name
+            if name.isascii() or is_clean(name):
+                child = os_child if os_prefix is prefix else prefix + name
+            else:
+                shown = display_name(name)
+                if shown in names:  # spelled like a real neighbour: never mix the two up
+                    result.skip(UNDECODABLE, prefix + shown)
+                    continue
+                child = prefix + shown
+            if os_child in excluded:
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
                     if name in VCS_DIRS:
                         result.skip("default-exclude", child + "/")
                         continue
-                    verdict = decide(layers, child, True) if layers else None
+                    if name == INDEX_DIR_NAME:
+                        result.skip("index-dir", child + "/")
+                        continue
+                    verdict = decide(layers, os_child, True) if layers else None
                     if verdict:
                         result.skip("ignored", child + "/")
                     elif verdict is None and _dir_default_exclude(name, names):
                         result.skip("default-exclude", child + "/")
+                    elif verdict is None and is_secret_dir(name):
+                        result.skip(SECRET_REASON, child + "/")
                     else:
-                        stack.append((child, layers, verdict is False))
+                        stack.append((child, os_child, layers, verdict is False))
                     continue
                 link_stat: os.stat_result | None = None
+                link_target: str | None = None
                 if entry.is_symlink():
-                    reason, link_stat = _follow_link(root_str, entry.path)
+                    reason, link_stat, link_target = _follow_link(root_str, entry.path)
                     if reason is not None:
                         result.skip(reason, child)
                         continue
@@ -212,7 +236,7 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
                 continue
 
             # The checks below run for every file of the tree: kept inline and cheapest first.
-            verdict = decide(layers, child, False) if layers else None
+            verdict = decide(layers, os_child, False) if layers else None
             if verdict:
                 result.skip("ignored", child)
                 continue
@@ -220,8 +244,12 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
                 result.skip("default-exclude", child)
                 continue
             dot = name.rfind(".")
-            if dot > 0 and name[dot + 1 :].lower() in BINARY_EXTENSIONS:
+            ext = name[dot + 1 :].lower() if dot > 0 else ""
+            if ext in BINARY_EXTENSIONS:
                 result.skip("binary-extension", child)
+                continue
+            if verdict is None and is_secret_file(name, ext, parent):
+                result.skip(SECRET_REASON, child)
                 continue
             language = language_of(child)
             if language is None:
@@ -235,8 +263,9 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
             if st.st_size > max_file_bytes:
                 result.skip("too-large", child)
                 continue
-            files.append(SourceFile(child, language,
-                                    FileStat(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)))
+            fs_path = link_target if link_target is not None else (None if os_child is child else os_child)
+            files.append(SourceFile(child, language, FileStat(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns),
+                                    st.st_dev, fs_path))
         if on_files is not None and len(files) > first_new:
             on_files(files[first_new:])
 
@@ -244,21 +273,36 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
     return result
 
 
-def _follow_link(root_str: str, link_path: str) -> tuple[str | None, os.stat_result | None]:
-    """Classify a symlink; return (skip reason, None) or (None, stat of the target file)."""
+def _follow_link(root_str: str, link_path: str) -> tuple[str | None, os.stat_result | None, str | None]:
+    """Classify a symlink: (skip reason, None, None), or (None, the target file's stat, the target's
+    path relative to the root).
+
+    A link is followed to a regular file inside the root only, and never into what the walk itself
+    would not enter (a VCS folder, an index folder, ``.ssh``) nor to a credential file: a link must
+    not be a way around an exclusion. Ignore rules are not applied to the target (the link is a file
+    of its own, matched under its own name).
+    """
     target = os.path.realpath(link_path)
-    if target != root_str and not target.startswith(root_str + os.sep):
-        return "symlink-outside-root", None
+    inside = root_str.rstrip("/") + "/"
+    if target != root_str and not target.startswith(inside):
+        return "symlink-outside-root", None, None
     try:
         st = os.stat(link_path)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return "symlink-loop", None
+            return "symlink-loop", None, None
         if exc.errno == errno.ENOENT:
-            return "symlink-broken", None
+            return "symlink-broken", None, None
         raise
     if stat_mod.S_ISDIR(st.st_mode):
-        return "symlink-dir", None
+        return "symlink-dir", None, None
     if not stat_mod.S_ISREG(st.st_mode):
-        return "not-regular", None
-    return None, st
+        return "not-regular", None, None
+    rel_target = target[len(inside):]
+    *dirs, name = rel_target.split("/")
+    if any(d in VCS_DIRS or d == INDEX_DIR_NAME or is_secret_dir(d) for d in dirs):
+        return "symlink-to-excluded", None, None
+    dot = name.rfind(".")
+    if is_secret_file(name, name[dot + 1 :].lower() if dot > 0 else "", dirs[-1] if dirs else ""):
+        return SECRET_REASON, None, None
+    return None, st, rel_target

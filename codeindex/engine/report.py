@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from codeindex.changes.plan import UpdatePlan
+from codeindex.changes.read import READ_SKIPS
 from codeindex.embedders.choice import EmbedderChoice
 from codeindex.engine.results import PipelineResult
 from codeindex.store import db as dbm
@@ -45,6 +46,8 @@ class RunReport:
     stages: dict[str, Any]
     skipped: dict[str, int]
     warnings: list[str] = field(default_factory=list)
+    secrets_redacted: int = 0
+    """Secrets masked in the files this run parsed (``secrets.redact``); what and where is in ``redactions``."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,7 +55,7 @@ class RunReport:
 
 COUNTERS = ("files_seen", "files_added", "files_modified", "files_deleted", "files_moved", "files_reparsed",
             "files_skipped", "files_unreadable", "chunks_total", "chunks_written", "chunks_embedded",
-            "chunks_reused", "tokens_embedded")
+            "chunks_reused", "tokens_embedded", "secrets_redacted")
 
 
 def build_report(kind: str, choice: EmbedderChoice, plan: UpdatePlan, result: PipelineResult, scheduler: str,
@@ -62,10 +65,10 @@ def build_report(kind: str, choice: EmbedderChoice, plan: UpdatePlan, result: Pi
         if outcome.skip_reason:
             reason = outcome.skip_reason.split(":", 1)[0]
             skipped[reason] = skipped.get(reason, 0) + 1
-    unreadable = len(plan.unreadable) + sum(
-        1 for o in result.outcomes.values() if (o.skip_reason or "").startswith("unreadable"))
-    if plan.unreadable:
-        skipped["unreadable"] = skipped.get("unreadable", 0) + len(plan.unreadable)
+    unreadable = len(plan.unreadable) + sum(1 for o in result.outcomes.values() if o.keeps_previous)
+    for reason in plan.unreadable.values():  # the scan's refusals count under their reason (changes/read.py)
+        key = reason if reason in READ_SKIPS else "unreadable"
+        skipped[key] = skipped.get(key, 0) + 1
     stages: dict[str, object] = dict(result.times.as_dict())
     stages["total_s"] = round(time.perf_counter() - started, 4)
     if result.times.embed and result.tokens_embedded:
@@ -80,7 +83,8 @@ def build_report(kind: str, choice: EmbedderChoice, plan: UpdatePlan, result: Pi
         files_skipped=sum(skipped.values()), files_unreadable=unreadable, chunks_total=0,
         chunks_written=result.chunks_written, chunks_embedded=result.chunks_embedded,
         chunks_reused=result.chunks_reused, tokens_embedded=result.tokens_embedded, stages=stages,
-        skipped=skipped, warnings=list(warnings))
+        skipped=skipped, warnings=list(warnings),
+        secrets_redacted=sum(len(o.redactions) for o in result.outcomes.values()))
 
 
 def write_run(con: duckdb.DuckDBPyConnection, report: RunReport, started_at: datetime, started: float) -> None:

@@ -12,11 +12,13 @@ import json
 import logging
 import os
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from codeindex.errors import LockedError
+from codeindex.store.layout import PRIVATE_FILE_MODE, ensure_private_dir, make_private_file
 
 log = logging.getLogger("codeindex.lock")
 
@@ -31,9 +33,11 @@ def _read_holder(path: Path) -> dict[str, object]:
 @contextlib.contextmanager
 def writer_lock(index_dir: Path, *, wait: bool = False, timeout_s: float = 3600.0) -> Iterator[list[str]]:
     """Hold the writer lock for the duration of the block; yields a list of warnings (e.g. stale takeover)."""
-    index_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(index_dir)
     path = index_dir / "lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+    if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_FILE_MODE:
+        make_private_file(fd)
     warnings: list[str] = []
     try:
         deadline = time.monotonic() + timeout_s

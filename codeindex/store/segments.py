@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from codeindex import crashpoints
+from codeindex.store.layout import make_private_file
 
 if TYPE_CHECKING:
     import faiss
@@ -54,6 +55,7 @@ def write_index_atomically(index: Any, target: Path) -> None:
     tmp = target.with_name(target.name + ".tmp")
     faiss.write_index(index, str(tmp))
     with open(tmp, "rb+") as fh:
+        make_private_file(fh.fileno())
         os.fsync(fh.fileno())
     crashpoints.hit("mid-segment-write")
     os.replace(tmp, target)
