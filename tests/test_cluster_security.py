@@ -10,6 +10,8 @@ from __future__ import annotations
 import operator
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -50,15 +52,25 @@ for name, (addr, security) in attempts.items():
 @pytest.mark.cluster
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_a_client_without_the_runs_credentials_is_refused() -> None:
-    executor = DaskExecutor(None, n_workers=1)
+@pytest.mark.parametrize("gpu_devices", [(), (0,)], ids=["cpu-cluster", "gpu-spec-cluster"])
+def test_a_client_without_the_runs_credentials_is_refused(gpu_devices: tuple[int, ...]) -> None:
+    # The GPU cluster's workers are ordinary processes offering a GPU resource: it starts without a GPU.
+    executor = DaskExecutor(None, n_workers=1, gpu_devices=gpu_devices)
     try:
         assert executor.client.submit(operator.add, 1, 2).result() == 3  # its own client works
         address = executor.client.scheduler.address
         proc = subprocess.run([sys.executable, "-c", _OUTSIDER, address, str(NOBODY)], capture_output=True,
                               text=True, timeout=180, check=False)
+        http_port = executor.client.scheduler_info().get("services", {}).get("dashboard")
+        served = {}
+        for page in ("/info/main/workers.html", "/json/identity.json", "/health"):  # plain HTTP, anyone's
+            try:
+                served[page] = urllib.request.urlopen(f"http://127.0.0.1:{http_port}{page}", timeout=10).status
+            except urllib.error.HTTPError as exc:
+                served[page] = exc.code
     finally:
         executor.close()
+    assert set(served.values()) == {404}, served
     out = proc.stdout + proc.stderr
     assert "CONNECTED" not in out, out
     assert out.count("REFUSED") == 3, out

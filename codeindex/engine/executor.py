@@ -30,6 +30,11 @@ LOOPBACK = "127.0.0.1"
 """A local cluster listens on loopback only: nothing outside this machine can reach its workers."""
 
 
+NO_HTTP_ROUTES = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
+"""A local cluster's HTTP servers serve nothing: their routes (``/info`` pages with worker logs and call
+stacks, ``/json``) are plain HTTP whatever the comms' security, readable by any local user."""
+
+
 def cluster_security() -> Any:
     """One-time credentials for a local cluster: TLS with a key and certificate made for this run.
 
@@ -126,6 +131,7 @@ class DaskExecutor:
 
     def __init__(self, address: str | None, *, n_workers: int = 0, embed_threads: int = 1,
                  gpu_devices: Sequence[int] = ()) -> None:
+        import dask
         from distributed import Client, LocalCluster
 
         _quiet_distributed()
@@ -136,17 +142,18 @@ class DaskExecutor:
             self.name = "local"
             cores = max(1, len(os.sched_getaffinity(0)))
             env = {"OMP_NUM_THREADS": str(embed_threads), "ORT_DISABLE_TELEMETRY": "1"}
-            if gpu_devices:
-                self._cluster = gpu_spec_cluster(gpu_devices, n_workers or cores, env)
-            else:
-                from codeindex.engine.graph import EMBED_RESOURCE
+            with dask.config.set(NO_HTTP_ROUTES):
+                if gpu_devices:
+                    self._cluster = gpu_spec_cluster(gpu_devices, n_workers or cores, env)
+                else:
+                    from codeindex.engine.graph import EMBED_RESOURCE
 
-                workers, threads = local_cluster_shape(cores, n_workers)
-                self.embed_resource = EMBED_RESOURCE
-                self._cluster = LocalCluster(n_workers=workers, threads_per_worker=threads,
-                                             processes=True, dashboard_address=None, env=env,
-                                             host=LOOPBACK, resources={EMBED_RESOURCE: 1},
-                                             security=cluster_security(), silence_logs=logging.ERROR)
+                    workers, threads = local_cluster_shape(cores, n_workers)
+                    self.embed_resource = EMBED_RESOURCE
+                    self._cluster = LocalCluster(n_workers=workers, threads_per_worker=threads,
+                                                 processes=True, dashboard_address=f"{LOOPBACK}:0", env=env,
+                                                 host=LOOPBACK, resources={EMBED_RESOURCE: 1},
+                                                 security=cluster_security(), silence_logs=logging.ERROR)
             self.client = Client(self._cluster)
         else:
             self.name = address
@@ -253,7 +260,7 @@ def gpu_spec_cluster(devices: Sequence[int], cpu_workers: int, env: dict[str, st
     for i in range(max(1, cpu_workers - len(devices))):
         workers[f"cpu-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, **tls,
                                                           "env": {**env, "CUDA_VISIBLE_DEVICES": ""}}}
-    scheduler = {"cls": Scheduler, "options": {"dashboard": False, "dashboard_address": None, **tls}}
+    scheduler = {"cls": Scheduler, "options": {"dashboard": False, "dashboard_address": f"{LOOPBACK}:0", **tls}}
     return SpecCluster(workers=workers, scheduler=scheduler, security=security, silence_logs=logging.ERROR)
 
 
