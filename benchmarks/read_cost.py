@@ -80,7 +80,7 @@ def measure(sides: dict[str, tuple[str, Path]], repeat: int) -> dict[str, Any]:
     rels = {p.relative_to(sides[s][1]).as_posix() for s, p in edit.items()}
     if len(rels) != 1:
         raise SystemExit(f"the copies differ: edit files {rels}")
-    for side, (pythonpath, root) in sides.items():  # settle each index once (untimed): a no-op from here on
+    for pythonpath, root in sides.values():  # settle each index once (untimed): a no-op from here on
         _cli(pythonpath, "update", str(root))
     for i in range(repeat):
         for side, (pythonpath, root) in sides.items():

@@ -30,7 +30,7 @@ LOOPBACK = "127.0.0.1"
 """A local cluster listens on loopback only: nothing outside this machine can reach its workers."""
 
 
-NO_HTTP_ROUTES = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
+NO_HTTP_ROUTES: dict[str, list[str]] = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
 """A local cluster's HTTP servers serve nothing: their routes (``/info`` pages with worker logs and call
 stacks, ``/json``) are plain HTTP whatever the comms' security, readable by any local user."""
 
