@@ -15,6 +15,7 @@ load of a shared machine falls on both alike:
 
     flock /work/bench.lock python -m benchmarks.read_cost \\
         --before /work/base:/tmp/i15/bench/base-large --after .:/tmp/i15/bench/new-large --repeat 7
+    python -m benchmarks.read_cost --before /work/base --after . --walk-only COPY --add-gitignore
 
 Prints one JSON object: per side and measure the median and spread in seconds, and after/before ratios.
 """
@@ -106,12 +107,182 @@ def measure(sides: dict[str, tuple[str, Path]], repeat: int) -> dict[str, Any]:
     return out
 
 
+# A .gitignore of the kind real repositories carry (the GitHub templates' common lines for Python, Node,
+# Java, Go, Rust and C/C++), for timing the matcher: the corpora themselves hold no ignore files.
+TYPICAL_GITIGNORE = """
+__pycache__/
+*.py[cod]
+*$py.class
+*.so
+.Python
+build/
+develop-eggs/
+dist/
+downloads/
+eggs/
+.eggs/
+lib64/
+parts/
+sdist/
+var/
+wheels/
+*.egg-info/
+.installed.cfg
+*.egg
+MANIFEST
+*.manifest
+*.spec
+pip-log.txt
+pip-delete-this-directory.txt
+htmlcov/
+.tox/
+.nox/
+.coverage
+.coverage.*
+.cache
+nosetests.xml
+coverage.xml
+*.cover
+*.py,cover
+.hypothesis/
+.pytest_cache/
+*.mo
+*.pot
+local_settings.py
+db.sqlite3
+instance/
+.webassets-cache
+.scrapy
+docs/_build/
+target/
+.ipynb_checkpoints
+profile_default/
+ipython_config.py
+.python-version
+celerybeat-schedule
+*.sage.py
+.venv
+env/
+venv/
+ENV/
+.spyderproject
+.ropeproject
+/site
+.mypy_cache/
+.dmypy.json
+.pyre/
+logs
+*.log
+npm-debug.log*
+yarn-debug.log*
+yarn-error.log*
+lerna-debug.log*
+report.[0-9]*.[0-9]*.[0-9]*.[0-9]*.json
+pids
+*.pid
+*.seed
+*.pid.lock
+lib-cov
+coverage
+*.lcov
+.nyc_output
+.grunt
+bower_components
+.lock-wscript
+build/Release
+node_modules/
+jspm_packages/
+web_modules/
+*.tsbuildinfo
+.npm
+.eslintcache
+.stylelintcache
+.rpt2_cache/
+.rts2_cache_cjs/
+*.tgz
+.yarn-integrity
+.next
+out
+.nuxt
+.vuepress/dist
+.serverless/
+.fusebox/
+.dynamodb/
+.tern-port
+.vscode-test
+.yarn/cache
+.yarn/unplugged
+.pnp.*
+*.class
+*.jar
+*.war
+*.nar
+*.ear
+hs_err_pid*
+replay_pid*
+*.exe
+*.exe~
+*.dll
+*.dylib
+*.test
+*.out
+go.work
+debug/
+**/*.rs.bk
+*.pdb
+*.d
+*.slo
+*.lo
+*.o
+*.obj
+*.gch
+*.pch
+*.lai
+*.la
+*.a
+*.lib
+*.app
+**/cmake-build-*/
+CMakeFiles/
+CMakeCache.txt
+!important.log
+"""
+
+
+def measure_walk(sides: dict[str, str], root: Path, repeat: int) -> dict[str, Any]:
+    """The walk alone over ``root`` (which may carry ignore files), interleaved per side."""
+    times: dict[str, list[float]] = {s: [] for s in sides}
+    found: dict[str, int] = {}
+    for _ in range(repeat):
+        for side, pythonpath in sides.items():
+            seconds, found[side] = _walk(pythonpath, root)
+            times[side].append(seconds)
+    out: dict[str, Any] = {"repeat": repeat, "root": str(root), "files_found": found}
+    for side, values in times.items():
+        out[side] = {"median_s": round(statistics.median(values), 4), "min_s": round(min(values), 4),
+                     "max_s": round(max(values), 4)}
+    if {"before", "after"} <= set(sides):
+        out["after_over_before"] = round(out["after"]["median_s"] / out["before"]["median_s"], 3)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--before", required=True, help="PYTHONPATH:indexed root")
-    parser.add_argument("--after", required=True, help="PYTHONPATH:indexed root")
+    parser.add_argument("--before", required=True, help="PYTHONPATH:indexed root (PYTHONPATH alone with --walk-only)")
+    parser.add_argument("--after", required=True, help="PYTHONPATH:indexed root (PYTHONPATH alone with --walk-only)")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--walk-only", type=Path, default=None,
+                        help="only time the walk of this tree (put TYPICAL_GITIGNORE in it with --add-gitignore)")
+    parser.add_argument("--add-gitignore", action="store_true",
+                        help="with --walk-only: write TYPICAL_GITIGNORE at the tree's root and in each top folder")
     args = parser.parse_args(argv)
+    if args.walk_only is not None:
+        if args.add_gitignore:
+            for folder in [args.walk_only, *(p for p in args.walk_only.iterdir() if p.is_dir())]:
+                (folder / ".gitignore").write_text(TYPICAL_GITIGNORE)
+        sides_walk = {name: getattr(args, name).partition(":")[0] for name in ("before", "after")}
+        print(json.dumps(measure_walk(sides_walk, args.walk_only.resolve(), args.repeat), indent=2))
+        return 0
     sides = {}
     for name in ("before", "after"):
         pythonpath, _, root = getattr(args, name).partition(":")

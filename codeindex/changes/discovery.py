@@ -21,10 +21,19 @@ Decisions, with reasons:
   ``pyvenv.cfg`` check catches real ones. A negation (``!build/``) in an ignore file overrides a
   default exclude; VCS directories are always skipped.
 * Symlinks: never followed out of the root (``symlink-outside-root``). A link to a file inside the
-  root is indexed under the link's own path (content addressing makes the duplicate cheap). Links to
-  directories are never followed (``symlink-dir``): following them would index subtrees twice and
-  needs loop detection; git does not follow them either. A link that loops is ``symlink-loop``, a
-  dangling one ``symlink-broken``.
+  root is indexed under the link's own path (content addressing makes the duplicate cheap), and read
+  at the target it resolved to (``SourceFile.fs_path``). Links to directories are never followed
+  (``symlink-dir``): following them would index subtrees twice and needs loop detection; git does
+  not follow them either. A link that loops is ``symlink-loop``, a dangling one ``symlink-broken``;
+  a link into a folder the walk skips (VCS, index) is ``symlink-to-excluded``, one to a credential
+  file ``secret-file``.
+* Credential files and folders (``secrets.is_secret_file``) are ``secret-file`` unless an ignore
+  file re-includes them with a negation, like the other default excludes.
+* Indexes: the index's own folder is skipped silently wherever ``exclude`` says it is; any other
+  folder named ``.codeindex`` is another index (``index-dir``): its lock file and database would
+  otherwise become chunks that change on every run.
+* Names that are not UTF-8 are indexed under an escaped name (``names.display_name``) and opened
+  under their real one (``fs_path``); ignore rules match the real names, as git matches bytes.
 """
 
 from __future__ import annotations
