@@ -103,7 +103,10 @@ def rebuild(state: State, path: str, scheduler: str | None, embedder: str | None
 @click.pass_obj
 def update(state: State, path: str, scheduler: str | None, embedder: str | None, wait: bool, as_json: bool,
            force: bool, plan_only: bool) -> None:
-    """Re-index only what changed under PATH since the last run."""
+    """Re-index only what changed under PATH since the last run.
+
+    In a subfolder of an indexed tree, updates that tree's index (never a second one nested in it).
+    """
     if plan_only:
         from codeindex.render import print_plan
 

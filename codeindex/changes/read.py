@@ -31,7 +31,8 @@ CHANGED_TYPE = "changed-type"
 READ_SKIPS = frozenset({NOT_REGULAR, TOO_LARGE, CHANGED_TYPE})
 """Reasons a read refuses a file that discovery accepted."""
 
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+               | getattr(os, "O_NOCTTY", 0))  # POSIX flags; elsewhere the fstat checks still apply
 _PIECE = 1 << 20
 
 
