@@ -174,18 +174,19 @@ def _run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--wait", is_flag=True, help="Wait for another writer instead of failing.")(fn)
     fn = click.option("--json", "as_json", is_flag=True,
                       help="Print the run report, with the changed files, as JSON.")(fn)
+    fn = click.option("--force", is_flag=True, help="Index PATH even if it is / or your home folder.")(fn)
     return fn
 
 
 def _do_run(state: State, kind: str, path: str | None, scheduler: str | None, embedder: str | None, wait: bool,
-            as_json: bool) -> None:
+            as_json: bool, force: bool = False) -> None:
     from codeindex.render import ProgressRenderer, print_changes, print_report
 
     index = _index(state, path, discover=kind == "update")
     show = state.verbosity >= 0 and not as_json
     with ProgressRenderer(enabled=show, notices=state.verbosity >= 0) as renderer:
         method = index.rebuild if kind == "rebuild" else index.update
-        report = method(progress=renderer, scheduler=scheduler, embedder=embedder, wait=wait)
+        report = method(progress=renderer, scheduler=scheduler, embedder=embedder, wait=wait, force=force)
     if as_json:
         _echo_json(kind, report.as_dict())
     elif state.verbosity >= 0:
@@ -201,9 +202,9 @@ def _do_run(state: State, kind: str, path: str | None, scheduler: str | None, em
 @global_options
 @click.pass_obj
 def rebuild(state: State, path: str | None, scheduler: str | None, embedder: str | None, wait: bool,
-            as_json: bool) -> None:
+            as_json: bool, force: bool) -> None:
     """Index the tree at PATH (default: .) from scratch."""
-    _do_run(state, "rebuild", path, scheduler, embedder, wait, as_json)
+    _do_run(state, "rebuild", path, scheduler, embedder, wait, as_json, force)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -213,10 +214,11 @@ def rebuild(state: State, path: str | None, scheduler: str | None, embedder: str
 @global_options
 @click.pass_obj
 def update(state: State, path: str | None, scheduler: str | None, embedder: str | None, wait: bool, as_json: bool,
-           plan_only: bool) -> None:
+           force: bool, plan_only: bool) -> None:
     """Re-index only what changed since the last run.
 
     The index is found by walking up from PATH (default: .); without one, this builds it at PATH.
+    In a subfolder of an indexed tree, this updates that tree's index (never a second one nested in it).
     """
     if plan_only:
         from codeindex.render import print_plan
@@ -227,7 +229,7 @@ def update(state: State, path: str | None, scheduler: str | None, embedder: str 
         else:
             print_plan(_console(), plan, verbose=state.verbosity >= 1)
         return
-    _do_run(state, "update", path, scheduler, embedder, wait, as_json)
+    _do_run(state, "update", path, scheduler, embedder, wait, as_json, force)
 
 
 @cli.command(context_settings=CONTEXT)

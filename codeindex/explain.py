@@ -94,6 +94,8 @@ class WhyReport:
     via: str | None = None
     """When a folder above the file decided (a skipped directory), that folder (ending in ``/``)."""
     notes: list[str] = field(default_factory=list)
+    redactions: list[dict[str, object]] = field(default_factory=list)
+    """Secrets masked in the indexed text (``line``, ``kind``, ``name``; never the secret itself)."""
 
     @property
     def indexed(self) -> bool:
@@ -193,6 +195,13 @@ def why(layout: IndexLayout, config: Config, path: str | os.PathLike[str]) -> Wh
             if report.changed_since_update:
                 report.explanation += ("; the file changed since (or was removed): run `codeindex update`"
                                        if exists else "; the file was removed since: run `codeindex update`")
+            from codeindex.store.redactions import redactions_of
+
+            report.redactions = [{"line": r.line, "kind": r.kind, "name": r.name}
+                                 for r in redactions_of(layout.index_dir, rel)]
+            if report.redactions:
+                report.explanation += (f"; {len(report.redactions)} secret{'s' * (len(report.redactions) != 1)} "
+                                       "masked before indexing")
             return report
         name, detail = _split_reason(stored)
         return WhyReport(rel, "skipped", name, detail, SKIP_REASONS.get(name, name), language=language)

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from codeindex.changes.names import display_name, is_clean
 from codeindex.changes.plan import IndexState, UpdatePlan, estimate, make_plan, read_state
 from codeindex.config import Config, load_config
 from codeindex.embedders.choice import choose_embedder
@@ -22,7 +23,7 @@ from codeindex.engine.report import RunReport
 from codeindex.errors import NotIndexedError, UsageError
 from codeindex.progress import ProgressCallback, ProgressEvent, no_progress
 from codeindex.search.validate import as_list, check_k
-from codeindex.store.layout import INDEX_DIR_NAME, IndexLayout
+from codeindex.store.layout import INDEX_DIR_NAME, IndexLayout, check_access, owning_tree, refuse_broad_root
 from codeindex.store.lock import writer_lock
 
 if TYPE_CHECKING:
@@ -58,10 +59,24 @@ class Index:
             raise UsageError(f"path does not exist: {root}", hint="pass the root of a source tree")
         if not self.root.is_dir():
             raise UsageError(f"not a directory: {root}", hint="pass the root of a source tree")
+        self.requested_root = self.root
+        """The folder asked for; ``root`` is the indexed tree holding it when that tree has the index."""
+        if not index_dir and not (self.root / INDEX_DIR_NAME).exists():
+            owner = owning_tree(self.root)
+            if owner is not None:
+                self.root = owner
         self.index_dir = Path(index_dir).expanduser().resolve() if index_dir else self.root / INDEX_DIR_NAME
+        if self.index_dir == self.root:
+            raise UsageError(f"the index folder cannot be the indexed tree itself: {self.root}",
+                             hint="leave --index-dir out (PATH/.codeindex) or pass a folder of its own")
         if "?" in str(self.index_dir):  # DuckDB reads "?" as the start of URL parameters in a file path
             raise UsageError(f"the index directory's path contains '?', which DuckDB cannot open: {self.index_dir}",
                              hint="pass --index-dir with a path without '?'")
+        if not is_clean(str(self.index_dir)):
+            raise UsageError(f"the index directory's path is not valid UTF-8, which DuckDB cannot open: "
+                             f"{display_name(str(self.index_dir))}",
+                             hint="pass --index-dir with a path that is valid UTF-8")
+        check_access(self.index_dir)
         self.config = config or load_config(self.root, {**(settings or {}), **overrides})
         self.layout = IndexLayout(self.root, self.index_dir)
         self._searcher: Any = None
@@ -89,27 +104,44 @@ class Index:
     # ------------------------------------------------------------------ public API
 
     def rebuild(self, *, progress: ProgressCallback = no_progress, scheduler: str | None = None,
-                embedder: str | None = None, wait: bool = False) -> RunReport:
-        """Index the tree from scratch into a new database, swapped in atomically at the end."""
+                embedder: str | None = None, wait: bool = False, force: bool = False) -> RunReport:
+        """Index the tree from scratch into a new database, swapped in atomically at the end.
+
+        ``force`` allows ``/`` and the home folder (refused otherwise: ``layout.refuse_broad_root``).
+        A subfolder of an indexed tree is refused: rebuild that tree, or give the subfolder its own
+        ``index_dir``.
+        """
+        if self.root != self.requested_root:
+            raise UsageError(f"{self.requested_root} is part of the tree indexed at {self.root}",
+                             hint=f"`codeindex update` keeps it current; `codeindex rebuild {self.root}` rebuilds "
+                                  "that whole index; --index-dir gives the subfolder an index of its own")
+        if not force:
+            refuse_broad_root(self.root)
         self._require_root()
         with self._lock(wait, progress) as lock_warnings:
             return self._run("rebuild", progress, scheduler, embedder, lock_warnings)
 
     def update(self, *, progress: ProgressCallback = no_progress, scheduler: str | None = None,
-               embedder: str | None = None, wait: bool = False,
+               embedder: str | None = None, wait: bool = False, force: bool = False,
                paths: Iterable[str | os.PathLike[str]] | None = None) -> RunReport:
         """Re-index what changed since the last run (a rebuild if there is no index yet).
 
+        Run on a subfolder of an indexed tree, it updates that tree's index (and says so).
         ``paths``: only these files or directories (absolute, or relative to the root) may have changed,
         as a file watcher reports: they alone are walked and hashed, the rest of the committed
         snapshot is kept as it is. Exact for what changed there; a change elsewhere waits for the next
-        full ``update``.
+        full ``update``. ``force`` allows ``/`` and the home folder for a first build.
         """
+        if not force and not self.exists():
+            refuse_broad_root(self.root)
         scoped = None if paths is None else self._relative_paths(paths)
         self._require_root()
         prepared, self._prepared = self._prepared, None
         with self._lock(wait, progress) as lock_warnings:
             kind = "update" if self.exists() else "rebuild"
+            if self.root != self.requested_root:
+                lock_warnings.append(f"{self.requested_root} is part of the tree indexed at {self.root}: "
+                                     "updated that index")
             return self._run(kind, progress, scheduler, embedder, lock_warnings, scoped, prepared)
 
     def prepare_update(self) -> None:

@@ -17,11 +17,24 @@ class FileStat:
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
-    """A file discovery decided to index. ``path`` is POSIX, relative to the indexed root."""
+    """A file discovery decided to index. ``path`` is POSIX, relative to the indexed root.
+
+    ``path`` is the name the index stores and shows (undecodable bytes escaped, see
+    ``changes/names.py``); ``fs_path`` is where to open it when that differs: the real name, or for
+    a symlink inside the root the file it resolves to. ``device`` and ``stat.inode`` identify the
+    file discovery saw, so a read can refuse anything swapped in since (``changes/read.py``).
+    """
 
     path: str
     language: str
     stat: FileStat
+    device: int = 0
+    fs_path: str | None = None
+
+    @property
+    def open_path(self) -> str:
+        """The root-relative path to open."""
+        return self.fs_path or self.path
 
 
 @dataclass(slots=True)
@@ -57,3 +70,5 @@ class ParseResult:
     chunks: list[Chunk] = field(default_factory=list)
     skip_reason: str | None = None
     warnings: list[str] = field(default_factory=list)
+    redactions: list[tuple[int, str, str]] = field(default_factory=list)
+    """Secrets masked before parsing: (line, kind, variable name), never the value (``secrets.py``)."""

@@ -126,6 +126,8 @@ def print_report(console: Console, report: Any) -> None:
         console.print("  " + stage_summary(s))
     if report.skipped:
         console.print("  skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items())))
+    if getattr(report, "secrets_redacted", 0):
+        console.print(f"  secrets redacted: {report.secrets_redacted} (masked before embedding and indexing)")
     for message in report.warnings:
         console.print(f"[yellow]warning:[/] {escape(message)}")
 
@@ -257,6 +259,9 @@ def print_why(console: Console, report: Any) -> None:
         console.print(f"  detail: {escape(report.detail)}")
     for note in report.notes:
         console.print(f"  note: {escape(note)}")
+    for r in report.redactions:
+        name = f" ({r['name']})" if r["name"] else ""
+        console.print(f"  redacted: line {r['line']}: {escape(str(r['kind']))}{escape(str(name))}")
 
 
 def plugin_rows(manager: Any) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from codeindex.changes.discovery import discover
 from codeindex.changes.hash_child import can_fork
 from codeindex.changes.merkle import build_tree, diff_trees, leaf_hash
+from codeindex.changes.read import read_checked
 from codeindex.changes.scan import (
     OVERLAP_BATCH,
     RACY_WINDOW_NS,
@@ -25,7 +26,6 @@ from codeindex.changes.scan import (
     choose_threads,
     discover_and_scan,
     needs_hash,
-    read_file,
     scan,
 )
 from codeindex.models import FileStat
@@ -199,10 +199,10 @@ text = lambda p: "text"
 serial = scan(root, discover(root, text, max_file_bytes=1 << 20).files, {}, 0, threads=1)
 if mode == "child-dies":
     parent, real = os.getpid(), scan_mod._hash_one
-    def dying(path, size):
+    def dying(*args, **kwargs):
         if os.getpid() != parent:
             os._exit(3)
-        return real(path, size)
+        return real(*args, **kwargs)
     scan_mod._hash_one = dying
 with OverlappedScan(root, {}, 0) as ov:
     found = discover(root, text, max_file_bytes=1 << 20, on_files=ov.feed)
@@ -272,8 +272,9 @@ def test_can_fork_is_switched_off_by_the_environment(monkeypatch: Any) -> None:
 def test_read_file_reads_past_a_stale_size(tmp_path: Path) -> None:
     p = tmp_path / "grew.txt"
     p.write_bytes(b"x" * 5000)
-    assert read_file(str(p), 10) == b"x" * 5000  # grew since its stat
-    assert read_file(str(p), 9000) == b"x" * 5000  # shrank since its stat
-    assert read_file(str(p), 5000) == b"x" * 5000
+    cap = 1 << 20
+    assert read_checked(str(p), 10, 0, 0, cap) == b"x" * 5000  # grew since its stat
+    assert read_checked(str(p), 9000, 0, 0, cap) == b"x" * 5000  # shrank since its stat
+    assert read_checked(str(p), 5000, 0, 0, cap) == b"x" * 5000
     (tmp_path / "empty").write_bytes(b"")
-    assert read_file(str(tmp_path / "empty"), 0) == b""
+    assert read_checked(str(tmp_path / "empty"), 0, 0, 0, cap) == b""

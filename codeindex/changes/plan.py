@@ -266,7 +266,13 @@ def estimate(layout: IndexLayout, plan: UpdatePlan, state: IndexState) -> None:
     sizes = {p: r.stat.size for p, r in state.snapshot.items()}
     parse_bytes = 0
     for path in plan.to_parse:
-        parse_bytes += sizes.get(path, 0) or (layout.root / path).stat().st_size
+        size = sizes.get(path, 0)
+        if not size:
+            try:  # an escaped non-UTF-8 name or a file gone since the walk: nothing to price
+                size = (layout.root / path).stat().st_size
+            except OSError:
+                size = 0
+        parse_bytes += size
     plan.estimated_chunks = round(parse_bytes * chunks_per_byte)
     if plan.model_change:
         plan.estimated_chunks = sum(r.n_chunks for r in indexed)

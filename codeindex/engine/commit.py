@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from codeindex import crashpoints
 from codeindex.changes import merkle
+from codeindex.changes.scan import untrusted
 from codeindex.engine.context import RunContext
 from codeindex.engine.report import RunReport, build_report, write_run
 from codeindex.engine.results import PipelineResult
@@ -31,6 +32,7 @@ from codeindex.progress import ProgressEvent
 from codeindex.store import db as dbm
 from codeindex.store.compaction import needs_compaction
 from codeindex.store.postings import cluster_postings, load_postings_parts, needs_clustering, remove_postings
+from codeindex.store.redactions import replace_redactions
 from codeindex.store.segments import SegmentInfo
 
 
@@ -114,7 +116,7 @@ class Commit:
     def _transaction(self, con: duckdb.DuckDBPyConnection, result: PipelineResult, segments: list[SegmentInfo],
                      report: RunReport, *, fresh: bool) -> None:
         plan = self.ctx.plan
-        parsed_ok = {p for p, o in result.outcomes.items() if not (o.skip_reason or "").startswith("unreadable")}
+        parsed_ok = {p for p, o in result.outcomes.items() if not o.keeps_previous}
         moved_old = [old for old, _ in plan.moved]
         chunk_paths = [*parsed_ok, *plan.deleted, *moved_old]
         con.execute("BEGIN")
@@ -141,6 +143,9 @@ class Commit:
         else:
             old_file_rows = []
         dbm.insert_arrow(con, "files", self._file_rows(result, {r[0]: r for r in old_file_rows}))
+        replace_redactions(con, replaced=[] if fresh else [*parsed_ok, *plan.deleted], moved=plan.moved,
+                           rows=[(path, line, kind, name) for path in parsed_ok
+                                 for line, kind, name in result.outcomes[path].redactions])
         if result.chunk_parts:  # streamed by DuckDB: no Arrow copy of every chunk held in Python
             columns = ", ".join(con.table("chunks").columns)
             con.execute(f"INSERT INTO chunks SELECT {columns} FROM read_parquet(?)",
@@ -206,15 +211,18 @@ class Commit:
                                                         "hash": pa.array(list(changed.values()), pa.string())}))
 
     def leaves_after(self, result: PipelineResult) -> dict[str, str]:
-        """The Merkle leaves the committed state describes: unreadable files keep their old hash."""
+        """The Merkle leaves the committed state describes: files not read as discovered keep their old
+        hash; a parsed file has the hash of the bytes parsed."""
         leaves = dict(self.ctx.leaves)
         for path, outcome in result.outcomes.items():
-            if (outcome.skip_reason or "").startswith("unreadable"):
+            if outcome.keeps_previous:
                 old = self.ctx.state.snapshot.get(path)
                 if old is None:
                     leaves.pop(path, None)
                 else:
                     leaves[path] = old.hash
+            elif outcome.content_hash:
+                leaves[path] = outcome.content_hash
         for path in self.ctx.plan.unreadable:
             old = self.ctx.state.snapshot.get(path)
             if old is not None:
@@ -223,10 +231,14 @@ class Commit:
 
     def _file_rows(self, result: PipelineResult, old_rows: dict[str, tuple[Any, ...]]) -> pa.Table:
         rows: list[tuple[str, str, str, int, str | None]] = []  # path, hash, parser_id, n_chunks, skip
+        recheck: set[str] = set()  # parsed from bytes other than the scan's: hash again next run
         for path, outcome in result.outcomes.items():
-            if (outcome.skip_reason or "").startswith("unreadable"):
+            if outcome.keeps_previous:
                 continue
-            rows.append((path, self.ctx.leaves[path], outcome.parser_id, outcome.n_chunks, outcome.skip_reason))
+            rows.append((path, outcome.content_hash or self.ctx.leaves[path], outcome.parser_id, outcome.n_chunks,
+                         outcome.skip_reason))
+            if outcome.changed_since_scan:
+                recheck.add(path)
         for old, new in self.ctx.plan.moved:
             prev = self.ctx.state.snapshot[old]
             rows.append((new, self.ctx.leaves[new], prev.parser_id, prev.n_chunks, prev.skip_reason))
@@ -236,7 +248,7 @@ class Commit:
             prev = self.ctx.state.snapshot[path]
             rows.append((path, self.ctx.leaves[path], prev.parser_id, prev.n_chunks, prev.skip_reason))
         rows = [r for r in rows if r[0] in self.ctx.files]
-        stats = [self.ctx.files[r[0]].stat for r in rows]
+        stats = [untrusted(self.ctx.files[r[0]].stat) if r[0] in recheck else self.ctx.files[r[0]].stat for r in rows]
         return pa.table({
             "path": pa.array([r[0] for r in rows], pa.string()),
             "language": pa.array([self.ctx.files[r[0]].language for r in rows], pa.string()),

@@ -6,11 +6,14 @@ needed at all. The commit itself is ``engine/commit.py``.
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Callable
 
 import pyarrow as pa
 
 from codeindex import crashpoints
+from codeindex.changes.read import read_source
 from codeindex.engine.commit import Commit
 from codeindex.engine.context import RunContext
 from codeindex.engine.executor import local_worker_settings, make_executor, usable_gpu_devices
@@ -65,7 +68,7 @@ class Execution:
         try:
             known, carried = reuse_inputs(self.ctx, len(items))
             pipeline = Pipeline(root=self.ctx.layout.root, executor=executor, ctx=embed_ctx, staging=staging,
-                                segments=writer,
+                                segments=writer, read_file=self._reader(),
                                 known_keys=known, next_chunk_id=int(meta.get("next_chunk_id", "0")),
                                 next_vec_id=int(meta.get("next_vec_id", "0")),
                                 parse_batch_files=self.config["engine.parse_batch_files"],
@@ -91,6 +94,11 @@ class Execution:
         self._after_commit(commit)
         self.ctx.progress(ProgressEvent("done", detail=report.as_dict()))
         return report
+
+    def _reader(self) -> Callable[[str], bytes]:
+        """The pipeline's one read of a file to parse: checked as ``changes/read.py`` says."""
+        root, files, cap = os.fspath(self.ctx.layout.root), self.ctx.files, self.config["discovery.max_file_bytes"]
+        return lambda path: read_source(root, files[path], cap)
 
     def _embedder_backend(self) -> EmbedderBackend:
         return get_plugin_manager().embedder_backend(self.ctx.choice.backend)

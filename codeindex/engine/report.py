@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from codeindex.changes.plan import UpdatePlan
+from codeindex.changes.read import READ_SKIPS
 from codeindex.embedders.choice import EmbedderChoice
 from codeindex.engine.results import PipelineResult
 from codeindex.store import db as dbm
@@ -56,6 +57,8 @@ class RunReport:
     """The paths this run changed: ``added``, ``modified``, ``deleted``, ``reparsed`` (lists of paths),
     ``moved`` (``[old, new]`` pairs) and ``skipped`` (``[path, reason]`` for files read this run but not
     indexed: binary content, parse errors, unreadable)."""
+    secrets_redacted: int = 0
+    """Secrets masked in the files this run parsed (``secrets.redact``); what and where is in ``redactions``."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,14 +66,20 @@ class RunReport:
 
 COUNTERS = ("files_seen", "files_added", "files_modified", "files_deleted", "files_moved", "files_reparsed",
             "files_skipped", "files_unreadable", "chunks_total", "chunks_written", "chunks_embedded",
-            "chunks_reused", "tokens_embedded")
+            "chunks_reused", "tokens_embedded", "secrets_redacted")
 
 
 def build_report(kind: str, choice: EmbedderChoice, plan: UpdatePlan, result: PipelineResult, scheduler: str,
                  started: float, warnings: list[str]) -> RunReport:
     skipped = dict(plan.skipped)  # discovery's; write_run adds what the committed state skipped
-    unreadable = len(plan.unreadable) + sum(
-        1 for o in result.outcomes.values() if (o.skip_reason or "").startswith("unreadable"))
+    for reason in plan.unreadable.values():  # the scan's refusals count under their reason (changes/read.py)
+        key = reason if reason in READ_SKIPS else "unreadable"
+        skipped[key] = skipped.get(key, 0) + 1
+    for outcome in result.outcomes.values():  # refused when the pipeline read it: no row of this run says so
+        if outcome.keeps_previous and outcome.skip_reason:
+            key = outcome.skip_reason.split(":", 1)[0]
+            skipped[key] = skipped.get(key, 0) + 1
+    unreadable = len(plan.unreadable) + sum(1 for o in result.outcomes.values() if o.keeps_previous)
     changes: dict[str, list[Any]] = {
         "added": list(plan.added), "modified": list(plan.modified), "deleted": list(plan.deleted),
         "moved": [list(m) for m in plan.moved], "reparsed": list(plan.reparse),
@@ -92,7 +101,8 @@ def build_report(kind: str, choice: EmbedderChoice, plan: UpdatePlan, result: Pi
         files_skipped=0, files_unreadable=unreadable, chunks_total=0,
         chunks_written=result.chunks_written, chunks_embedded=result.chunks_embedded,
         chunks_reused=result.chunks_reused, tokens_embedded=result.tokens_embedded, stages=stages,
-        skipped=skipped, warnings=list(warnings), changes=changes)
+        skipped=skipped, warnings=list(warnings), changes=changes,
+        secrets_redacted=sum(len(o.redactions) for o in result.outcomes.values()))
 
 
 def write_run(con: duckdb.DuckDBPyConnection, report: RunReport, started_at: datetime, started: float) -> None:

@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+KEEPS_PREVIOUS = frozenset({"unreadable", "not-regular", "too-large", "changed-type"})
+"""Skip reasons of a file the pipeline could not read as discovered (``changes/read.py``): its committed
+state stays as it was, and the next run looks at it again."""
+
 
 @dataclass(slots=True)
 class FileOutcome:
@@ -15,6 +19,17 @@ class FileOutcome:
     parser_id: str
     n_chunks: int
     skip_reason: str | None
+    content_hash: str = ""
+    """The blake3 of the bytes that were parsed (the scan's hash when nothing changed in between)."""
+    changed_since_scan: bool = False
+    """The bytes parsed differ from those the scan hashed: store their hash, hash the file again next run."""
+    redactions: list[tuple[int, str, str]] = field(default_factory=list)
+    """Secrets masked before parsing: (line, kind, variable name)."""
+
+    @property
+    def keeps_previous(self) -> bool:
+        """Not read as discovered: the committed state of the file is left as it was."""
+        return self.skip_reason is not None and self.skip_reason.split(":", 1)[0] in KEEPS_PREVIOUS
 
 
 @dataclass(slots=True)

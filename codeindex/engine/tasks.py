@@ -19,6 +19,7 @@ import pyarrow as pa
 from codeindex.hookspecs import ChunkBudget, EmbedderSettings, Parser
 from codeindex.languages import parser_identity
 from codeindex.models import Chunk, ParseResult
+from codeindex.secrets import redact
 
 BINARY_SNIFF_BYTES = 8192
 
@@ -87,9 +88,12 @@ def parse_one(item: ParseItem, ctx: EmbedContext) -> ParseResult:
     if looks_binary(item.data):
         result.skip_reason = "binary"
         return result
+    # Secrets are masked before the parser sees the bytes: no chunk, header, symbol or posting holds one.
+    data, redactions = redact(item.data)
+    result.redactions = [(r.line, r.kind, r.name) for r in redactions]
     budget = ChunkBudget(ctx.max_tokens, _token_counter(ctx.backend, ctx.settings))
     try:
-        chunks = parser.chunk(item.data, item.path, item.language, budget)
+        chunks = parser.chunk(data, item.path, item.language, budget)
     except RecursionError:
         result.skip_reason = f"parse-error: {item.parser}: nesting too deep"
         return result

@@ -15,12 +15,13 @@ import json
 import logging
 import os
 import socket
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from codeindex.errors import LiveConflictError, LockedError
-from codeindex.store.layout import make_index_dir
+from codeindex.store.layout import PRIVATE_FILE_MODE, make_index_dir, make_private_file
 
 log = logging.getLogger("codeindex.lock")
 
@@ -42,7 +43,9 @@ def writer_lock(index_dir: Path, *, wait: bool = False, timeout_s: float = 3600.
     """
     make_index_dir(index_dir)
     path = index_dir / "lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+    if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_FILE_MODE:
+        make_private_file(fd)
     warnings: list[str] = []
     try:
         deadline = time.monotonic() + timeout_s

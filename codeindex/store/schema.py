@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (k VARCHAR PRIMARY KEY, v VARCHAR);
@@ -25,8 +25,9 @@ CREATE TABLE IF NOT EXISTS runs (
     files_seen INTEGER, files_added INTEGER, files_modified INTEGER, files_deleted INTEGER,
     files_moved INTEGER, files_reparsed INTEGER, files_skipped INTEGER, files_unreadable INTEGER,
     chunks_total BIGINT, chunks_written BIGINT, chunks_embedded BIGINT, chunks_reused BIGINT,
-    tokens_embedded BIGINT, stages_json VARCHAR, skipped_json VARCHAR
+    tokens_embedded BIGINT, stages_json VARCHAR, skipped_json VARCHAR, secrets_redacted BIGINT
 );
+CREATE TABLE IF NOT EXISTS redactions (path VARCHAR, line INTEGER, kind VARCHAR, name VARCHAR);
 """
 
 POSTINGS_DDL = """
