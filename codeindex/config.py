@@ -54,6 +54,9 @@ SETTINGS: tuple[Setting, ...] = (
             "smaller indexes and update deltas stay exact (flat)."),
     Setting("search.mode", str, "hybrid", "hybrid (reciprocal-rank fusion), vector or lexical."),
     Setting("search.k", int, 10, "Results returned by default."),
+    Setting("search.group", str, "definition",
+            "definition (at most one result per definition, other pieces' lines attached), file, or none."),
+    Setting("search.reranker", str, "", "A reranker plugin to reorder results by; empty = none (the default)."),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -73,15 +73,21 @@ class Index:
 
     def search(self, query: str, *, k: int | None = None, mode: str | None = None,
                languages: Sequence[str] = (), paths: Sequence[str] = (), exclude_paths: Sequence[str] = (),
-               kinds: Sequence[str] = (), symbol: str | None = None, embedder: str | None = None) -> list[Any]:
-        """Hybrid (default), vector or lexical search. Results never point at deleted or moved-away files."""
+               kinds: Sequence[str] = (), symbol: str | None = None, embedder: str | None = None,
+               group: str | None = None, context: int = 0, reranker: str | None = None) -> list[Any]:
+        """Hybrid (default), vector or lexical search. Results never point at deleted or moved-away files.
+
+        ``group``: ``definition`` (default: one result per definition), ``file`` or ``none``;
+        ``context``: lines before and after each result; ``reranker``: a reranker plugin's name.
+        """
         from codeindex.search.searcher import Searcher
 
         if self._searcher is None:
             self._searcher = Searcher(self.index_dir, self.config)
         return self._searcher.search(query, k=k or self.config["search.k"], mode=mode or self.config["search.mode"],
                                      languages=languages, paths=paths, exclude_paths=exclude_paths, kinds=kinds,
-                                     symbol=symbol, embedder=embedder)
+                                     symbol=symbol, embedder=embedder, group=group or self.config["search.group"],
+                                     context=context, reranker=reranker or self.config["search.reranker"] or None)
 
     def close(self) -> None:
         """Close the read connection searches keep open (idle ones close by themselves after a moment)."""
