@@ -434,6 +434,19 @@ def _search_quality(ctx: Context) -> dict[str, Any]:
     return run_scenario(ctx)
 
 
+def _agent_quality(ctx: Context) -> dict[str, Any]:
+    from benchmarks.agent_quality import run_scenario
+
+    return run_scenario(ctx)
+
+
+def _chunk_shape(ctx: Context) -> dict[str, Any]:
+    """Chunk shape of this checkout (and ``--baseline``'s) on the corpus (``benchmarks.chunk_shape``)."""
+    from benchmarks import chunk_shape
+
+    return chunk_shape.run(ctx.pristine(), ctx.baseline)
+
+
 def _peer(ctx: Context) -> dict[str, Any]:
     from benchmarks.peer import run_scenario
 
@@ -454,6 +467,8 @@ SCENARIOS: dict[str, Scenario] = {
     "delete": delete,
     "search_latency": search_latency,
     "search_quality": _search_quality,
+    "agent_quality": _agent_quality,
+    "chunk_shape": _chunk_shape,
     "embed_bound": embed_bound,
     "hash_bound": hash_bound,
     "peak_rss": peak_rss,

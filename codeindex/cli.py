@@ -246,12 +246,21 @@ def update(state: State, path: str | None, scheduler: str | None, embedder: str 
 @click.option("--kind", "kinds", multiple=True, help="Only chunks of this kind: function, class, method...")
 @click.option("--symbol", default=None, help="Only chunks whose symbol contains this text.")
 @click.option("--embedder", default=None, help="Insist on this embedder (error if the index used another).")
+@click.option("--group", type=click.Choice(["definition", "file", "none"]), default=None,
+              help="definition (default): one result per definition, its other pieces' lines attached; "
+                   "file: one per file; none.")
+@click.option("-C", "--context", "context", type=click.IntRange(min=0), default=0,
+              help="Show N lines before and after each result.")
+@click.option("--rerank", "reranker", default=None, help="Reorder results with this reranker plugin.")
+@click.option("--vimgrep", is_flag=True, help="One line per result: path:line:col: text (editors' quickfix form).")
+@click.option("-l", "--files-with-matches", "files_only", is_flag=True, help="Only the paths, best first.")
 @click.option("--json", "as_json", is_flag=True, help="Print the query and results as JSON with every field.")
 @global_options
 @click.pass_obj
 def search(state: State, query: str, path: str | None, k: int | None, mode: str | None,
            languages: tuple[str, ...], paths: tuple[str, ...], exclude_paths: tuple[str, ...],
-           kinds: tuple[str, ...], symbol: str | None, embedder: str | None, as_json: bool) -> None:
+           kinds: tuple[str, ...], symbol: str | None, embedder: str | None, group: str | None, context: int,
+           reranker: str | None, vimgrep: bool, files_only: bool, as_json: bool) -> None:
     """Search the index for QUERY (words or identifiers).
 
     The index is found by walking up from PATH (default: .). A PATH naming a subfolder of the indexed
@@ -265,7 +274,7 @@ def search(state: State, query: str, path: str | None, k: int | None, mode: str 
     with index:
         results = index.search(query, k=k, mode=mode, languages=list(languages), paths=scoped,
                                exclude_paths=list(exclude_paths), kinds=list(kinds), symbol=symbol,
-                               embedder=embedder)
+                               embedder=embedder, group=group, context=context, reranker=reranker)
         meta = index.search_meta()
     if as_json:
         _echo_json("search", {
@@ -277,9 +286,14 @@ def search(state: State, query: str, path: str | None, k: int | None, mode: str 
                       "embedder": meta.get("embedder_backend"), "model_id": meta.get("model_id")},
             "results": [r.as_dict() for r in results]})
         return
-    from codeindex.render import print_results
+    from codeindex.render import print_result_files, print_results, print_vimgrep
 
-    print_results(_console(), query, results)
+    if files_only:
+        print_result_files(results)
+    elif vimgrep:
+        print_vimgrep(query, results)
+    else:
+        print_results(_console(), query, results)
 
 
 @cli.command(context_settings=CONTEXT)

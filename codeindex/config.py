@@ -127,6 +127,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("live.wait_s", float, 2.0,
             "serve: how long a search waits for an update of changes already seen before answering from "
             "the previous state (and saying so).", _at_least(0)),
+    Setting("search.group", str, "definition",
+            "definition (at most one result per definition, other pieces' lines attached), file, or none.",
+            _one_of("definition", "file", "none")),
+    Setting("search.reranker", str, "", "A reranker plugin to reorder results by; empty = none (the default)."),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -162,8 +162,8 @@ class Index:
 
     def search(self, query: str, *, k: int | None = None, mode: str | None = None,
                languages: Sequence[str] = (), paths: Sequence[str] = (), exclude_paths: Sequence[str] = (),
-               kinds: Sequence[str] = (), symbol: str | None = None,
-               embedder: str | None = None) -> list[SearchResult]:
+               kinds: Sequence[str] = (), symbol: str | None = None, embedder: str | None = None,
+               group: str | None = None, context: int = 0, reranker: str | None = None) -> list[SearchResult]:
         """Hybrid (default), vector or lexical search, best first. Results never point at deleted or
         moved-away files.
 
@@ -171,7 +171,9 @@ class Index:
         ``exclude_paths`` are lists of strings; a path glob matches files and everything under a
         matching folder (``["src/click"]``). A language no parser knows or a kind the index has no chunk
         of is a ``UsageError`` listing the valid ones. ``SearchResult.score`` depends on the mode: see
-        ``SearchResult``.
+        ``SearchResult``. ``group``: ``definition`` (default ``search.group``: one result per definition),
+        ``file`` or ``none``; ``context``: lines before and after each result; ``reranker``: a reranker
+        plugin's name (default ``search.reranker``, none).
         """
         if not isinstance(query, str):
             raise UsageError(f"query must be a string, got {type(query).__name__}")
@@ -179,7 +181,8 @@ class Index:
                    (("languages", languages), ("paths", paths), ("exclude_paths", exclude_paths), ("kinds", kinds))}
         results: list[SearchResult] = self._reader().search(
             query, k=check_k(self.config["search.k"] if k is None else k), mode=mode or self.config["search.mode"],
-            symbol=symbol, embedder=embedder, **filters)
+            symbol=symbol, embedder=embedder, group=group or self.config["search.group"], context=context,
+            reranker=reranker or self.config["search.reranker"] or None, **filters)
         return results
 
     def symbol(self, name: str, *, k: int | None = None) -> list[Any]:

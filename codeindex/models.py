@@ -60,14 +60,31 @@ class Chunk:
     n_tokens: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """One definition in a file (function, method, class, ...): a row of the symbol table.
+
+    ``name`` is the definition's own name (``print``), ``qualified`` its name inside the file
+    (``Console.print``); the file's module path prefixes it to give the chunk-style symbol. Lines are
+    1-based and inclusive and span decorators or ``export`` wrappers, not comments above.
+    """
+
+    name: str
+    qualified: str
+    kind: str
+    start_line: int
+    end_line: int
+
+
 @dataclass(slots=True)
 class ParseResult:
-    """Chunks of one file, or the reason it was skipped."""
+    """Chunks and definitions of one file, or the reason it was skipped."""
 
     path: str
     content_hash: str
     parser_id: str
     chunks: list[Chunk] = field(default_factory=list)
+    definitions: list[Definition] = field(default_factory=list)
     skip_reason: str | None = None
     warnings: list[str] = field(default_factory=list)
     redactions: list[tuple[int, str, str]] = field(default_factory=list)

@@ -29,7 +29,7 @@ from codeindex.errors import PluginError
 
 log = logging.getLogger("codeindex.plugins")
 
-ENTRY_POINT_GROUPS = ("codeindex.parsers", "codeindex.embedders")
+ENTRY_POINT_GROUPS = ("codeindex.parsers", "codeindex.embedders", "codeindex.rerankers")
 
 DEFAULT_PLUGINS: dict[str, str] = {
     "treesitter": "codeindex.parsers.treesitter",
@@ -51,6 +51,7 @@ class PluginInfo:
     builtin: bool
     parsers: list[hookspecs.Parser] = field(default_factory=list)
     embedders: list[hookspecs.EmbedderBackend] = field(default_factory=list)
+    rerankers: list[hookspecs.Reranker] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -78,6 +79,17 @@ class PluginManager:
             raise PluginError(f"unknown embedder backend {name!r} (available: {known})",
                               hint="`codeindex plugins` lists the installed backends")
         return backends[name]
+
+    def rerankers(self) -> dict[str, hookspecs.Reranker]:
+        return {r.name: r for info in self.infos.values() for r in info.rerankers}
+
+    def reranker(self, name: str) -> hookspecs.Reranker:
+        rerankers = self.rerankers()
+        if name not in rerankers:
+            known = ", ".join(sorted(rerankers)) or "none installed"
+            raise PluginError(f"unknown reranker {name!r} (available: {known})",
+                              hint="`codeindex plugins` lists the installed rerankers")
+        return rerankers[name]
 
     def parser_by_name(self, name: str) -> hookspecs.Parser:
         for parser in self.parsers():
@@ -166,7 +178,7 @@ def build_plugin_manager(entry_points: Iterable[metadata.EntryPoint],
     return manager
 
 
-HOOKS = ("codeindex_parsers", "codeindex_embedders")
+HOOKS = ("codeindex_parsers", "codeindex_embedders", "codeindex_rerankers")
 
 
 def _register(manager: PluginManager, name: str, module: ModuleType | Any, *, package: str,
@@ -205,6 +217,12 @@ def _collect(manager: PluginManager) -> None:
                                    "parsers; ignored")
                 info.parsers.extend(good)
                 manager._parsers.extend(good)
+            elif hook_name == "codeindex_rerankers":
+                good_r = [r for r in result if isinstance(r, hookspecs.Reranker)]
+                if len(good_r) != len(result):
+                    _warn(manager, f"plugin {info.name!r} ({info.package}) returned objects that are not "
+                                   "rerankers; ignored")
+                info.rerankers.extend(good_r)
             else:
                 good_e = [b for b in result if isinstance(b, hookspecs.EmbedderBackend)]
                 if len(good_e) != len(result):

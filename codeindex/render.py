@@ -209,9 +209,57 @@ def print_results(console: Console, query: str, results: list[Any]) -> None:
         header.append(f"  {r.symbol or '-'}", style="green")
         header.append(f"  {r.score:.4f}", style="dim")
         console.print(header)
+        notes = (["the definition named"] if r.exact_definition else []) + (
+            ["also lines " + ", ".join(f"{a}-{b}" for a, b in r.other_ranges)] if r.other_ranges else [])
+        if notes:
+            console.print(Text("    (" + "; ".join(notes) + ")", style="dim"))
+        if r.before or r.after:  # context asked for: the whole piece, numbered, with the lines around it
+            numbered = [(r.start_line - len(r.before) + i, line, True) for i, line in enumerate(r.before)]
+            numbered += [(r.start_line + i, line, False) for i, line in enumerate(r.text.split("\n"))]
+            numbered += [(r.end_line + 1 + i, line, True) for i, line in enumerate(r.after)]
+            for number, line, around in numbered:
+                text = Text(f"{number:>6}{'-' if around else ':'} ", style="dim")
+                text.append_text(Text(line[:160], style="dim") if around else _highlight(line[:160], terms))
+                console.print(text)
+            continue
         lines = r.text.splitlines()[:SNIPPET_LINES]
         snippet = "\n".join("    " + line[:160] for line in lines)
         console.print(_highlight(snippet, terms))
+
+
+def match_position(text: str, start_line: int, terms: list[str]) -> tuple[int, int, str]:
+    """``(line, column, line text)`` an editor should jump to for a result: the first line holding a
+    query term (column of the term, 1-based), else the first non-blank line."""
+    lines = text.split("\n")
+    wanted = [t.lower() for t in sorted(set(terms), key=len, reverse=True) if len(t) >= 2]
+    for i, line in enumerate(lines):
+        low = line.lower()
+        found = [low.find(t) for t in wanted if t in low]
+        if found:
+            return start_line + i, min(found) + 1, line
+    for i, line in enumerate(lines):
+        if line.strip():
+            return start_line + i, len(line) - len(line.lstrip()) + 1, line
+    return start_line, 1, lines[0] if lines else ""
+
+
+def print_vimgrep(query: str, results: list[Any]) -> None:
+    """``path:line:col: text``, one line per result (vim's ``:cexpr``, emacs grep mode, VS Code)."""
+    from codeindex.search.analysis import query_tokens
+
+    terms = query_tokens(query)
+    for r in results:
+        line, column, text = match_position(r.text, r.start_line, terms)
+        sys.stdout.write(f"{r.path}:{line}:{column}: {text.strip()}\n")
+
+
+def print_result_files(results: list[Any]) -> None:
+    """``search -l``: the paths of the results, each once, best first."""
+    seen: set[str] = set()
+    for r in results:
+        if r.path not in seen:
+            seen.add(r.path)
+            sys.stdout.write(r.path + "\n")
 
 
 def print_status(console: Console, info: dict[str, Any]) -> None:
@@ -273,13 +321,14 @@ def plugin_rows(manager: Any) -> list[dict[str, Any]]:
                 exts = " ".join(spec.extensions + spec.filenames) or "(fallback)"
                 provides.append(f"{spec.name} [{exts}]")
         provides.extend(f"embedder {b.name}: {b.description}" for b in info.embedders)
+        provides.extend(f"reranker {r.name}: {r.description}" for r in info.rerankers)
         rows.append({"name": info.name, "package": info.package, "version": info.version,
                      "builtin": info.builtin, "provides": provides})
     return rows
 
 
 def plugin_records(manager: Any) -> list[dict[str, Any]]:
-    """``plugins --json``: each plugin with its parsers' languages and its embedders, as fields."""
+    """``plugins --json``: each plugin with its parsers' languages, its embedders and rerankers, as fields."""
     out = []
     for info in manager.infos.values():
         parsers = [{"name": p.name, "version": p.version,
@@ -287,8 +336,9 @@ def plugin_records(manager: Any) -> list[dict[str, Any]]:
                                    "filenames": list(spec.filenames)} for spec in p.languages()]}
                    for p in info.parsers]
         embedders = [{"name": b.name, "description": b.description} for b in info.embedders]
+        rerankers = [{"name": r.name, "description": r.description} for r in info.rerankers]
         out.append({"name": info.name, "package": info.package, "version": info.version, "builtin": info.builtin,
-                    "module": info.module, "parsers": parsers, "embedders": embedders})
+                    "module": info.module, "parsers": parsers, "embedders": embedders, "rerankers": rerankers})
     return out
 
 

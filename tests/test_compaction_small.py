@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -10,6 +11,7 @@ from crash_helpers import check_invariants, make_tree, read_state
 
 from codeindex import Index
 from codeindex.config import load_config
+from codeindex.store import db as dbm
 from codeindex.store.compaction import compact, compaction_reason
 
 
@@ -36,7 +38,7 @@ def test_small_only_compaction_merges_the_deltas_and_leaves_the_big_segments(tmp
         mod.write_text(mod.read_text().replace("Sum item prices", f"Sum the prices (edit {i})"))
         index.update(paths=[f"gen/mod{i}.py"])
     small = [(n, f) for n, f, size in _segments(root) if size < 4]
-    assert len(small) >= 4 and compaction_reason(root / ".codeindex", config) == "small-segments"
+    assert len(small) >= 4 and _reason(root, config) == "small-segments"
     big_tombstones = _tombstoned_segments(root) & {n for n, _ in big}
     assert big_tombstones, "the edits must have retired vectors of the big segments"
     before = read_state(root)
@@ -48,10 +50,15 @@ def test_small_only_compaction_merges_the_deltas_and_leaves_the_big_segments(tmp
     assert len(after) == len(big) + 1
     assert _tombstoned_segments(root) & {n for n, _ in big} == big_tombstones  # theirs are kept
     assert {p.name for p in (root / ".codeindex").glob("seg-*")} == {f for _, f, _ in after}, "orphans left"
-    assert compaction_reason(root / ".codeindex", config) is None
+    assert _reason(root, config) is None
     assert read_state(root) == before
     check_invariants(root)
 
     compact(root / ".codeindex", config)  # a full compaction afterwards still agrees
     assert read_state(root) == before
     check_invariants(root)
+
+
+def _reason(root: Path, config: Any) -> str | None:
+    with dbm.open_db(root / ".codeindex" / "meta.duckdb", read_only=True) as con:
+        return compaction_reason(con, config)

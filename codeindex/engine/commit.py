@@ -34,6 +34,7 @@ from codeindex.store.compaction import needs_compaction
 from codeindex.store.postings import cluster_postings, load_postings_parts, needs_clustering, remove_postings
 from codeindex.store.redactions import replace_redactions
 from codeindex.store.segments import SegmentInfo
+from codeindex.store.symbols import replace_symbols
 
 
 class Commit:
@@ -150,6 +151,8 @@ class Commit:
             columns = ", ".join(con.table("chunks").columns)
             con.execute(f"INSERT INTO chunks SELECT {columns} FROM read_parquet(?)",
                         [dbm.parquet_paths(result.chunk_parts)])
+        replace_symbols(con, [] if fresh else [*parsed_ok, *plan.deleted], [] if fresh else plan.moved,
+                        result.symbol_parts)
         pairs = pair_parts(result.chunk_parts, result.postings_parts)
         load_postings_parts(con, [str(p) for _, p in pairs], [str(c) for c, _ in pairs])
         if needs_clustering(con):  # postings sorted by term (queries prune row groups), dead ones dropped

@@ -161,8 +161,22 @@ class Pipeline:
             chunks.extend(res.chunks)
         rows = chunks_to_table(chunks, batch.lex_lens)
         self.stage_rows(rows, batch.postings)
+        self._stage_symbols(batch.results)
         self.progress(ProgressEvent("parse", done=len(self.result.outcomes),
                                     detail={"chunks": self.result.chunks_written}))
+
+    def _stage_symbols(self, results: Sequence[ParseResult]) -> None:
+        """The batch's definitions → a Parquet part of ``symbols`` rows (``store/symbols.py``)."""
+        from codeindex.store.symbols import symbols_table
+
+        rows = [(res.path, d) for res in results for d in res.definitions]
+        if not rows:
+            return
+        start = time.perf_counter()
+        part = self.staging / f"symbols-{len(self.result.symbol_parts) + 1:06d}.parquet"
+        pq.write_table(symbols_table(rows), part)
+        self.result.symbol_parts.append(part)
+        self.result.times.write += time.perf_counter() - start
 
     def _record_outcome(self, res: ParseResult) -> None:
         self.result.outcomes[res.path] = FileOutcome(res.path, res.parser_id, len(res.chunks), res.skip_reason,

@@ -52,6 +52,7 @@ class PipelineResult:
     outcomes: dict[str, FileOutcome] = field(default_factory=dict)
     chunk_parts: list[Path] = field(default_factory=list)
     postings_parts: list[Path] = field(default_factory=list)
+    symbol_parts: list[Path] = field(default_factory=list)  # staged ``symbols`` rows of the parsed files
     new_vectors: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (vec_id, segment)
     chunks_written: int = 0
     chunks_embedded: int = 0

@@ -13,7 +13,7 @@ database file's stamp. Loaded segments are reloaded only when the live-segment l
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +23,14 @@ from codeindex.config import Config
 from codeindex.embedders.choice import settings_from_config
 from codeindex.errors import ModelMismatchError, NotIndexedError, UsageError
 from codeindex.search.filters import where_clause
+from codeindex.search.grouping import GROUPINGS, Group, group_results
 from codeindex.search.ranking import RRF_K, bm25_search, fusion_weights, rrf
 from codeindex.search.state import Snapshot
+from codeindex.search.symbols import IdentifierQuery, parse_identifier, rank_definitions
 from codeindex.search.validate import FilterVocabulary, check_k
 from codeindex.store import db as dbm
 from codeindex.store.reader import ReadConnection, Stamp
+from codeindex.store.symbols import SymbolRow, definitions_in, definitions_named
 
 if TYPE_CHECKING:
     import duckdb
@@ -70,6 +73,17 @@ class SearchResult:
     chunk_id: int
     vector_rank: int | None = None
     lexical_rank: int | None = None
+    exact_definition: bool = False
+    """The query named this result's definition (an identifier lookup): ranked above fused results."""
+    definition: str | None = None
+    """The in-file name of the definition this piece belongs to (``Console.print``), when it has one."""
+    definition_lines: list[int] | None = None
+    """``[first, last]`` of that definition: all of it, even when this piece is one of several."""
+    other_ranges: list[list[int]] = field(default_factory=list)
+    """``[first, last]`` of the other pieces grouped into this result (same definition, or same file)."""
+    before: list[str] = field(default_factory=list)
+    """With ``context=N``: the N lines before ``start_line`` (fewer at the top of the file)."""
+    after: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -247,16 +261,29 @@ class Searcher:
 
     def search(self, query: str, *, k: int, mode: str, languages: Sequence[str] = (), paths: Sequence[str] = (),
                exclude_paths: Sequence[str] = (), kinds: Sequence[str] = (), symbol: str | None = None,
-               embedder: str | None = None) -> list[SearchResult]:
+               embedder: str | None = None, group: str = "definition", context: int = 0,
+               reranker: str | None = None) -> list[SearchResult]:
+        """The top ``k`` results for ``query``.
+
+        Stages: vector and/or lexical candidates, fused (hybrid); for an identifier-shaped query in
+        hybrid or lexical mode, the definitions it names first (``search/symbols.py``); an optional
+        reranker plugin over the rest; then grouping (``search/grouping.py``): by default at most one
+        result per definition. ``context`` adds that many lines before and after each result.
+        """
         if mode not in MODES:
             raise UsageError(f"unknown search mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
+        if group not in GROUPINGS:
+            raise UsageError(f"unknown grouping {group!r}", hint=f"use one of {', '.join(GROUPINGS)}")
         if not query.strip():
             raise UsageError("empty query", hint="pass some words or an identifier")
         check_k(k)
+        if context < 0:
+            raise UsageError("context must be 0 or more lines")
+        rerank = self._reranker(reranker) if reranker else None
         if not self._reader.db_path.exists():
             raise NotIndexedError(f"no index at {self.index_dir}")
         where, params = where_clause(languages, paths, exclude_paths, kinds, symbol)
-        n = max(50, 5 * k)
+        n = max(50, 5 * k) if group == "none" else max(100, 10 * k)  # grouping folds pieces: look deeper
         with self._reader.use() as (con, stamp):
             snap = self._current(con, stamp)
             self._vocabulary.check(con, stamp, languages, kinds)
@@ -268,29 +295,125 @@ class Searcher:
                 lexical = bm25_search(con, query, n, where_sql=where, params=params,
                                       lengths=snap.chunk_lengths(con), stats=snap.lex_stats)
             if mode == "vector":
-                ranked = vector[:k]
+                ranked = vector
             elif mode == "lexical":
-                ranked = lexical[:k]
+                ranked = lexical
             else:
                 ranked = rrf([[c for c, _ in vector], [c for c, _ in lexical]], k=RRF_K,
-                             weights=fusion_weights(query))[:k]
-            v_rank = {c: i + 1 for i, (c, _) in enumerate(vector)}
-            l_rank = {c: i + 1 for i, (c, _) in enumerate(lexical)}
-            ids = [c for c, _ in ranked]
-            if not ids:
+                             weights=fusion_weights(query))[:n]
+            ident = parse_identifier(query) if mode != "vector" else None
+            exact = self._definition_chunks(con, ident, [c for c, _ in ranked], where, params) if ident else []
+            pinned = set(exact)
+            order = exact + [c for c, _ in ranked if c not in pinned]
+            if not order:
                 return []
-            rows = con.execute("SELECT chunk_id, path, start_line, end_line, symbol, kind, language, text "
-                               "FROM chunks WHERE chunk_id IN (SELECT unnest(?::BIGINT[]))", [ids]).fetchall()
-        by_id = {r[0]: r for r in rows}
-        results = []
-        for chunk_id, score in ranked:
-            r = by_id.get(chunk_id)
-            if r is None:
-                continue
-            results.append(SearchResult(path=r[1], start_line=r[2], end_line=r[3], symbol=r[4] or "", kind=r[5],
-                                        language=r[6], score=round(float(score), 6), text=r[7], chunk_id=chunk_id,
-                                        vector_rank=v_rank.get(chunk_id), lexical_rank=l_rank.get(chunk_id)))
-        return results
+            rows = {r[0]: r for r in con.execute(
+                "SELECT chunk_id, path, start_line, end_line, symbol, kind, language, text "
+                "FROM chunks WHERE chunk_id IN (SELECT unnest(?::BIGINT[]))", [order]).fetchall()}
+            rest = [c for c in order[len(exact):] if c in rows]
+            if rerank is not None:
+                rest = _reranked(rerank, query, rest, rows, dict(ranked))
+            hits = [_Row(*rows[c]) for c in [*exact, *rest] if c in rows]
+            definitions = definitions_in(con, sorted({h.path for h in hits}))
+            groups = group_results(hits, definitions, group, k)
+            around = {g.row.chunk_id: _context_lines(con, g.row, context) for g in groups} if context else {}
+        scores = dict(ranked)
+        v_rank = {c: i + 1 for i, (c, _) in enumerate(vector)}
+        l_rank = {c: i + 1 for i, (c, _) in enumerate(lexical)}
+        return [_result(g, scores, v_rank, l_rank, pinned, around.get(g.row.chunk_id, ([], []))) for g in groups]
+
+    def _definition_chunks(self, con: duckdb.DuckDBPyConnection, ident: IdentifierQuery, fused: Sequence[int],
+                           where: str, params: list[Any]) -> list[int]:
+        """Chunk ids of the definitions ``ident`` names, best first: each definition's chunk is the one
+        holding its first line (its signature or decorator), among the chunks the filters allow."""
+        named = definitions_named(con, ident.name)
+        if not named:
+            return []
+        extra = f" AND {where}" if where else ""
+        spans = con.execute(f"SELECT c.chunk_id, c.path, c.start_line, c.end_line FROM chunks c WHERE c.path IN "
+                            f"(SELECT unnest(?::VARCHAR[])){extra}",
+                            [sorted({d.path for d in named}), *params]).fetchall()
+        by_path: dict[str, list[tuple[int, int, int]]] = {}
+        for chunk_id, path, first, last in spans:
+            by_path.setdefault(path, []).append((first, last, chunk_id))
+        chunk_of: dict[SymbolRow, int] = {}
+        for d in named:
+            for first, last, chunk_id in by_path.get(d.path, ()):
+                if first <= d.start_line <= last:
+                    chunk_of[d] = chunk_id
+                    break
+        position = {c: i for i, c in enumerate(fused)}
+        fused_rank = {d: position.get(c, len(position)) for d, c in chunk_of.items()}
+        out: list[int] = []
+        for d in rank_definitions(ident, [d for d in named if d in chunk_of], fused_rank):
+            if chunk_of[d] not in out:
+                out.append(chunk_of[d])
+        return out
+
+    def _reranker(self, name: str) -> Any:
+        from codeindex.plugins import get_plugin_manager
+
+        return get_plugin_manager().reranker(name)
+
+
+@dataclass(slots=True)
+class _Row:
+    chunk_id: int
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str
+    kind: str
+    language: str
+    text: str
+
+
+RERANK_DEPTH = 50
+"""How many fused candidates a reranker sees (after the exact definitions, which it never moves)."""
+
+
+def _reranked(reranker: Any, query: str, ids: list[int], rows: dict[int, tuple[Any, ...]],
+              scores: dict[int, float]) -> list[int]:
+    """``ids`` with the first ``RERANK_DEPTH`` reordered by the reranker's scores (ties keep their order)."""
+    from codeindex.hookspecs import RerankCandidate
+
+    head, tail = ids[:RERANK_DEPTH], ids[RERANK_DEPTH:]
+    candidates = [RerankCandidate(chunk_id=c, path=rows[c][1], start_line=rows[c][2], end_line=rows[c][3],
+                                  symbol=rows[c][4] or "", kind=rows[c][5], language=rows[c][6], text=rows[c][7],
+                                  score=scores.get(c, 0.0)) for c in head]
+    new_scores = list(reranker.rerank(query, candidates))
+    if len(new_scores) != len(head):
+        raise UsageError(f"reranker {reranker.name!r} returned {len(new_scores)} scores for {len(head)} candidates")
+    order = sorted(range(len(head)), key=lambda i: (-float(new_scores[i]), i))
+    return [head[i] for i in order] + tail
+
+
+def _context_lines(con: duckdb.DuckDBPyConnection, row: _Row, n: int) -> tuple[list[str], list[str]]:
+    """The ``n`` lines before and after ``row``, rebuilt from the stored chunks of its file (the
+    chunks cover every non-blank line, so a line no chunk holds is blank)."""
+    first, last = max(1, row.start_line - n), row.end_line + n
+    text_of: dict[int, str] = {}
+    for start_line, text in con.execute("SELECT start_line, text FROM chunks WHERE path = ? AND end_line >= ? "
+                                        "AND start_line <= ?", [row.path, first, last]).fetchall():
+        for i, line in enumerate(text.split("\n")):
+            text_of.setdefault(start_line + i, line)
+    known_last = max(text_of, default=row.end_line)
+    before = [text_of.get(i, "") for i in range(first, row.start_line)]
+    after = [text_of.get(i, "") for i in range(row.end_line + 1, min(last, known_last) + 1)]
+    return before, after
+
+
+def _result(group: Group, scores: dict[int, float], v_rank: dict[int, int], l_rank: dict[int, int],
+            pinned: set[int], around: tuple[list[str], list[str]]) -> SearchResult:
+    r = group.row
+    d = group.definition
+    return SearchResult(path=r.path, start_line=r.start_line, end_line=r.end_line, symbol=r.symbol or "", kind=r.kind,
+                        language=r.language, score=round(float(scores.get(r.chunk_id, 0.0)), 6), text=r.text,
+                        chunk_id=r.chunk_id, vector_rank=v_rank.get(r.chunk_id), lexical_rank=l_rank.get(r.chunk_id),
+                        exact_definition=r.chunk_id in pinned,
+                        definition=d.qualified if d is not None else None,
+                        definition_lines=[d.start_line, d.end_line] if d is not None else None,
+                        other_ranges=[[a, b] for a, b in group.others], before=around[0], after=around[1])
 
 
 def _search_params(index: Any, selector: Any) -> Any:
