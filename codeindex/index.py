@@ -99,6 +99,10 @@ class Index:
                                      languages=languages, paths=paths, exclude_paths=exclude_paths, kinds=kinds,
                                      symbol=symbol, embedder=embedder)
 
+    def warm(self) -> None:
+        """Load the committed state's search structures now, so the next search does not (see Searcher.warm)."""
+        self._reader().warm()
+
     def symbol(self, name: str, *, k: int | None = None) -> list[Any]:
         """Where ``name`` is defined: chunks whose symbol is it or ends with ``.name`` (``search/lookup.py``)."""
         return self._reader().definitions(name, k=k or self.config["search.k"])
