@@ -4,8 +4,9 @@ Figures, all from one run on the indexed copy the harness shares:
 
 * ``edit_to_searchable_p50_s`` / ``_p95_s`` over ``edits`` edits of one median-size file: from the
   write to the first MCP ``search`` answer that returns the new text (a unique word appended as a
-  comment, searched lexically, so only the new content can match). Beside it ``cold_cli_update_s``:
-  a cold ``codeindex update`` process after the same kind of edit, with the server stopped.
+  comment, searched lexically, so only the new content can match); ``PAUSE_BETWEEN_EDITS_S`` apart.
+  Beside it ``cold_cli_update_s``: a cold ``codeindex update`` process after the same kind of edit,
+  with the server stopped.
 * ``warm_search_p50_ms`` / ``_p95_ms``: MCP ``search`` round trips (hybrid, k 10, the query embedded
   each time) beside ``cold_cli_search_p50_s`` / ``_p95_s``: cold ``codeindex search`` processes of the
   same queries (run before the server starts, so no held connection delays them).
@@ -30,6 +31,9 @@ IDLE_WINDOW_S = 10.0
 SETTLE_S = 8.0
 """Quiet time before the idle window: longer than the loop's idle-compaction delay (5 s)."""
 DEADLINE_S = 300.0
+PAUSE_BETWEEN_EDITS_S = 2.0
+"""An agent's think time between an edit and the next one: the server reads the next update's
+starting state in such pauses (``live/freshness.py``); the time measured runs from a write on."""
 
 
 def _word(rng: random.Random) -> str:
@@ -88,6 +92,7 @@ async def _serving(root: Path, errlog: Path) -> AsyncIterator[_Server]:
 
 
 async def _measure(ctx: Context, root: Path, queries: list[str], figures: dict[str, Any]) -> None:
+    import anyio
     import psutil
 
     n_edits = 3 if ctx.smoke else 20
@@ -128,10 +133,12 @@ async def _measure(ctx: Context, root: Path, queries: list[str], figures: dict[s
                 seconds.append(time.perf_counter() - start)
                 polls.append(n)
                 server_update_s.append(float((await server.live())["last_update"]["wall_s"]))
+                await anyio.sleep(PAUSE_BETWEEN_EDITS_S)
         finally:
             target.write_bytes(original)
         figures["file"] = rel
         figures["edits"] = len(seconds)
+        figures["pause_between_edits_s"] = PAUSE_BETWEEN_EDITS_S
         figures["edit_to_searchable_p50_s"] = percentile(seconds, 0.5)
         figures["edit_to_searchable_p95_s"] = percentile(seconds, 0.95)
         figures["edit_to_searchable_max_s"] = max(seconds)
@@ -143,8 +150,6 @@ async def _measure(ctx: Context, root: Path, queries: list[str], figures: dict[s
         process = psutil.Process(pid)
         cpu_before = process.cpu_times()
         wall_before = time.perf_counter()
-        import anyio
-
         await anyio.sleep(IDLE_WINDOW_S)
         cpu_after = process.cpu_times()
         busy = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)

@@ -185,6 +185,10 @@ class Index:
             reranker=reranker or self.config["search.reranker"] or None, **filters)
         return results
 
+    def warm(self) -> None:
+        """Load the committed state's search structures now, so the next search does not (see Searcher.warm)."""
+        self._reader().warm()
+
     def symbol(self, name: str, *, k: int | None = None) -> list[Any]:
         """Where ``name`` is defined: chunks whose symbol is it or ends with ``.name`` (``search/lookup.py``)."""
         return self._reader().definitions(name, k=check_k(self.config["search.k"] if k is None else k))

@@ -14,8 +14,9 @@ the edit path: the loop's ``Index`` never compacts by itself (``live_config``); 
 once the tree has been idle for ``IDLE_COMPACT_S``, merging only the small delta segments of
 many edits unless too many vectors are dead (``store/compaction.py``).
 
-After each update, while nothing is pending, the loop reads the committed state the next update
-will start from (``Index.prepare_update``), so an edit does not wait for that read.
+Once the tree has been quiet for ``IDLE_PREPARE_S`` after an update, the loop reads the committed
+state the next update will start from (``Index.prepare_update``), so the next edit does not wait
+for that read.
 
 Every change the watcher reports gets a sequence number; ``applied`` is the newest one whose update
 has committed. A search waits, bounded, until what was seen before it is applied, and says so when
@@ -40,6 +41,9 @@ from codeindex.progress import ProgressEvent
 
 log = logging.getLogger("codeindex.live")
 
+IDLE_PREPARE_S = 1.0
+"""Quiet time after an update before the loop reads the next one's starting state: the searches an
+agent makes right after an edit go first (the read holds the database for ~0.3 s on a 20k-file tree)."""
 IDLE_COMPACT_S = 5.0
 """Quiet time after the last update before the loop checks whether the segments need compacting."""
 DEGRADED_SCAN_S = 5.0
@@ -73,7 +77,8 @@ class FreshnessLoop:
 
     def __init__(self, index: Index, *, compaction_config: Config | None = None, scheduler: str | None = None,
                  embedder: str | None = None, watch: bool = True,
-                 on_update: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_update: Callable[[dict[str, Any]], None] | None = None,
+                 on_quiet: Callable[[], None] | None = None) -> None:
         self.index = index
         config = index.config
         self.quiet_ms = config["live.quiet_ms"]
@@ -84,6 +89,8 @@ class FreshnessLoop:
         self.scheduler = scheduler
         self.embedder = embedder
         self.on_update = on_update
+        self.on_quiet = on_quiet
+        """Called in the loop's thread once the tree is quiet after an update (a server warms its searcher)."""
         self._watch = watch
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -97,7 +104,7 @@ class FreshnessLoop:
         self._retry_at = 0.0
         self._last_full = 0.0
         self._compact_check_at: float | None = None
-        self._prepare_wanted = False
+        self._prepare_at: float | None = None
         self._gone_since: str | None = None
         self._watch_error: str | None = None
         self._watcher_thread: threading.Thread | None = None
@@ -179,10 +186,12 @@ class FreshnessLoop:
                         if now - self._last_full >= interval:
                             return self._take("full")
                         waits.append(self._last_full + interval - now)
-                    if self._prepare_wanted:  # read the next update's starting state in idle time
-                        self._prepare_wanted = False
-                        self._busy = "prepare"
-                        return "prepare", set(), self._applied
+                    if self._prepare_at is not None:  # read the next update's starting state in idle time
+                        if now >= self._prepare_at:
+                            self._prepare_at = None
+                            self._busy = "prepare"
+                            return "prepare", set(), self._applied
+                        waits.append(self._prepare_at - now)
                     if self._compact_check_at is not None:
                         if now >= self._compact_check_at:
                             self._compact_check_at = None
@@ -205,6 +214,8 @@ class FreshnessLoop:
                 report = None
             elif kind == "prepare":
                 self.index.prepare_update()
+                if self.on_quiet is not None:
+                    self.on_quiet()
                 report = None
             else:
                 report = self.index.update(paths=None if kind == "full" else paths, wait=True,
@@ -246,9 +257,9 @@ class FreshnessLoop:
                     self.last_full_at = self.last_update_at
                 if report.chunks_written or report.files_deleted or report.files_moved:
                     self._compact_check_at = time.monotonic() + IDLE_COMPACT_S
-                self._prepare_wanted = True
+                self._prepare_at = time.monotonic() + IDLE_PREPARE_S
             elif kind == "compact":
-                self._prepare_wanted = True  # a compaction commits too
+                self._prepare_at = time.monotonic() + IDLE_PREPARE_S  # a compaction commits too
             self._cond.notify_all()
         if report is not None and self.on_update is not None:
             self.on_update(self.last_report or {})

@@ -40,6 +40,7 @@ class LiveIndex:
                  scheduler: str | None = None, embedder: str | None = None, watch: bool = True,
                  role: str = "serve") -> None:
         self.loop = open_loop(root, index_dir=index_dir, scheduler=scheduler, embedder=embedder, watch=watch)
+        self.loop.on_quiet = self._warm
         self.index = self.loop.index
         self.role = role
         self._held = contextlib.ExitStack()
@@ -73,6 +74,11 @@ class LiveIndex:
         self.index.close()
         self._held.close()
         return finished
+
+    def _warm(self) -> None:
+        """In the loop's quiet time after an update: load the new state's search structures."""
+        with self._search_lock, contextlib.suppress(CodeIndexError):
+            self.index.warm()
 
     # ------------------------------------------------------------------ tools
 

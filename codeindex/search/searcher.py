@@ -222,6 +222,21 @@ class Searcher:
             ranked.extend((chunk_id, score) for chunk_id in chunk_ids)
         return ranked[:n]
 
+    def warm(self) -> None:
+        """Load what the committed state says now (segments, selectors, chunk lengths, vector map).
+
+        A long-lived process calls this in idle time after a commit, so that no query pays for it.
+        """
+        if not self._reader.db_path.exists():
+            return
+        with self._reader.use() as (con, stamp):
+            snap = self._current(con, stamp)
+            snap.queries = max(snap.queries, 2)  # warm from now on: the heavy parts load below
+            snap.chunk_lengths(con)
+            snap.vectors(con)
+            self._dead_selectors(con, snap)
+            self._load_segments([f for _, f in snap.segments])
+
     # ------------------------------------------------------------------ look-ups (search/lookup.py)
 
     def definitions(self, name: str, *, k: int) -> list[Any]:
