@@ -380,11 +380,13 @@ def test_python_api_context_manager_typed_results_and_settings_mapping(indexed: 
                     reason="needs mypy")
 def test_search_is_typed_for_mypy(tmp_path: Path) -> None:
     """``py.typed`` plus annotations: a user's mypy sees ``SearchResult`` fields, not ``Any``."""
+    import codeindex
+
     script = tmp_path / "user.py"
     script.write_text("from codeindex import Index\n"
                       "def first_path(index: Index) -> int:\n"
                       "    return index.search('x')[0].path\n")
     proc = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "--follow-imports=silent",
                            str(script)], capture_output=True, text=True, check=False,
-                          env={**os.environ, "MYPYPATH": str(Path(__file__).resolve().parent.parent)})
+                          env={**os.environ, "MYPYPATH": str(Path(codeindex.__file__).resolve().parent.parent)})
     assert 'Incompatible return value type (got "str", expected "int")' in proc.stdout, proc.stdout
