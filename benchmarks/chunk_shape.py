@@ -72,12 +72,12 @@ def fitting_definitions(corpus: Path, definitions: Sequence[Sequence[Any]],
                         max_tokens: int = MAX_TOKENS) -> list[tuple[str, int, int, str]]:
     """``(path, first, last, qualified)`` of the definitions whose header + text fits ``max_tokens`` exactly."""
     from codeindex.chunking.build import header
-    from codeindex.engine.tasks import _token_counter
+    from codeindex.engine.tasks import token_counter
     from codeindex.hookspecs import EmbedderSettings
     from codeindex.languages import LanguageMap
     from codeindex.plugins import get_plugin_manager
 
-    count = _token_counter("onnx", EmbedderSettings())
+    count = token_counter("onnx", EmbedderSettings())
     languages = LanguageMap.from_parsers(get_plugin_manager().parsers())
     lines_of: dict[str, list[str]] = {}
     texts: list[str] = []

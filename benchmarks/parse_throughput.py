@@ -77,9 +77,9 @@ def _counter(kind: str, ctx: Any) -> Iterator[None]:
     from codeindex.engine import tasks
 
     tokens._fast_counters.clear()  # a fresh worker: the fast counter's caches start empty
-    tasks._token_counter.cache_clear()
+    tasks.token_counter.cache_clear()
     if kind == "fast":
-        tasks._token_counter(ctx.backend, ctx.settings)([""])  # its vocabulary loads once per worker: not timed
+        tasks.token_counter(ctx.backend, ctx.settings)([""])  # its vocabulary loads once per worker: not timed
         yield
         return
     path = models.default_model_path()
@@ -88,7 +88,7 @@ def _counter(kind: str, ctx: Any) -> Iterator[None]:
     def hf(backend: str, settings: Any) -> Any:
         return lambda texts: tokens.hf_count(path, texts)
 
-    with mock.patch.object(tasks, "_token_counter", hf):
+    with mock.patch.object(tasks, "token_counter", hf):
         yield
 
 

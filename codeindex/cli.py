@@ -182,7 +182,7 @@ def _do_run(state: State, kind: str, path: str | None, scheduler: str | None, em
             as_json: bool, force: bool = False) -> None:
     from codeindex.render import ProgressRenderer, print_changes, print_report
 
-    index = _index(state, path, discover=kind == "update")
+    index = _index(state, path, discover=False)  # Index finds the tree owning PATH, and says so
     show = state.verbosity >= 0 and not as_json
     with ProgressRenderer(enabled=show, notices=state.verbosity >= 0) as renderer:
         method = index.rebuild if kind == "rebuild" else index.update

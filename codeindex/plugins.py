@@ -135,6 +135,8 @@ def register_plugin(plugin: ModuleType | Any, name: str, *, package: str = "__ma
     manager = get_plugin_manager()
     with _lock:
         _register(manager, name, plugin, package=package, version=version, builtin=False)
+        if name in manager.infos:
+            _collect(manager, only=name)
 
 
 def reset_plugin_manager() -> None:
@@ -192,7 +194,7 @@ def _register(manager: PluginManager, name: str, module: ModuleType | Any, *, pa
                                      package=package, version=version, builtin=builtin)
 
 
-def _collect(manager: PluginManager) -> None:
+def _collect(manager: PluginManager, *, only: str | None = None) -> None:
     """Call every hook implementation through pluggy, one at a time, so one failing plugin costs only itself.
 
     ``get_hookimpls()`` lists implementations in registration order as pluggy sorts them (``trylast``
@@ -203,6 +205,8 @@ def _collect(manager: PluginManager) -> None:
     for hook_name in HOOKS:
         caller = getattr(manager.pm.hook, hook_name)
         for impl in caller.get_hookimpls():
+            if only is not None and impl.plugin_name != only:
+                continue
             info = manager.infos[impl.plugin_name]
             try:
                 result = list(impl.function() or [])

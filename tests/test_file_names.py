@@ -63,7 +63,7 @@ def test_rebuild_update_and_search_with_non_utf8_names(tmp_path: Path, cli) -> N
     assert json.loads(rebuilt.stdout)["files_added"] == 3
     found = cli("search", "espresso crema", "--root", str(root), "--json")
     assert found.returncode == 0, found.stderr
-    assert json.loads(found.stdout)[0]["path"] == "caf\\xe9.py"
+    assert json.loads(found.stdout)["results"][0]["path"] == "caf\\xe9.py"
     human = cli("search", "curriculum", "--root", str(root))  # printed to a terminal-like pipe, escaped
     assert human.returncode == 0 and "r\\xe9sum\\xe9s/cv.py" in human.stdout, human.stderr
 

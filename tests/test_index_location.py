@@ -61,7 +61,7 @@ def test_update_in_a_subfolder_updates_the_tree_that_owns_it(tmp_path: Path, cli
     assert any("part of the tree indexed at" in w for w in report["warnings"])
     assert not (root / "sub" / ".codeindex").exists()  # never a second index nested in the first
     hits = cli("search", "inner_changed", "--root", str(root / "sub"), "--mode", "lexical", "--json")
-    assert hits.returncode == 0 and json.loads(hits.stdout)[0]["path"] == "sub/inner.py", hits.stderr
+    assert hits.returncode == 0 and json.loads(hits.stdout)["results"][0]["path"] == "sub/inner.py", hits.stderr
     refused = cli("rebuild", str(root / "sub"))
     assert refused.returncode == 2 and "part of the tree indexed at" in refused.stderr
     assert not (root / "sub" / ".codeindex").exists()

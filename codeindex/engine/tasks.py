@@ -64,7 +64,8 @@ def vector_key(key_prefix: str, embed_text: str) -> str:
 
 
 @lru_cache(maxsize=4)
-def _token_counter(backend: str, settings: EmbedderSettings) -> Callable[[Sequence[str]], list[int]]:
+def token_counter(backend: str, settings: EmbedderSettings) -> Callable[[Sequence[str]], list[int]]:
+    """The token counter of a backend, built once per process (parse tasks and benchmarks share it)."""
     from codeindex.plugins import get_plugin_manager
 
     return get_plugin_manager().embedder_backend(backend).token_counter(settings)
@@ -95,7 +96,7 @@ def parse_one(item: ParseItem, ctx: EmbedContext) -> ParseResult:
     # Secrets are masked before the parser sees the bytes: no chunk, header, symbol or posting holds one.
     data, redactions = redact(item.data)
     result.redactions = [(r.line, r.kind, r.name) for r in redactions]
-    budget = ChunkBudget(ctx.max_tokens, _token_counter(ctx.backend, ctx.settings))
+    budget = ChunkBudget(ctx.max_tokens, token_counter(ctx.backend, ctx.settings))
     try:
         chunks, definitions = chunk_with_definitions(parser, data, item.path, item.language, budget)
     except RecursionError:

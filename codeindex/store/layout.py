@@ -43,7 +43,10 @@ def find_index_root(start: Path) -> Path | None:
     """
     here = Path(os.path.abspath(start))
     for folder in (here, *here.parents):
-        if (folder / INDEX_DIR_NAME / DB_NAME).is_file():
+        try:
+            if (folder / INDEX_DIR_NAME / DB_NAME).is_file():
+                return folder
+        except PermissionError:  # another user's private index: Index says so (check_access)
             return folder
     return None
 
@@ -59,6 +62,7 @@ def make_index_dir(index_dir: Path) -> None:
     if not ignore.exists():
         with contextlib.suppress(OSError):  # a read-only folder: the index still works, only git would see it
             ignore.write_text(GITIGNORE)
+            make_private_file(ignore)
 
 
 PRIVATE_DIR_MODE = 0o700
