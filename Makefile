@@ -40,7 +40,7 @@ test: install corpus
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check codeindex tests benchmarks plugins
+	$(BIN)/ruff check codeindex tests benchmarks plugins examples
 	$(BIN)/mypy
 
 bench: install

@@ -18,13 +18,15 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from codeindex import jsonout
 from codeindex.errors import CodeIndexError, ExitCode, Interrupted, error_lines
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -99,6 +101,8 @@ def path_argument(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pathlib import Path
+
         path, root = kwargs.pop("path"), kwargs.pop("root")
         if path is not None and root is not None and Path(path).resolve() != Path(root).resolve():
             raise click.UsageError(f"PATH {path!r} and --root {root!r} name different trees; pass one")
@@ -112,6 +116,8 @@ def path_argument(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _find_root(state: State, path: str | None) -> Path:
     """The indexed tree for ``path``: the nearest folder at or above it holding an index (like git),
     or ``path`` itself when there is none (or when --index-dir says where the index is)."""
+    from pathlib import Path
+
     from codeindex.store.layout import find_index_root
 
     start = Path(path if path is not None else ".").expanduser()
@@ -122,6 +128,8 @@ def _find_root(state: State, path: str | None) -> Path:
 
 
 def _index(state: State, path: str | None, *, discover: bool = True, **overrides: Any) -> Any:
+    from pathlib import Path
+
     from codeindex.index import Index
 
     root = _find_root(state, path) if discover else Path(path if path is not None else ".")
@@ -134,6 +142,8 @@ def _index(state: State, path: str | None, *, discover: bool = True, **overrides
 
 def _subfolder(index: Any, path: str | None) -> str:
     """The root-relative folder an explicit ``path`` names inside the index's tree ("" for the root or none)."""
+    from pathlib import Path
+
     if path is None:
         return ""
     target = Path(path).expanduser().resolve()
@@ -376,6 +386,8 @@ def files(state: State, path: str | None, skipped: bool, reason: str | None, as_
 @click.pass_obj
 def why(state: State, file: str, root: str | None, as_json: bool) -> None:
     """Say whether FILE is indexed, and if not, which rule or skip reason left it out."""
+    from pathlib import Path
+
     target = Path(file).expanduser().absolute()
     index = _index(state, root if root is not None else str(target.parent if not target.is_dir() else target))
     report = index.why(target)

@@ -9,9 +9,9 @@ command's output; additions do not bump it) and ``command``. Timestamps are ISO 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import PurePath
 from typing import Any
 
 SCHEMA = 1
@@ -45,8 +45,8 @@ def error_object(exc: BaseException, exit_code: int, hint: str = "") -> dict[str
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
         return iso_utc(value)
-    if isinstance(value, PurePath):
-        return str(value)
+    if isinstance(value, os.PathLike):  # pathlib stays out of start-up: `--help` never imports it
+        return os.fspath(value)
     if isinstance(value, set | frozenset | tuple):
         return sorted(value) if isinstance(value, set | frozenset) else list(value)
     return str(value)
