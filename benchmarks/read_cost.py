@@ -53,11 +53,19 @@ def _env(pythonpath: str) -> dict[str, str]:
             "ORT_DISABLE_TELEMETRY": "1"}
 
 
-def _cli(pythonpath: str, *args: str) -> float:
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "codeindex.cli", *args], env=_env(pythonpath), check=True,
-                   capture_output=True, text=True)
-    return time.perf_counter() - start
+def _cli(pythonpath: str, *args: str, attempts: int = 1) -> float:
+    """Seconds one ``codeindex`` command took; its stderr is shown if it fails (``attempts`` times)."""
+    for attempt in range(attempts):
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "codeindex.cli", *args], env=_env(pythonpath),
+                              capture_output=True, text=True, check=False)
+        if proc.returncode == 0:
+            return time.perf_counter() - start
+        print(f"codeindex {' '.join(args)} (PYTHONPATH={pythonpath}) exited {proc.returncode}: "
+              f"{proc.stderr.strip()[-500:]}", file=sys.stderr)
+        if attempt + 1 < attempts:
+            time.sleep(5)
+    raise SystemExit(f"codeindex {' '.join(args)} failed")
 
 
 def _walk(pythonpath: str, root: Path) -> tuple[float, int]:
@@ -82,7 +90,7 @@ def measure(sides: dict[str, tuple[str, Path]], repeat: int) -> dict[str, Any]:
     if len(rels) != 1:
         raise SystemExit(f"the copies differ: edit files {rels}")
     for pythonpath, root in sides.values():  # settle each index once (untimed): a no-op from here on
-        _cli(pythonpath, "update", str(root))
+        _cli(pythonpath, "update", str(root), attempts=3)
     for i in range(repeat):
         for side, (pythonpath, root) in sides.items():
             seconds, n = _walk(pythonpath, root)
@@ -96,7 +104,7 @@ def measure(sides: dict[str, tuple[str, Path]], repeat: int) -> dict[str, Any]:
                 times[side]["edit"].append(_cli(pythonpath, "update", str(root)))
             finally:
                 path.write_bytes(original)
-                _cli(pythonpath, "update", str(root))
+                _cli(pythonpath, "update", str(root), attempts=3)
     out: dict[str, Any] = {"repeat": repeat, "edit_file": rels.pop(), "files_found_by_walk": files_seen}
     for side in sides:
         out[side] = {m: {"median_s": round(statistics.median(v), 4), "min_s": round(min(v), 4),

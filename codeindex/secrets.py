@@ -23,8 +23,9 @@ Two layers, both on by default:
   say what it redacted.
 
 Cost: about a dozen scans of the file at substring-search speed (each pattern starts with a literal,
-which ``re`` finds as fast as ``bytes.find``): ~3.5 s for the 185 MB of the large corpus on one core,
-against the tens of minutes its parse takes. Every quantifier is bounded, so no file can make it slow.
+which ``re`` finds as fast as ``bytes.find``): 3.5-5.3 s for the 185 MB of the large corpus on one
+shared core, a few percent of its parse stage (132 s busy in a hashing rebuild). It runs in the parse
+tasks, on the workers. Every quantifier is bounded, so no file can make it slow.
 """
 
 from __future__ import annotations

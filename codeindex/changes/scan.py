@@ -24,6 +24,7 @@ import blake3
 from codeindex.changes.discovery import Discovery, discover
 from codeindex.changes.hash_child import HashChild, Job, can_fork
 from codeindex.changes.read import ReadSkip, read_checked
+from codeindex.config import BY_NAME
 from codeindex.models import FileStat, SourceFile
 from codeindex.store.layout import INDEX_DIR_NAME
 
@@ -33,8 +34,8 @@ from codeindex.store.layout import INDEX_DIR_NAME
 RACY_WINDOW_NS = 2_000_000_000
 # Above this size blake3 hashes a file on several threads.
 PARALLEL_HASH_BYTES = 8 * 1024 * 1024
-DEFAULT_MAX_BYTES = 1_048_576
-"""The size cap when a caller names none (``discovery.max_file_bytes``'s default)."""
+DEFAULT_MAX_BYTES: int = BY_NAME["discovery.max_file_bytes"].default
+"""The size cap when a caller names none."""
 # Threads pay only when there is enough to read for I/O waits or blake3's GIL-free hashing to overlap.
 # Measured on 2 shared cores, warm cache, 20.8k files / 185 MB: 2 threads took 0.61 s against 0.48 s
 # for one (benchmarks/hash_bound.py), so small machines stay serial; cold caches on bigger machines are
