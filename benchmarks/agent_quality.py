@@ -178,8 +178,8 @@ def figures_for(side: str, results: dict[str, list[list[Any]]], sets: dict[str, 
 
 
 def run(codebase: Path, work: Path, backend: str, baseline: Path | None = None, peer: bool = False,
-        cache_dir: Path | None = None) -> dict[str, Any]:
-    data = load_questions()
+        cache_dir: Path | None = None, questions: Path = QUESTIONS) -> dict[str, Any]:
+    data = load_questions(questions)
     natural = [q["q"] for q in data["natural"]]
     identifiers = [q["q"] for q in data["identifiers"]]
     sets = {"natural": [resolve(codebase, q["a"]) for q in data["natural"]],
@@ -242,13 +242,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--embedder", default="onnx")
     ap.add_argument("--baseline", type=Path, default=None)
     ap.add_argument("--peer", action="store_true", help="also run mcp-vector-search (its venv must exist)")
+    ap.add_argument("--questions", type=Path, default=QUESTIONS,
+                    help="a question file (default: the held-out werkzeug set; questions/flask-dev.json is the "
+                         "development set ranking changes were tried on)")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = ap.parse_args(argv)
-    data = load_questions()
+    data = load_questions(args.questions)
     work = Path(tempfile.mkdtemp(prefix="agent-quality-"))
     try:
         figures = run(args.corpus.resolve() / data["codebase"], work, args.embedder,
-                      args.baseline.resolve() if args.baseline else None, args.peer)
+                      args.baseline.resolve() if args.baseline else None, args.peer, questions=args.questions)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for key, value in figures.items():

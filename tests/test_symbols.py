@@ -60,6 +60,12 @@ def test_qualifiers_and_paths_narrow_the_match() -> None:
     assert [r.path for r in rank_definitions(parse_identifier("rich/pretty.py:print"), rows)] == ["rich/pretty.py"]
     assert [r.path for r in rank_definitions(parse_identifier("pretty.py:print"), rows)] == ["rich/pretty.py"]
     assert rank_definitions(parse_identifier("ty.py:print"), rows) == []  # a path matches whole parts only
+    overloads = [SymbolRow("m.py", "match", "Map.match", "method", 10, 11),
+                 SymbolRow("m.py", "match", "Map.match", "method", 13, 14),
+                 SymbolRow("m.py", "match", "Map.match", "method", 16, 60)]
+    fused_overloads = {overloads[0]: 0, overloads[1]: 1, overloads[2]: 2}
+    assert rank_definitions(parse_identifier("Map.match"), overloads, fused_overloads)[0] == overloads[2], \
+        "the implementation before its @overload stubs, whatever the fused ranking says"
     fused = {rows[3]: 0, rows[0]: 5}
     assert [r.qualified for r in rank_definitions(parse_identifier("print"), rows, fused)] \
         == ["print", "Console.print", "Pretty.print"]  # the fused ranking orders equals

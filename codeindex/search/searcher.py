@@ -322,15 +322,18 @@ class Searcher:
             order = exact + [c for c, _ in ranked if c not in pinned]
             if not order:
                 return []
-            rows = {r[0]: r for r in con.execute(
-                "SELECT chunk_id, path, start_line, end_line, symbol, kind, language, text "
+            # the candidates' places first; texts only for what a reranker reads and what is returned
+            rows = {r[0]: _Row(*r) for r in con.execute(
+                "SELECT chunk_id, path, start_line, end_line, symbol, kind, language, '' "
                 "FROM chunks WHERE chunk_id IN (SELECT unnest(?::BIGINT[]))", [order]).fetchall()}
             rest = [c for c in order[len(exact):] if c in rows]
             if rerank is not None:
+                _fill_texts(con, [rows[c] for c in rest[:RERANK_DEPTH]])
                 rest = _reranked(rerank, query, rest, rows, dict(ranked))
-            hits = [_Row(*rows[c]) for c in [*exact, *rest] if c in rows]
+            hits = [rows[c] for c in [*exact, *rest] if c in rows]
             definitions = definitions_in(con, sorted({h.path for h in hits}))
             groups = group_results(hits, definitions, group, k)
+            _fill_texts(con, [g.row for g in groups])
             around = {g.row.chunk_id: _context_lines(con, g.row, context) for g in groups} if context else {}
         scores = dict(ranked)
         v_rank = {c: i + 1 for i, (c, _) in enumerate(vector)}
@@ -383,19 +386,31 @@ class _Row:
     text: str
 
 
+def _fill_texts(con: duckdb.DuckDBPyConnection, rows: Sequence[_Row]) -> None:
+    """Read the display text of ``rows`` (one query; a result's text is most of its bytes)."""
+    wanted = [r.chunk_id for r in rows if not r.text]
+    if not wanted:
+        return
+    texts = dict(con.execute("SELECT chunk_id, text FROM chunks WHERE chunk_id IN (SELECT unnest(?::BIGINT[]))",
+                             [wanted]).fetchall())
+    for r in rows:
+        r.text = texts.get(r.chunk_id, r.text)
+
+
 RERANK_DEPTH = 50
 """How many fused candidates a reranker sees (after the exact definitions, which it never moves)."""
 
 
-def _reranked(reranker: Any, query: str, ids: list[int], rows: dict[int, tuple[Any, ...]],
+def _reranked(reranker: Any, query: str, ids: list[int], rows: dict[int, _Row],
               scores: dict[int, float]) -> list[int]:
     """``ids`` with the first ``RERANK_DEPTH`` reordered by the reranker's scores (ties keep their order)."""
     from codeindex.hookspecs import RerankCandidate
 
     head, tail = ids[:RERANK_DEPTH], ids[RERANK_DEPTH:]
-    candidates = [RerankCandidate(chunk_id=c, path=rows[c][1], start_line=rows[c][2], end_line=rows[c][3],
-                                  symbol=rows[c][4] or "", kind=rows[c][5], language=rows[c][6], text=rows[c][7],
-                                  score=scores.get(c, 0.0)) for c in head]
+    candidates = [RerankCandidate(chunk_id=c, path=rows[c].path, start_line=rows[c].start_line,
+                                  end_line=rows[c].end_line, symbol=rows[c].symbol or "", kind=rows[c].kind,
+                                  language=rows[c].language, text=rows[c].text, score=scores.get(c, 0.0))
+                  for c in head]
     new_scores = list(reranker.rerank(query, candidates))
     if len(new_scores) != len(head):
         raise UsageError(f"reranker {reranker.name!r} returned {len(new_scores)} scores for {len(head)} candidates")

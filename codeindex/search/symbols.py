@@ -96,11 +96,16 @@ def rank_definitions(ident: IdentifierQuery, rows: Sequence[SymbolRow],
 
     Order: exact case before ignoring case; library paths before tests, implementations before
     stubs (``.pyi``, ``.d.ts``); for a bare name, types before functions before the rest (an
-    ``impl`` block, a namespace); then how the fused ranking placed the chunk holding the definition
+    ``impl`` block, a namespace); of one name defined several times in a file (``@overload`` stubs
+    and the implementation), the longest; then how the fused ranking placed the chunk holding the definition
     (``fused_rank``), so of many ``parse_args`` the one the ranking favours comes first; then path
     and line, for a stable order.
     """
     fused_rank = fused_rank or {}
+    longest: dict[tuple[str, str], int] = {}
+    for row in rows:
+        key = (row.path, row.qualified)
+        longest[key] = max(longest.get(key, 0), row.end_line - row.start_line)
     scored = []
     for row in rows:
         quality = matches(ident, row)
@@ -110,7 +115,9 @@ def rank_definitions(ident: IdentifierQuery, rows: Sequence[SymbolRow],
         if ident.qualifiers:
             kind_order = 0  # a qualified name already says which definition it means
         secondary = (bool(_TEST_PATH.search(row.path)), row.path.endswith(STUB_SUFFIXES))
-        scored.append(((quality, *secondary, kind_order, fused_rank.get(row, 1 << 30),
+        stub = row.end_line - row.start_line < longest[(row.path, row.qualified)]  # an overload before its body
+        scored.append(((quality, *secondary, kind_order, stub, fused_rank.get(row, 1 << 30),
                         row.path, row.start_line), row))
     scored.sort(key=lambda item: item[0])
     return [row for _, row in scored]
+
