@@ -44,6 +44,19 @@ class LockedError(CodeIndexError):
     hint = "wait for the other writer to finish, or pass --wait"
 
 
+class LiveConflictError(LockedError):
+    """A second live process (``codeindex serve`` or ``watch``) for an index that already has one."""
+
+    hint = "use the one already running (its pid is above), or stop it first"
+
+
+class TreeGoneError(CodeIndexError):
+    """The tree a live process watches was moved or removed while it ran."""
+
+    exit_code = ExitCode.USAGE
+    hint = "move the tree back, or restart `codeindex serve` on its new path"
+
+
 class CorruptIndexError(CodeIndexError):
     exit_code = ExitCode.CORRUPT
     hint = "run `codeindex rebuild PATH` to recreate the index"
@@ -70,3 +83,11 @@ class PluginError(CodeIndexError):
 class Interrupted(CodeIndexError):
     exit_code = ExitCode.INTERRUPTED
     hint = "the index was left in its previous state; run `codeindex update` to finish the work"
+
+
+def error_lines(exc: CodeIndexError) -> list[str]:
+    """The one-line message and its hint, as the CLI prints them (and ``codeindex serve`` returns them)."""
+    lines = [f"codeindex: error: {exc}"]
+    if exc.hint:
+        lines.append(f"hint: {exc.hint}")
+    return lines

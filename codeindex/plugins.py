@@ -29,7 +29,7 @@ from codeindex.errors import PluginError
 
 log = logging.getLogger("codeindex.plugins")
 
-ENTRY_POINT_GROUPS = ("codeindex.parsers", "codeindex.embedders")
+ENTRY_POINT_GROUPS = ("codeindex.parsers", "codeindex.embedders", "codeindex.rerankers")
 
 DEFAULT_PLUGINS: dict[str, str] = {
     "treesitter": "codeindex.parsers.treesitter",
@@ -51,6 +51,7 @@ class PluginInfo:
     builtin: bool
     parsers: list[hookspecs.Parser] = field(default_factory=list)
     embedders: list[hookspecs.EmbedderBackend] = field(default_factory=list)
+    rerankers: list[hookspecs.Reranker] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -78,6 +79,17 @@ class PluginManager:
             raise PluginError(f"unknown embedder backend {name!r} (available: {known})",
                               hint="`codeindex plugins` lists the installed backends")
         return backends[name]
+
+    def rerankers(self) -> dict[str, hookspecs.Reranker]:
+        return {r.name: r for info in self.infos.values() for r in info.rerankers}
+
+    def reranker(self, name: str) -> hookspecs.Reranker:
+        rerankers = self.rerankers()
+        if name not in rerankers:
+            known = ", ".join(sorted(rerankers)) or "none installed"
+            raise PluginError(f"unknown reranker {name!r} (available: {known})",
+                              hint="`codeindex plugins` lists the installed rerankers")
+        return rerankers[name]
 
     def parser_by_name(self, name: str) -> hookspecs.Parser:
         for parser in self.parsers():
@@ -109,6 +121,22 @@ def get_plugin_manager() -> PluginManager:
                                 for ep in metadata.entry_points(group=group)]
             _manager = build_plugin_manager(entry_points, blocked=blocked_plugins())
         return _manager
+
+
+def register_plugin(plugin: ModuleType | Any, name: str, *, package: str = "__main__", version: str = "") -> None:
+    """Register a plugin (a module or object with ``codeindex_*`` hook implementations) in this process,
+    as an installed entry point would be; for scripts, notebooks and tests.
+
+    Only this process sees it: worker processes of a local or remote Dask cluster load plugins from
+    entry points, so run with ``scheduler="sync"`` (small updates run in-process anyway) or package the
+    plugin with an entry point (docs/howto/write-a-parser-plugin.md). Problems become warnings, as for
+    any plugin; ``codeindex.plugins.get_plugin_manager().warnings`` lists them.
+    """
+    manager = get_plugin_manager()
+    with _lock:
+        _register(manager, name, plugin, package=package, version=version, builtin=False)
+        if name in manager.infos:
+            _collect(manager, only=name)
 
 
 def reset_plugin_manager() -> None:
@@ -152,7 +180,7 @@ def build_plugin_manager(entry_points: Iterable[metadata.EntryPoint],
     return manager
 
 
-HOOKS = ("codeindex_parsers", "codeindex_embedders")
+HOOKS = ("codeindex_parsers", "codeindex_embedders", "codeindex_rerankers")
 
 
 def _register(manager: PluginManager, name: str, module: ModuleType | Any, *, package: str,
@@ -166,7 +194,7 @@ def _register(manager: PluginManager, name: str, module: ModuleType | Any, *, pa
                                      package=package, version=version, builtin=builtin)
 
 
-def _collect(manager: PluginManager) -> None:
+def _collect(manager: PluginManager, *, only: str | None = None) -> None:
     """Call every hook implementation through pluggy, one at a time, so one failing plugin costs only itself.
 
     ``get_hookimpls()`` lists implementations in registration order as pluggy sorts them (``trylast``
@@ -177,6 +205,8 @@ def _collect(manager: PluginManager) -> None:
     for hook_name in HOOKS:
         caller = getattr(manager.pm.hook, hook_name)
         for impl in caller.get_hookimpls():
+            if only is not None and impl.plugin_name != only:
+                continue
             info = manager.infos[impl.plugin_name]
             try:
                 result = list(impl.function() or [])
@@ -191,6 +221,12 @@ def _collect(manager: PluginManager) -> None:
                                    "parsers; ignored")
                 info.parsers.extend(good)
                 manager._parsers.extend(good)
+            elif hook_name == "codeindex_rerankers":
+                good_r = [r for r in result if isinstance(r, hookspecs.Reranker)]
+                if len(good_r) != len(result):
+                    _warn(manager, f"plugin {info.name!r} ({info.package}) returned objects that are not "
+                                   "rerankers; ignored")
+                info.rerankers.extend(good_r)
             else:
                 good_e = [b for b in result if isinstance(b, hookspecs.EmbedderBackend)]
                 if len(good_e) != len(result):

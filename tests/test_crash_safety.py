@@ -24,16 +24,8 @@ import duckdb
 import pytest
 
 from codeindex import Index, crashpoints
-from tests.crash_helpers import (
-    State,
-    apply_edits,
-    check_invariants,
-    cli_cmd,
-    make_tree,
-    read_db_state,
-    read_state,
-    run_cli,
-)
+from tests.crash_helpers import State, apply_edits, check_invariants, make_tree, read_db_state, read_state
+from tests.helpers import cli_cmd, run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -1,18 +1,21 @@
 """The update plan: what changed since the committed snapshot, and the rules that decide it.
 
-``read_state`` reads the committed snapshot (one brief read-only open); ``make_plan`` walks and scans
+``read_state`` reads the committed snapshot (through the run's read session); ``make_plan`` walks and scans
 the tree, diffs the Merkle leaves, and applies the planning rules (a parser identity change means
 reparse, a model change means re-embed). ``engine/estimate.py`` prices a plan by what it would embed.
-Nothing here writes.
+A plan can be scoped to the paths a file watcher saw change (``make_plan(paths=...)``): only those
+are walked and hashed, every other file keeps its committed leaf. Nothing here writes.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from codeindex.changes import merkle
-from codeindex.changes.discovery import Discovery
+from codeindex.changes.discovery import Discovery, rescan_scope
 from codeindex.changes.scan import discover_and_scan
 from codeindex.config import Config
 from codeindex.embedders.choice import EmbedderChoice
@@ -23,6 +26,7 @@ from codeindex.plugins import get_plugin_manager
 from codeindex.progress import ProgressCallback, ProgressEvent
 from codeindex.store import db as dbm
 from codeindex.store.layout import IndexLayout
+from codeindex.store.reader import Stamp, database_stamp
 from codeindex.store.session import ReadSession
 
 
@@ -56,6 +60,8 @@ class UpdatePlan:
     estimated_seconds: float | None = None
     files_seen: int = 0
     rehashed: int = 0
+    scoped: bool = False
+    """Only the paths given to ``make_plan`` were walked (the rest kept their committed leaves)."""
     nodes: dict[str, str] = field(default_factory=dict, repr=False)
     """The new Merkle directory nodes (not part of the printed plan)."""
 
@@ -81,6 +87,9 @@ class IndexState:
     snapshot: dict[str, SnapshotRow] = field(default_factory=dict)
     nodes: dict[str, str] = field(default_factory=dict)
     runs_throughput: tuple[float, float] | None = None  # (tokens per second, tokens per chunk)
+    stamp: Stamp = ()
+    """The database's stamp before it was read (``store.reader.database_stamp``): while the stamp is
+    unchanged, nothing was committed since, so the state read earlier is still the committed one."""
 
 
 def read_state(layout: IndexLayout, session: ReadSession | None = None, *, require: bool) -> IndexState:
@@ -93,6 +102,7 @@ def read_state(layout: IndexLayout, session: ReadSession | None = None, *, requi
     if session is None:
         with ReadSession(layout.db_path) as own:
             return read_state(layout, own, require=require)
+    stamp = database_stamp(layout.db_path)  # before the read: a commit in between is seen as a change
     con = session.con()
     meta = dbm.get_meta(con)
     files = con.execute("SELECT path, size, mtime_ns, inode, ctime_ns, hash, language, parser_id, "
@@ -105,33 +115,52 @@ def read_state(layout: IndexLayout, session: ReadSession | None = None, *, requi
     throughput = None
     if tp and tp[0] and tp[1]:
         throughput = (float(tp[0]) / float(tp[1]), float(tp[0]) / max(1.0, float(tp[2] or 1)))
-    return IndexState(meta, snapshot, nodes, throughput)
+    return IndexState(meta, snapshot, nodes, throughput, stamp)
+
+
+def still_current(state: IndexState | None, layout: IndexLayout) -> bool:
+    """Whether ``state`` (read earlier, maybe outside the writer lock) is still the committed state."""
+    return state is not None and bool(state.stamp) and state.stamp == database_stamp(layout.db_path)
 
 
 def make_plan(layout: IndexLayout, config: Config, state: IndexState, choice: EmbedderChoice,
-              progress: ProgressCallback) -> tuple[UpdatePlan, Discovery, dict[str, str]]:
-    """Walk, scan and diff the tree against ``state``: the plan, what discovery found, the new leaves."""
+              progress: ProgressCallback, *,
+              paths: Collection[str] | None = None) -> tuple[UpdatePlan, Discovery, dict[str, str]]:
+    """Walk, scan and diff the tree against ``state``: the plan, what discovery found, the new leaves.
+
+    ``paths`` (root-relative POSIX paths of files or directories that may have changed, e.g. what a
+    file watcher reported) scopes the plan to them: the result is the plan a full walk would make
+    if nothing else had changed. A model change, a change that can affect the whole tree
+    (``discovery.rescan_scope``) or a state without a snapshot makes it a full plan.
+    """
     manager = get_plugin_manager()
     lang_map = LanguageMap.from_parsers(manager.parsers())
     snapshot_time = int(state.meta.get("snapshot_time_ns", "0"))
+    model_change = _model_change(state, choice)
+    scopes = scan_scopes(paths) if paths is not None and state.snapshot and state.nodes and not model_change \
+        else None
     progress(ProgressEvent("discover"))
     # the walk and the hashing of what it finds overlap: see scan.OverlappedScan
     found, scanned = discover_and_scan(layout.root, lang_map.language_of, state.snapshot, snapshot_time,
                                        max_file_bytes=config["discovery.max_file_bytes"],
-                                       exclude=layout.excluded_names())
+                                       exclude=layout.excluded_names(), within=scopes)
     progress(ProgressEvent("discover", done=len(found.files), total=len(found.files)))
     progress(ProgressEvent("hash", done=len(scanned.rehashed), total=len(found.files)))
-    new_leaves = scanned.hashes
-    plan = UpdatePlan(files_seen=len(found.files), skipped=dict(found.skipped),
-                      unreadable=dict(scanned.unreadable), rehashed=len(scanned.rehashed))
-    if state.meta.get("model_id") and state.meta.get("model_id") != choice.model_id:
-        plan.model_change = (f"{state.meta.get('embedder_backend')}:{state.meta.get('model_id')} -> "
-                             f"{choice.backend}:{choice.model_id}")
-    elif state.meta.get("embedder_backend") and state.meta["embedder_backend"] != choice.backend:
-        plan.model_change = f"{state.meta['embedder_backend']} -> {choice.backend}"
-    # unreadable files keep their previous entries: never lose data because of a transient error
-    old_leaves = {p: r.hash for p, r in state.snapshot.items() if p not in scanned.unreadable}
-    diff = merkle.diff_trees(old_leaves, new_leaves)  # a dict comparison: milliseconds at 100k files
+    # seen: every entry the walk met, a skipped directory once (engine/report.py says why it is one rule)
+    plan = UpdatePlan(files_seen=len(found.files) + sum(found.skipped.values()), skipped=dict(found.skipped),
+                      unreadable=dict(scanned.unreadable), rehashed=len(scanned.rehashed),
+                      model_change=model_change)
+    rows: Iterable[tuple[str, SnapshotRow]] = state.snapshot.items()
+    if scopes is None:
+        new_leaves = scanned.hashes
+        # unreadable files keep their previous entries: never lose data because of a transient error
+        old_leaves = {p: r.hash for p, r in state.snapshot.items() if p not in scanned.unreadable}
+        diff = merkle.diff_trees(old_leaves, new_leaves)  # a dict comparison: milliseconds at 100k files
+    else:
+        new_leaves, diff, rows = _scoped_diff(state, scopes, scanned.hashes, scanned.unreadable)
+        plan.scoped = True
+        plan.files_seen = len(new_leaves) + len(scanned.unreadable)
+        plan.skipped = json.loads(state.meta.get("discovery_skipped") or "{}")  # the last full walk's counts
     if state.nodes and not scanned.unreadable:  # re-hash only the directories above what changed
         plan.nodes = merkle.update_tree(state.nodes, new_leaves, diff.changed_paths())
     else:
@@ -166,7 +195,7 @@ def make_plan(layout: IndexLayout, config: Config, state: IndexState, choice: Em
     plan.deleted.sort()
     plan.added.sort()
     changed = {*plan.added, *plan.modified, *(new for _, new in plan.moved)}
-    for path, row in state.snapshot.items():
+    for path, row in rows:
         if path not in new_leaves or path in changed:
             continue
         if stats[path] != row.stat:
@@ -181,3 +210,51 @@ def make_plan(layout: IndexLayout, config: Config, state: IndexState, choice: Em
         plan.by_language.setdefault(languages[new], {"add": 0, "modify": 0, "reparse": 0})
         plan.by_language[languages[new]]["move"] = plan.by_language[languages[new]].get("move", 0) + 1
     return plan, found, new_leaves
+
+
+def _model_change(state: IndexState, choice: EmbedderChoice) -> str | None:
+    """What changed in the embedder since the committed state ("old -> new"), or None."""
+    if state.meta.get("model_id") and state.meta.get("model_id") != choice.model_id:
+        return (f"{state.meta.get('embedder_backend')}:{state.meta.get('model_id')} -> "
+                f"{choice.backend}:{choice.model_id}")
+    if state.meta.get("embedder_backend") and state.meta["embedder_backend"] != choice.backend:
+        return f"{state.meta['embedder_backend']} -> {choice.backend}"
+    return None
+
+
+def scan_scopes(paths: Iterable[str]) -> set[str] | None:
+    """The subtrees a plan scoped to ``paths`` must walk, or None when one of them is the whole tree."""
+    scopes: set[str] = set()
+    for path in paths:
+        scope = rescan_scope(path)
+        if scope == "":
+            return None
+        if scope is not None:
+            scopes.add(scope)
+    return scopes
+
+
+def _scoped_diff(state: IndexState, scopes: Collection[str], hashes: dict[str, str], unreadable: Collection[str],
+                 ) -> tuple[dict[str, str], merkle.TreeDiff, list[tuple[str, SnapshotRow]]]:
+    """The new leaves, the diff and the snapshot rows concerned when only ``scopes`` were walked.
+
+    Files outside the scopes keep their committed leaves, so the diff is that of the files inside:
+    the same diff a full walk makes when nothing outside changed, without comparing every leaf.
+    """
+    touched = {s for s in scopes if s in state.snapshot}
+    old_dirs = {s for s in scopes if s in state.nodes}  # merkle_nodes lists every directory holding a file
+    if old_dirs:
+        for path in state.snapshot:
+            parent = path.rpartition("/")[0]
+            while parent:
+                if parent in old_dirs:
+                    touched.add(path)
+                    break
+                parent = parent.rpartition("/")[0]
+    old_inside = {p: state.snapshot[p].hash for p in touched if p not in unreadable}
+    diff = merkle.diff_trees(old_inside, hashes)
+    new_leaves = {p: r.hash for p, r in state.snapshot.items() if p not in touched}
+    new_leaves.update(hashes)
+    diff.unchanged = len(new_leaves) - len(diff.added) - len(diff.modified) - len(diff.moved)
+    return new_leaves, diff, [(p, state.snapshot[p]) for p in sorted(touched)]
+

@@ -26,9 +26,10 @@ import pyarrow as pa
 
 from codeindex import crashpoints
 from codeindex.changes import merkle
+from codeindex.changes.scan import untrusted
 from codeindex.engine.context import RunContext
 from codeindex.engine.report import RunReport, build_report, write_run
-from codeindex.engine.results import FileOutcome, PipelineResult, StagedWork
+from codeindex.engine.results import PipelineResult, StagedWork
 from codeindex.errors import CorruptIndexError
 from codeindex.fsio import fsync_file, rename_durably
 from codeindex.progress import ProgressEvent
@@ -36,11 +37,9 @@ from codeindex.store import db as dbm
 from codeindex.store.build import listed_segments
 from codeindex.store.compaction import needs_compaction
 from codeindex.store.postings import cluster_postings, load_postings_parts, needs_clustering, remove_postings
+from codeindex.store.redactions import replace_redactions
 from codeindex.store.segments import FinalSegments, SegmentInfo
-
-
-def _unreadable(outcome: FileOutcome) -> bool:
-    return (outcome.skip_reason or "").startswith("unreadable")
+from codeindex.store.symbols import replace_symbols
 
 
 class Commit:
@@ -175,10 +174,12 @@ class Commit:
         snapshot = self.ctx.state.snapshot
         work = result.work
         first = self.checkpoints == 0
-        parsed_ok = [p for p, o in work.outcomes.items() if not _unreadable(o)]
+        parsed_ok = [p for p, o in work.outcomes.items() if not o.keeps_previous]
         plan_paths = [*plan.deleted, *(old for old, _ in plan.moved)] if first else []
         replaced = [p for p in [*parsed_ok, *plan_paths] if p in snapshot]
         model_reset = first and bool(plan.model_change) and bool(snapshot)
+        moved = plan.moved if first else []
+        unreached = self._unreached_by_reset(work) if model_reset else []
         con.execute("BEGIN")
         candidates: list[int] = []
         if replaced or model_reset:
@@ -195,16 +196,21 @@ class Commit:
             remove_postings(con, old_ids)
             dbm.register_list(con, "old_ids", "chunk_id", old_ids.to_pylist(), pa.int64())
             con.execute("DELETE FROM chunks WHERE chunk_id IN (SELECT chunk_id FROM old_ids)")
-        unreached = self._unreached_by_reset(work) if model_reset else []
         file_paths = [*replaced, *(plan.stat_only if first else []), *unreached]
         if file_paths:
             dbm.register_list(con, "file_paths", "path", file_paths, pa.string())
             con.execute("DELETE FROM files WHERE path IN (SELECT path FROM file_paths)")
         dbm.insert_arrow(con, "files", self._file_rows(work, first=first))
+        # what describes a file's content follows its chunks: moved with it, gone where they go
+        gone = [p for p in [*parsed_ok, *(plan.deleted if first else []), *unreached] if p in snapshot]
+        replace_redactions(con, replaced=gone, moved=moved,
+                           rows=[(path, line, kind, name) for path in parsed_ok
+                                 for line, kind, name in work.outcomes[path].redactions])
         if work.chunk_parts:  # streamed by DuckDB: no Arrow copy of every chunk held in Python
             columns = ", ".join(con.table("chunks").columns)
             con.execute(f"INSERT INTO chunks SELECT {columns} FROM read_parquet(?)",
                         [dbm.parquet_paths(work.chunk_parts)])
+        replace_symbols(con, gone, moved, work.symbol_parts)
         pairs = pair_parts(work.chunk_parts, work.postings_parts)
         load_postings_parts(con, [str(p) for _, p in pairs], [str(c) for c, _ in pairs])
         if final and needs_clustering(con):  # postings sorted by term (queries prune row groups), dead ones dropped
@@ -320,8 +326,9 @@ class Commit:
     def _leaves_after(self, work: StagedWork, *, first: bool, unreached: Iterable[str]) -> dict[str, str]:
         """The Merkle leaves of the state this commit makes: what the target held, plus this commit's files.
 
-        Files not reached yet keep their previous leaf (or stay absent); an unreadable file keeps its
-        old hash. After the final commit this is every leaf of the tree as the run found it.
+        Files not reached yet keep their previous leaf (or stay absent); a file not read as discovered
+        keeps its old hash; a parsed file has the hash of the bytes parsed. After the final commit this
+        is every leaf of the tree as the run found it (with those exceptions).
         """
         plan = self.ctx.plan
         leaves = dict(self._leaves)
@@ -336,8 +343,8 @@ class Commit:
             for path in unreached:
                 leaves.pop(path, None)
         for path, outcome in work.outcomes.items():
-            if not _unreadable(outcome):
-                leaves[path] = self.ctx.leaves[path]
+            if not outcome.keeps_previous:
+                leaves[path] = outcome.content_hash or self.ctx.leaves[path]
         return leaves
 
     def _nodes_for(self, leaves: dict[str, str]) -> dict[str, str]:
@@ -374,10 +381,14 @@ class Commit:
         """Rows of the files this commit writes: parsed ones, and at the run's first commit moves and stat changes."""
         plan = self.ctx.plan
         rows: list[tuple[str, str, str, int, str | None]] = []  # path, hash, parser_id, n_chunks, skip
+        recheck: set[str] = set()  # parsed from bytes other than the scan's: hash again next run
         for path, outcome in work.outcomes.items():
-            if _unreadable(outcome):
+            if outcome.keeps_previous:
                 continue
-            rows.append((path, self.ctx.leaves[path], outcome.parser_id, outcome.n_chunks, outcome.skip_reason))
+            rows.append((path, outcome.content_hash or self.ctx.leaves[path], outcome.parser_id, outcome.n_chunks,
+                         outcome.skip_reason))
+            if outcome.changed_since_scan:
+                recheck.add(path)
         if first:
             for old, new in plan.moved:
                 prev = self.ctx.state.snapshot[old]
@@ -387,10 +398,10 @@ class Commit:
                     continue
                 prev = self.ctx.state.snapshot[path]
                 rows.append((path, self.ctx.leaves[path], prev.parser_id, prev.n_chunks, prev.skip_reason))
-        return self._files_table([r for r in rows if r[0] in self.ctx.files])
+        return self._files_table([r for r in rows if r[0] in self.ctx.files], recheck)
 
-    def _files_table(self, rows: list[tuple[str, str, str, int, str | None]]) -> pa.Table:
-        stats = [self.ctx.files[r[0]].stat for r in rows]
+    def _files_table(self, rows: list[tuple[str, str, str, int, str | None]], recheck: set[str]) -> pa.Table:
+        stats = [untrusted(self.ctx.files[r[0]].stat) if r[0] in recheck else self.ctx.files[r[0]].stat for r in rows]
         return pa.table({
             "path": pa.array([r[0] for r in rows], pa.string()),
             "language": pa.array([self.ctx.files[r[0]].language for r in rows], pa.string()),

@@ -10,13 +10,15 @@ the result scaled by bytes. Vectors a killed run left pending count too. Nothing
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from codeindex.changes.plan import IndexState, UpdatePlan
+from codeindex.changes.read import ReadSkip, read_source
 from codeindex.config import Config
 from codeindex.embedders.choice import EmbedderChoice
 from codeindex.engine.tasks import EmbedContext, ParseItem, parse_batch, vector_key
 from codeindex.languages import LanguageMap
+from codeindex.models import SourceFile
 from codeindex.plugins import get_plugin_manager
 from codeindex.store import db as dbm
 from codeindex.store.layout import IndexLayout
@@ -27,16 +29,16 @@ SAMPLE_BYTES = 4 * 1024 * 1024
 
 
 def estimate_embedding(layout: IndexLayout, config: Config, plan: UpdatePlan, state: IndexState,
-                       choice: EmbedderChoice, languages: dict[str, str]) -> None:
+                       choice: EmbedderChoice, files: dict[str, SourceFile]) -> None:
     """Fill ``plan.estimated_chunks`` (texts to embed), ``estimated_tokens`` and ``estimated_seconds``.
 
-    ``languages``: each found file's language, as discovery decided it (extension, name or shebang).
+    ``files``: what discovery found (each file's language, as it decided it, and its checked path).
     """
     with ReadSession(layout.db_path) as reads:
         if plan.model_change:  # every stored text is embedded again, with the other model
             chunks, tokens = _stored_texts(reads)
         else:
-            chunks, tokens = _new_texts(layout, config, plan, choice, reads, languages)
+            chunks, tokens = _new_texts(layout, config, plan, choice, reads, files)
             pending = int(state.meta.get("vectors_pending", "0") or 0)
             if pending:
                 more_chunks, more_tokens = _pending_texts(reads)
@@ -47,26 +49,27 @@ def estimate_embedding(layout: IndexLayout, config: Config, plan: UpdatePlan, st
 
 
 def _new_texts(layout: IndexLayout, config: Config, plan: UpdatePlan, choice: EmbedderChoice,
-               reads: ReadSession, languages: dict[str, str]) -> tuple[int, int]:
+               reads: ReadSession, files: dict[str, SourceFile]) -> tuple[int, int]:
     """(texts, tokens) of the files to parse that have no stored vector: chunked here, as the run will."""
-    paths = plan.to_parse
+    paths = [p for p in plan.to_parse if p in files]
     if not paths:
         return 0, 0
-    sizes = {p: _size(layout.root / p) for p in paths}
+    sizes = {p: files[p].stat.size for p in paths}
     total = sum(sizes.values())
     sample = _sample(paths, sizes, SAMPLE_BYTES)
     sample_bytes = sum(sizes[p] for p in sample) or 1
     lang_map = LanguageMap.from_parsers(get_plugin_manager().parsers())
     ctx = EmbedContext(choice.backend, choice.settings, min(config["chunking.max_tokens"], choice.max_tokens),
                        choice.key_prefix)
+    root, cap = os.fspath(layout.root), config["discovery.max_file_bytes"]
     items = []
     for path in sample:
-        language = languages.get(path, "")
-        try:
-            data = (layout.root / path).read_bytes()
-        except OSError:
+        file = files[path]
+        try:  # the run's checked read (changes/read.py): what it would refuse is not priced
+            data = read_source(root, file, cap)
+        except (ReadSkip, OSError):
             continue
-        items.append(ParseItem(path, language, lang_map.parser_for(language) or "", "", data))
+        items.append(ParseItem(path, file.language, lang_map.parser_for(file.language) or "", "", data))
     batch = parse_batch(items, ctx)
     lengths: dict[str, int] = {}
     for result in batch.results:
@@ -91,13 +94,6 @@ def _sample(paths: list[str], sizes: dict[str, int], budget: int) -> list[str]:
         out.append(path)
         taken += sizes[path]
     return out
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 def _stored_keys(reads: ReadSession, keys: list[str]) -> set[str]:

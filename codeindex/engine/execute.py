@@ -6,12 +6,15 @@ needed at all. The commit itself is ``engine/commit.py``, the checkpoints ``engi
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
+from collections.abc import Callable
 
 import pyarrow as pa
 
 from codeindex import crashpoints
+from codeindex.changes.read import read_source
 from codeindex.engine.checkpoint import Checkpointer, CheckpointPolicy
 from codeindex.engine.commit import Commit
 from codeindex.engine.context import RunContext
@@ -19,6 +22,7 @@ from codeindex.engine.executor import local_worker_settings, make_executor, usab
 from codeindex.engine.pipeline import Pipeline
 from codeindex.engine.report import RunReport
 from codeindex.engine.reuse import reuse_inputs
+from codeindex.engine.run import has_pending
 from codeindex.engine.tasks import EmbedContext
 from codeindex.errors import CorruptIndexError, Interrupted
 from codeindex.hookspecs import EmbedderBackend
@@ -45,7 +49,7 @@ class Execution:
         index_dir.mkdir(parents=True, exist_ok=True)
         crashpoints.hit("before-pipeline")
         commit = Commit(self.ctx)
-        if self.ctx.kind == "update" and self.ctx.plan.is_noop() and not self._has_pending():
+        if self.ctx.kind == "update" and self.ctx.plan.is_noop() and not has_pending(self.ctx.state):
             return commit.stat_only()
         self.ctx.layout.clean_staging()  # leftovers of a crashed run
         self._remove_orphans_of_committed_state()
@@ -79,7 +83,7 @@ class Execution:
             checkpoints = (Checkpointer(policy, writer, commit, self.ctx.progress, started=self.ctx.started)
                            if policy.enabled else None)
             pipeline = Pipeline(root=self.ctx.layout.root, executor=executor, ctx=embed_ctx, staging=staging,
-                                segments=writer,
+                                segments=writer, read_file=self._reader(),
                                 known_keys=known, next_chunk_id=int(meta.get("next_chunk_id", "0")),
                                 next_vec_id=int(meta.get("next_vec_id", "0")),
                                 parse_batch_files=self.config["engine.parse_batch_files"],
@@ -113,10 +117,6 @@ class Execution:
         self.ctx.progress(ProgressEvent("done", detail=report.as_dict()))
         return report
 
-    def _has_pending(self) -> bool:
-        meta = self.ctx.state.meta
-        return meta.get("vectors_pending", "0") != "0" or bool(meta.get("build_in_progress"))
-
     def _adopted_segments(self) -> list[SegmentInfo]:
         """A resumed build's segments, committed by the runs before it: merged with its own at the end."""
         if not self.ctx.target.resumed or self.ctx.kind != "rebuild":
@@ -124,6 +124,11 @@ class Execution:
         rows = self.ctx.reads.con().execute(
             "SELECT segment, file, n_vectors, index_type FROM segments ORDER BY segment").fetchall()
         return [SegmentInfo(int(n), str(f), int(v), str(t)) for n, f, v, t in rows]
+
+    def _reader(self) -> Callable[[str], bytes]:
+        """The pipeline's one read of a file to parse: checked as ``changes/read.py`` says."""
+        root, files, cap = os.fspath(self.ctx.layout.root), self.ctx.files, self.config["discovery.max_file_bytes"]
+        return lambda path: read_source(root, files[path], cap)
 
     def _embedder_backend(self) -> EmbedderBackend:
         return get_plugin_manager().embedder_backend(self.ctx.choice.backend)

@@ -21,6 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from codeindex.changes.merkle import leaf_hash
+from codeindex.changes.read import ReadSkip
 from codeindex.embedders.batching import plan_batches
 from codeindex.engine.executor import Executor
 from codeindex.engine.results import FileOutcome, PipelineResult, StagedWork
@@ -119,6 +121,8 @@ class Pipeline:
         self._queued_tokens = 0
         self._part = 0
         self._files_total = 0
+        self._symbol_part = 0
+        self._changed_since_scan: set[str] = set()
         for pending in resumed:  # a killed run's chunks whose vectors it did not finish: embed them first
             self._vec_ids[pending.key] = pending.vec_id
             self._enqueue(pending)
@@ -191,12 +195,28 @@ class Pipeline:
         rows = chunks_to_table(chunks, batch.lex_lens)
         queued, tokens = len(self._queue), self._queued_tokens
         self.stage_rows(rows, batch.postings)
+        self._stage_symbols(batch.results)
         self.plan.parsed(n_bytes, self._queued_tokens - tokens, len(self._queue) - queued)
         self.progress(ProgressEvent("parse", done=len(self.result.outcomes), total=self._files_total,
                                     detail={"chunks": self.result.chunks_written}))
 
+    def _stage_symbols(self, results: Sequence[ParseResult]) -> None:
+        """The batch's definitions → a Parquet part of ``symbols`` rows (``store/symbols.py``)."""
+        from codeindex.store.symbols import symbols_table
+
+        rows = [(res.path, d) for res in results for d in res.definitions]
+        if not rows:
+            return
+        start = time.perf_counter()
+        self._symbol_part += 1
+        part = self.staging / f"symbols-{self._symbol_part:06d}.parquet"
+        pq.write_table(symbols_table(rows), part)
+        self.result.work.symbol_parts.append(part)
+        self.result.times.write += time.perf_counter() - start
+
     def _record_outcome(self, res: ParseResult) -> None:
-        outcome = FileOutcome(res.path, res.parser_id, len(res.chunks), res.skip_reason)
+        outcome = FileOutcome(res.path, res.parser_id, len(res.chunks), res.skip_reason, res.content_hash,
+                              res.path in self._changed_since_scan, list(res.redactions))
         self.result.outcomes[res.path] = outcome
         self.result.work.outcomes[res.path] = outcome
 
@@ -242,7 +262,7 @@ class Pipeline:
         retired = self.checkpoint(self.result)
         self.known.forget(retired)  # their vectors are gone: a text seen again gets a new one
         done = self.result.work
-        for part in [*done.chunk_parts, *done.postings_parts]:
+        for part in [*done.chunk_parts, *done.postings_parts, *done.symbol_parts]:
             part.unlink(missing_ok=True)
         self.result.work = StagedWork()
         self.result.checkpoints += 1
@@ -333,14 +353,27 @@ class Pipeline:
         return self.result
 
     def _read(self, batch: Sequence[tuple[str, str, str, str]]) -> list[ParseItem]:
+        """Read a batch for parsing: the one read whose bytes are chunked, and hashed again here.
+
+        The scan hashed each file a moment ago; if the bytes read now differ (a checkout, an editor,
+        a truncation mid-run), the file is parsed from these bytes and its stored hash becomes theirs,
+        marked so that the next run hashes the file again (``FileOutcome.changed_since_scan``): the
+        index never holds chunks of one content under the hash of another.
+        """
         start = time.perf_counter()
         out = []
-        for path, language, parser, content_hash in batch:
+        for path, language, parser, scanned_hash in batch:
             try:
                 data = self.read_file(path)
-            except OSError as exc:
-                self._record_outcome(ParseResult(path, content_hash, "", skip_reason=f"unreadable: {exc.strerror}"))
+            except ReadSkip as skip:
+                self._record_outcome(ParseResult(path, scanned_hash, "", skip_reason=skip.reason))
                 continue
+            except OSError as exc:
+                self._record_outcome(ParseResult(path, scanned_hash, "", skip_reason=f"unreadable: {exc.strerror}"))
+                continue
+            content_hash = leaf_hash(data)
+            if content_hash != scanned_hash:
+                self._changed_since_scan.add(path)
             out.append(ParseItem(path, language, parser, content_hash, data))
         self.result.times.read += time.perf_counter() - start
         return out

@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+KEEPS_PREVIOUS = frozenset({"unreadable", "not-regular", "too-large", "changed-type"})
+"""Skip reasons of a file the pipeline could not read as discovered (``changes/read.py``): its committed
+state stays as it was, and the next run looks at it again."""
+
 
 @dataclass(slots=True)
 class FileOutcome:
@@ -15,6 +19,17 @@ class FileOutcome:
     parser_id: str
     n_chunks: int
     skip_reason: str | None
+    content_hash: str = ""
+    """The blake3 of the bytes that were parsed (the scan's hash when nothing changed in between)."""
+    changed_since_scan: bool = False
+    """The bytes parsed differ from those the scan hashed: store their hash, hash the file again next run."""
+    redactions: list[tuple[int, str, str]] = field(default_factory=list)
+    """Secrets masked before parsing: (line, kind, variable name)."""
+
+    @property
+    def keeps_previous(self) -> bool:
+        """Not read as discovered: the committed state of the file is left as it was."""
+        return self.skip_reason is not None and self.skip_reason.split(":", 1)[0] in KEEPS_PREVIOUS
 
 
 @dataclass(slots=True)
@@ -36,7 +51,8 @@ class StageTimes:
 class StagedWork:
     """What the pipeline staged since the last checkpoint: exactly what the next commit writes.
 
-    Every file whose outcome is here has all its chunk rows in ``chunk_parts``; every vector key those
+    Every file whose outcome is here has all its chunk rows in ``chunk_parts`` (and its definitions in
+    ``symbol_parts``, its masked secrets in its outcome's ``redactions``); every vector key those
     chunks use for the first time is in ``new_keys`` (its row is written with the chunks, pending until
     its vector is embedded); ``embedded`` are the vectors embedded since the last checkpoint, sealed in
     segments the same commit lists.
@@ -45,13 +61,15 @@ class StagedWork:
     outcomes: dict[str, FileOutcome] = field(default_factory=dict)
     chunk_parts: list[Path] = field(default_factory=list)
     postings_parts: list[Path] = field(default_factory=list)
+    symbol_parts: list[Path] = field(default_factory=list)  # staged ``symbols`` rows of the parsed files
     new_keys: dict[str, int] = field(default_factory=dict)  # key -> vec_id
     embedded: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (vec_id, segment)
     carried: bool = False
     """The chunk rows of moved files (and of a model switch) are among ``chunk_parts``."""
 
     def is_empty(self) -> bool:
-        return not (self.outcomes or self.chunk_parts or self.new_keys or self.embedded or self.carried)
+        return not (self.outcomes or self.chunk_parts or self.symbol_parts or self.new_keys or self.embedded
+                    or self.carried)
 
 
 @dataclass(slots=True)

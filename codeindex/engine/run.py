@@ -2,15 +2,18 @@
 
 Called with the writer lock held. Light on purpose: a no-op ``update`` records its run with plain SQL
 and never imports pyarrow, dask or a model runtime; anything else hands over to ``engine/execute.py``.
+An update scoped to some paths (``paths=``, what a file watcher saw change) that finds nothing to do
+writes nothing at all.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 
-from codeindex.changes.plan import IndexState, make_plan, read_state
+from codeindex.changes.plan import IndexState, make_plan, read_state, still_current
 from codeindex.config import Config
 from codeindex.embedders.choice import choose_embedder
 from codeindex.engine.context import RunContext
@@ -25,33 +28,50 @@ from codeindex.store.session import ReadSession
 
 
 def run(layout: IndexLayout, config: Config, kind: str, *, progress: ProgressCallback, scheduler: str | None,
-        embedder: str | None, warnings: list[str]) -> RunReport:
-    """Run a ``rebuild`` or an ``update`` of ``layout`` and return what it did."""
+        embedder: str | None, warnings: list[str], paths: Collection[str] | None = None,
+        prepared: IndexState | None = None) -> RunReport:
+    """Run a ``rebuild`` or an ``update`` of ``layout`` and return what it did.
+
+    ``paths`` scopes an update to those root-relative paths (``changes.plan.make_plan``). ``prepared``:
+    the committed state read earlier (``Index.prepare_update``), used if nothing was committed since.
+    """
     started = time.perf_counter()
     if kind == "rebuild":
         target = rebuild_target(layout, choose_embedder(config, None, embedder))
     else:
         target = update_target(layout)
     with ReadSession(target.db_path) as reads:  # the run's one read session; closed before each commit
-        return _plan_and_run(layout, config, kind, target, reads, progress, scheduler, embedder, warnings, started)
+        return _plan_and_run(layout, config, kind, target, reads, progress, scheduler, embedder, warnings, started,
+                             paths, prepared)
 
 
 def _plan_and_run(layout: IndexLayout, config: Config, kind: str, target: Target, reads: ReadSession,
                   progress: ProgressCallback, scheduler: str | None, embedder: str | None, warnings: list[str],
-                  started: float) -> RunReport:
+                  started: float, paths: Collection[str] | None, prepared: IndexState | None) -> RunReport:
     started_at = datetime.now(UTC).replace(tzinfo=None)
     snapshot_time_ns = time.time_ns()
     manager = get_plugin_manager()
     warnings = [*warnings, *manager.warnings]
     for w in manager.warnings:
         progress(ProgressEvent("warning", detail={"message": w}))
-    state = IndexState() if target.fresh else read_state(layout, reads, require=False)
+    if target.fresh:
+        state = IndexState()
+    elif kind == "update" and still_current(prepared, layout):
+        assert prepared is not None
+        state = prepared
+    else:
+        state = read_state(layout, reads, require=False)
     if target.resumed:
         message = f"resuming the unfinished {kind} in {target.db_path.name}: finished files and vectors are kept"
         warnings.append(message)
         progress(ProgressEvent("warning", detail={"message": message}))
     choice = choose_embedder(config, state.meta if kind == "update" else None, embedder)
-    plan, found, new_leaves = make_plan(layout, config, state, choice, progress)
+    plan, found, new_leaves = make_plan(layout, config, state, choice, progress,
+                                        paths=paths if kind == "update" else None)
+    if plan.scoped:
+        # The stored stats of files outside the scope were taken before the previous snapshot time, not
+        # this one: keeping that time keeps the racy-window rule (changes/scan.py) true of every file.
+        snapshot_time_ns = int(state.meta.get("snapshot_time_ns", "0"))
     if plan.model_change:
         message = f"embedding model changed ({plan.model_change}): re-embedding every chunk, no re-parsing"
         warnings.append(message)
@@ -60,14 +80,14 @@ def _plan_and_run(layout: IndexLayout, config: Config, kind: str, target: Target
                      files={f.path: f for f in found.files}, leaves=new_leaves, state=state,
                      snapshot_time_ns=snapshot_time_ns, started_at=started_at, started=started, progress=progress,
                      reads=reads, warnings=warnings)
-    if kind == "update" and plan.is_noop() and not plan.stat_only and not _has_pending(state):
-        return _record_noop(ctx)
+    if kind == "update" and plan.is_noop() and not plan.stat_only and not has_pending(state):
+        return _report_scoped_noop(ctx) if plan.scoped else _record_noop(ctx)
     from codeindex.engine.execute import Execution
 
     return Execution(ctx).run(scheduler or config["engine.scheduler"])
 
 
-def _has_pending(state: IndexState) -> bool:
+def has_pending(state: IndexState) -> bool:
     """A killed run committed chunks whose vectors it did not finish: an update with no change embeds them."""
     return state.meta.get("vectors_pending", "0") != "0" or bool(state.meta.get("build_in_progress"))
 
@@ -82,5 +102,14 @@ def _record_noop(ctx: RunContext) -> RunReport:
         dbm.set_meta(con, {"snapshot_time_ns": str(ctx.snapshot_time_ns),
                            "discovery_skipped": json.dumps(ctx.plan.skipped)})
         con.execute("COMMIT")
+    ctx.progress(ProgressEvent("done", detail=report.as_dict()))
+    return report
+
+
+def _report_scoped_noop(ctx: RunContext) -> RunReport:
+    """A scoped update with nothing to do (say, a watcher saw an ignored file change): no database write."""
+    report = build_report("update", ctx.choice, ctx.plan, PipelineResult(), "none", ctx.started, ctx.warnings)
+    report.wall_s = round(time.perf_counter() - ctx.started, 4)
+    report.chunks_total = sum(row.n_chunks for row in ctx.state.snapshot.values())
     ctx.progress(ProgressEvent("done", detail=report.as_dict()))
     return report

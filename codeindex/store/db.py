@@ -23,6 +23,7 @@ import duckdb
 
 from codeindex.errors import CorruptIndexError, NotIndexedError, SchemaVersionError
 from codeindex.store.layout import DB_NAME as DB_NAME  # re-exported: callers say dbm.DB_NAME
+from codeindex.store.layout import make_private_file, private_index_error
 from codeindex.store.schema import POSTINGS_DDL, SCHEMA_VERSION, TABLES
 
 if TYPE_CHECKING:  # pyarrow costs ~0.2 s to import: a no-op update never needs it
@@ -34,7 +35,10 @@ BLOCK_SIZE = 16384
 """Block size of a new database file. DuckDB's default (256 KiB) makes every commit's checkpoint write
 whole 256 KiB blocks per touched table: a one-file update wrote ~8.5 MB on a 47k-chunk index. 16 KiB
 blocks write ~10x less at the same BM25 latency and ~10% larger file (benchmarks/edit_footprint.py)."""
-_LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked", "being used by another")
+_LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked", "being used by another",
+                 # another thread of this process holds the file with other settings (a reader while the
+                 # writer commits, in `codeindex serve`): as transient as another process's lock
+                 "with a different configuration")
 
 
 def duckdb_config(path: Path, **extra: str) -> dict[str, str | bool | int | float | list[str]]:
@@ -88,7 +92,11 @@ def connect(path: Path, *, read_only: bool, timeout_s: float = 30.0, release: bo
     connection kept open then does not make a plain ``duckdb.connect(path, read_only=True)`` elsewhere
     in the process fail ("different configuration"), it shares the instance.
     """
-    if read_only and not path.exists():
+    try:
+        exists = path.exists()
+    except PermissionError:
+        raise private_index_error(path.parent) from None
+    if read_only and not exists:
         raise NotIndexedError(f"no index at {path.parent}")
     if release:
         release_readers(path)
@@ -130,8 +138,10 @@ def create_database(path: Path) -> duckdb.DuckDBPyConnection:
     adding a gigabyte to the peak of the run. (On xl: 88M postings sort in ~40 s at a ~0.6 GB peak.)
     """
     release_readers(path)
-    return duckdb.connect(str(path), config=duckdb_config(path, default_block_size=str(BLOCK_SIZE),
-                                                          memory_limit=BULK_MEMORY_LIMIT))
+    con = duckdb.connect(str(path), config=duckdb_config(path, default_block_size=str(BLOCK_SIZE),
+                                                         memory_limit=BULK_MEMORY_LIMIT))
+    make_private_file(path)  # the rebuild's fresh file, renamed over meta.duckdb at the swap
+    return con
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:

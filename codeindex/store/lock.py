@@ -2,6 +2,9 @@
 
 ``flock`` is released by the kernel when the holder dies (even by SIGKILL), so a lock file left by a
 dead writer is detected as stale and taken over, with a warning naming the dead pid.
+
+One live process per index (``codeindex serve`` or ``watch``): ``live_lock`` on ``.codeindex/live.lock``,
+held for the process's lifetime, the same way.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import json
 import logging
 import os
 import socket
+import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from codeindex.errors import LockedError
+from codeindex.errors import LiveConflictError, LockedError
+from codeindex.store.layout import PRIVATE_FILE_MODE, make_index_dir, make_private_file
 
 log = logging.getLogger("codeindex.lock")
 
@@ -29,14 +34,22 @@ def _read_holder(path: Path) -> dict[str, object]:
 
 
 @contextlib.contextmanager
-def writer_lock(index_dir: Path, *, wait: bool = False, timeout_s: float = 3600.0) -> Iterator[list[str]]:
-    """Hold the writer lock for the duration of the block; yields a list of warnings (e.g. stale takeover)."""
-    index_dir.mkdir(parents=True, exist_ok=True)
+def writer_lock(index_dir: Path, *, wait: bool = False, timeout_s: float = 3600.0,
+                on_wait: Callable[[dict[str, object]], None] | None = None) -> Iterator[list[str]]:
+    """Hold the writer lock for the duration of the block; yields a list of warnings (e.g. stale takeover).
+
+    With ``wait``, ``on_wait`` is called once, when the lock is found held, with what the holder wrote
+    (``pid``, ``host``, ``since`` as a Unix time): the CLI shows who it is waiting for.
+    """
+    make_index_dir(index_dir)
     path = index_dir / "lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+    if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_FILE_MODE:
+        make_private_file(fd)
     warnings: list[str] = []
     try:
         deadline = time.monotonic() + timeout_s
+        told = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -46,6 +59,9 @@ def writer_lock(index_dir: Path, *, wait: bool = False, timeout_s: float = 3600.
                 if not wait or time.monotonic() > deadline:
                     raise LockedError(f"index {index_dir} is locked by pid {holder.get('pid', '?')} on "
                                       f"{holder.get('host', '?')}") from None
+                if on_wait is not None and not told:
+                    told = True
+                    on_wait(holder)
                 time.sleep(0.1)
         previous = _read_holder(path)
         if previous.get("pid"):
@@ -63,6 +79,39 @@ def writer_lock(index_dir: Path, *, wait: bool = False, timeout_s: float = 3600.
                                   "since": time.time()}).encode(), 0)
         try:
             yield warnings
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+LIVE_LOCK_NAME = "live.lock"
+
+
+@contextlib.contextmanager
+def live_lock(index_dir: Path, *, role: str) -> Iterator[None]:
+    """Be the one live process (``role``: serve or watch) of the index in ``index_dir`` for the block.
+
+    Two would each keep a read connection to a file that admits one process at a time, and race
+    each other's updates of the same changes; the second fails with ``LiveConflictError`` naming the
+    first. Writers are not affected: a live process takes the writer lock for each update it runs.
+    """
+    index_dir.mkdir(parents=True, exist_ok=True)
+    path = index_dir / LIVE_LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(path)
+            raise LiveConflictError(f"index {index_dir} is already kept live by `codeindex {holder.get('role', '?')}` "
+                                    f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "role": role,
+                                  "since": time.time()}).encode(), 0)
+        try:
+            yield
         finally:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)

@@ -24,6 +24,7 @@ import numpy as np
 
 from codeindex import crashpoints
 from codeindex.fsio import fsync_file, rename_durably
+from codeindex.store.layout import make_private_file
 
 if TYPE_CHECKING:
     import faiss
@@ -64,6 +65,7 @@ def write_index_atomically(index: Any, target: Path) -> None:
 
     tmp = target.with_name(target.name + ".tmp")
     faiss.write_index(index, str(tmp))
+    make_private_file(tmp)
     fsync_file(tmp)
     crashpoints.hit("mid-segment-write")
     rename_durably(tmp, target)
