@@ -22,7 +22,7 @@ from codeindex.engine.executor import local_worker_settings, make_executor, usab
 from codeindex.engine.pipeline import Pipeline
 from codeindex.engine.report import RunReport
 from codeindex.engine.reuse import reuse_inputs
-from codeindex.engine.run import has_pending
+from codeindex.engine.target import has_pending
 from codeindex.engine.tasks import EmbedContext
 from codeindex.errors import CorruptIndexError, Interrupted
 from codeindex.hookspecs import EmbedderBackend

@@ -19,7 +19,7 @@ from codeindex.embedders.choice import choose_embedder
 from codeindex.engine.context import RunContext
 from codeindex.engine.report import RunReport, build_report, write_run
 from codeindex.engine.results import PipelineResult
-from codeindex.engine.target import Target, rebuild_target, update_target
+from codeindex.engine.target import Target, has_pending, rebuild_target, update_target
 from codeindex.plugins import get_plugin_manager
 from codeindex.progress import ProgressCallback, ProgressEvent
 from codeindex.store import db as dbm
@@ -85,11 +85,6 @@ def _plan_and_run(layout: IndexLayout, config: Config, kind: str, target: Target
     from codeindex.engine.execute import Execution
 
     return Execution(ctx).run(scheduler or config["engine.scheduler"])
-
-
-def has_pending(state: IndexState) -> bool:
-    """A killed run committed chunks whose vectors it did not finish: an update with no change embeds them."""
-    return state.meta.get("vectors_pending", "0") != "0" or bool(state.meta.get("build_in_progress"))
 
 
 def _record_noop(ctx: RunContext) -> RunReport:

@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from codeindex.changes.plan import IndexState
 from codeindex.embedders.choice import EmbedderChoice
 from codeindex.errors import CodeIndexError
 from codeindex.store import db as dbm
@@ -60,6 +61,12 @@ def rebuild_target(layout: IndexLayout, choice: EmbedderChoice) -> Target:
     if meta is not None and meta.get("build_in_progress") and _matches(meta, choice):
         return Target(layout.db_path, fresh=False, swap=False, first_build=True, resumed=True)
     return Target(build, fresh=True, swap=True, first_build=False)
+
+
+def has_pending(state: IndexState) -> bool:
+    """A killed run committed chunks whose vectors it did not finish (or a build it did not finish): an
+    update with no change still has that work to do."""
+    return state.meta.get("vectors_pending", "0") != "0" or bool(state.meta.get("build_in_progress"))
 
 
 def discard_build(layout: IndexLayout) -> None:
