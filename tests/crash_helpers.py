@@ -141,6 +141,8 @@ def check_invariants(root: Path, db_name: str = "meta.duckdb") -> None:
             "symbols of a file the index does not list"
         assert one("SELECT count(*) - count(DISTINCT (path, qualified, kind, start_line)) FROM symbols") == 0, \
             "duplicate symbol rows"
+        assert one("SELECT count(*) FROM redactions WHERE path NOT IN (SELECT path FROM files)") == 0, \
+            "masked secrets recorded for a file the index does not list"
         assert one("SELECT count(*) - count(DISTINCT path) FROM merkle_nodes") == 0, "duplicate Merkle nodes"
         assert one("SELECT count(*) - count(DISTINCT vec_key) FROM vectors") == 0, "duplicate vector keys"
         assert one("SELECT count(*) - count(DISTINCT vec_id) FROM vectors") == 0, "duplicate vector ids"

@@ -309,3 +309,45 @@ def test_an_unfinished_rebuild_with_another_embedder_is_started_over(tmp_path: P
     with duckdb.connect(str(root / ".codeindex" / "meta.duckdb"), read_only=True) as con:
         listed = {r[0] for r in con.execute("SELECT file FROM segments").fetchall()}
     assert {p.name for p in (root / ".codeindex").glob("seg-*")} == listed  # the discarded build's are gone
+
+
+def _described(root: Path) -> tuple[set[str], set[tuple[object, ...]], set[tuple[object, ...]]]:
+    """The files a state lists, and its symbols and redactions (the tables that describe a file's content)."""
+    with duckdb.connect(str(root / ".codeindex" / "meta.duckdb"), read_only=True) as con:
+        files = {r[0] for r in con.execute("SELECT path FROM files").fetchall()}
+        symbols = set(con.execute("SELECT path, name, qualified, kind, start_line, end_line FROM symbols").fetchall())
+        redactions = set(con.execute("SELECT path, line, kind, name FROM redactions").fetchall())
+    return files, symbols, redactions
+
+
+def test_a_checkpoint_holds_the_symbols_and_masked_secrets_of_exactly_its_files(tmp_path: Path) -> None:
+    """A checkpoint commits a file's definitions and the record of its masked secrets with its chunks:
+    those of every file it lists, none of a file it has not reached; the next run completes them."""
+    trees = [make_tree(tmp_path / name) for name in ("tree", "clean")]
+    for root in trees:
+        for i in range(8):
+            path = root / "gen" / f"mod{i}.py"
+            path.write_text(f"API_TOKEN = 'Zq8rT2mX9vL4nB7kP1sW6yH{i}'\n" + path.read_text())
+    Index(trees[1]).rebuild()
+    clean_files, clean_symbols, clean_redactions = _described(trees[1])
+    assert len({r[0] for r in clean_redactions}) == 8, "the tree's secrets were not masked: nothing tested"
+
+    def stop_halfway(event: ProgressEvent) -> None:
+        if event.stage == "checkpoint" and event.detail["files"] >= len(clean_files) // 2:
+            raise KeyboardInterrupt
+
+    from codeindex.errors import Interrupted
+
+    # a first build commits what it parsed at every parse batch (lexical cadence 0): files come in twos
+    index = Index(trees[0], **{"engine.checkpoint_s": 3600.0, "engine.lexical_checkpoint_s": 0.0,
+                               "engine.max_in_flight": 1})
+    with pytest.raises(Interrupted, match="kept the last checkpoint"):
+        index.rebuild(progress=stop_halfway)
+    check_invariants(trees[0])
+    files, symbols, redactions = _described(trees[0])
+    assert files < clean_files and any(r[0] in files for r in clean_redactions), "nothing tested"
+    assert symbols == {s for s in clean_symbols if s[0] in files}
+    assert redactions == {r for r in clean_redactions if r[0] in files}
+    Index(trees[0]).update()
+    assert _described(trees[0]) == (clean_files, clean_symbols, clean_redactions)
+    assert read_state(trees[0]) == read_state(trees[1])
