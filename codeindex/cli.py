@@ -7,8 +7,11 @@ index, rich and every runtime load inside the command that needs them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import shlex
 import signal
 import sys
 from collections.abc import Callable
@@ -16,7 +19,10 @@ from typing import Any
 
 import click
 
-from codeindex.errors import CodeIndexError, ExitCode, Interrupted
+from codeindex.errors import INTERRUPTED_HINT, CodeIndexError, ExitCode, Interrupted, classify
+
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop a command cleanly: exit 130, the standard message, the index old or new."""
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -25,11 +31,18 @@ class State:
     def __init__(self, index_dir: str | None, verbosity: int) -> None:
         self.index_dir = index_dir
         self.verbosity = verbosity
+        self.path: str | None = None
+        """The tree the command works on: hints name it instead of ``PATH``."""
+
+
+_state: State | None = None
+"""The running command's state, for the error boundary (``main``)."""
 
 
 def _index(state: State, path: str, **overrides: Any) -> Any:
     from codeindex.index import Index
 
+    state.path = path
     return Index(path, index_dir=state.index_dir, **overrides)
 
 
@@ -52,9 +65,17 @@ def _console(stderr: bool = False) -> Any:
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.pass_context
 def cli(ctx: click.Context, index_dir: str | None, verbose: int, quiet: bool) -> None:
-    """Keep a semantic index of a source tree up to date, and search it."""
+    """Keep a semantic index of a source tree up to date, and search it.
+
+    \b
+    Exit codes: 0 done; 1 a bug of codeindex (please report it); 2 bad usage, or the
+    environment refused (permission, read-only, no space, a vanished path, an unreachable
+    scheduler); 3 no index yet; 4 another process holds the index; 5 the index is damaged
+    (the message says what, the hint how to repair it); 6 the embedder failed; 130 interrupted.
+    """
+    global _state
     verbosity = -1 if quiet else verbose
-    ctx.obj = State(index_dir, verbosity)
+    ctx.obj = _state = State(index_dir, verbosity)
     level = logging.DEBUG if verbosity >= 2 else logging.INFO if verbosity == 1 else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if verbosity < 0:
@@ -71,14 +92,16 @@ def _run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _do_run(state: State, kind: str, path: str, scheduler: str | None, embedder: str | None, wait: bool,
-            as_json: bool) -> None:
+            as_json: bool, **options: bool) -> None:
     from codeindex.render import ProgressRenderer, print_report
 
     index = _index(state, path)
     show = state.verbosity >= 0 and not as_json
     with ProgressRenderer(enabled=show) as renderer:
-        method = index.rebuild if kind == "rebuild" else index.update
-        report = method(progress=renderer, scheduler=scheduler, embedder=embedder, wait=wait)
+        if kind == "rebuild":
+            report = index.rebuild(progress=renderer, scheduler=scheduler, embedder=embedder, wait=wait)
+        else:
+            report = index.update(progress=renderer, scheduler=scheduler, embedder=embedder, wait=wait, **options)
     if as_json:
         _echo_json(report.as_dict())
     elif state.verbosity >= 0:
@@ -99,10 +122,13 @@ def rebuild(state: State, path: str, scheduler: str | None, embedder: str | None
 @click.argument("path", default=".", type=click.Path())
 @_run_options
 @click.option("--plan", "plan_only", is_flag=True, help="Dry run: show what would change; write nothing.")
+@click.option("--repair", is_flag=True,
+              help="Check everything first (as `verify` does) and mend what the stored chunk texts allow.")
+@click.option("--retry-failed", is_flag=True, help="Parse again every file whose parse failed.")
 @click.pass_obj
 def update(state: State, path: str, scheduler: str | None, embedder: str | None, wait: bool, as_json: bool,
-           plan_only: bool) -> None:
-    """Re-index only what changed under PATH since the last run."""
+           plan_only: bool, repair: bool, retry_failed: bool) -> None:
+    """Re-index only what changed under PATH since the last run; mend the damage it finds."""
     if plan_only:
         from codeindex.render import print_plan
 
@@ -112,7 +138,7 @@ def update(state: State, path: str, scheduler: str | None, embedder: str | None,
         else:
             print_plan(_console(), plan)
         return
-    _do_run(state, "update", path, scheduler, embedder, wait, as_json)
+    _do_run(state, "update", path, scheduler, embedder, wait, as_json, repair=repair, retry_failed=retry_failed)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -148,19 +174,50 @@ def search(state: State, query: str, path: str, k: int | None, mode: str | None,
 @click.argument("path", default=".", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print status as JSON.")
 @click.option("--stale/--no-stale", default=True, help="Also count files changed since the last run.")
+@click.option("--verify", "full", is_flag=True, help="Check everything, as `codeindex verify` does.")
 @click.pass_obj
-def status(state: State, path: str, as_json: bool, stale: bool) -> None:
-    """Files, chunks, model, index size, last run, and how stale the index is."""
+def status(state: State, path: str, as_json: bool, stale: bool, full: bool) -> None:
+    """Files, chunks, model, index size, last run, how stale the index is, and a quick health check."""
     index = _index(state, path)
     info = index.status()
+    if full:
+        report = index.verify()
+        info["integrity"] = {"check": "full", **report.as_dict()}
     if stale:
         info["stale"] = index.staleness()
     if as_json:
         _echo_json(info)
-        return
-    from codeindex.render import print_status
+    else:
+        from codeindex.render import print_status
 
-    print_status(_console(), info)
+        print_status(_console(), info)
+    if full and not report.ok:
+        from codeindex.store.integrity import damage_error
+
+        raise damage_error(report.problems, index.index_dir)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("path", default=".", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.pass_obj
+def verify(state: State, path: str, as_json: bool) -> None:
+    """Check the whole index: database blocks, segment checksums, vector and chunk maps, Merkle snapshot.
+
+    Exit 0 when sound, 5 when damaged (each problem names its repair: `update --repair` or `rebuild`).
+    """
+    index = _index(state, path)
+    report = index.verify()
+    if as_json:
+        _echo_json(report.as_dict())
+    else:
+        from codeindex.render import print_verify
+
+        print_verify(_console(), report)
+    if not report.ok:
+        from codeindex.store.integrity import damage_error
+
+        raise damage_error(report.problems, index.index_dir)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -209,14 +266,33 @@ def config(path: str, as_json: bool) -> None:
         click.echo(f"{row['name']:<28} {row['value']!s:<12} ({row['source']})")
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
+def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: the one error boundary turning exceptions into messages and exit codes."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    """Entry point: the one error boundary turning exceptions into messages and exit codes.
+
+    Environment problems exit 2 naming the path and the OS reason, a busy or locked index 4, damage 5
+    with the exact repair, an interrupt 130; only what none of them explains is a bug (exit 1). From
+    the moment the command is over, a signal ends the process at once with the standard message, so
+    no phase of the shutdown (closing connections, a cluster's teardown) can print a traceback.
+    """
     verbose = any(a.startswith("-v") or a == "--verbose" for a in (argv if argv is not None else sys.argv[1:]))
+    for sig in INTERRUPT_SIGNALS[1:]:
+        signal.signal(sig, _raise_interrupt)
+    try:
+        return _boundary(argv, verbose)
+    except KeyboardInterrupt:  # a second signal while the first error was being reported
+        _exit_interrupted()
+        raise  # not reached
+    finally:
+        for sig in INTERRUPT_SIGNALS:
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # a shell's `cmd &` ignores SIGINT: keep that
+                signal.signal(sig, _on_late_signal)
+
+
+def _boundary(argv: list[str] | None, verbose: bool) -> int:
     try:
         cli.main(args=argv, prog_name="codeindex", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -224,14 +300,14 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return int(ExitCode.USAGE)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        return int(ExitCode.INTERRUPTED)
-    except KeyboardInterrupt:
-        return _fail(Interrupted("interrupted; the index was left in its previous state"))
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        return _fail(Interrupted("interrupted", hint=INTERRUPTED_HINT))
     except CodeIndexError as exc:
         return _fail(exc)
-    except Exception as exc:  # the boundary: anything else is our bug
+    except Exception as exc:  # the boundary: what the environment or damage explains, else our bug
+        typed = classify(exc)
+        if typed is not None:
+            return _fail(typed)
         if verbose:
             raise
         click.echo(f"codeindex: internal error: {type(exc).__name__}: {exc}", err=True)
@@ -243,8 +319,34 @@ def main(argv: list[str] | None = None) -> int:
 def _fail(exc: CodeIndexError) -> int:
     click.echo(f"codeindex: error: {exc}", err=True)
     if exc.hint:
-        click.echo(f"hint: {exc.hint}", err=True)
+        click.echo(f"hint: {_with_path(exc.hint)}", err=True)
     return int(exc.exit_code)
+
+
+def _with_path(hint: str) -> str:
+    """A hint naming the command's own tree (and index folder) where it says ``PATH``: the exact repair."""
+    if _state is None or _state.path is None or "PATH" not in hint:
+        return hint
+    target = shlex.quote(_state.path)
+    if _state.index_dir:
+        target = f"--index-dir {shlex.quote(_state.index_dir)} {target}"
+    return hint.replace("PATH", target)
+
+
+def _exit_interrupted() -> None:
+    """Print the standard interrupt message and end the process now (exit 130)."""
+    for sig in INTERRUPT_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    message = f"codeindex: error: interrupted\nhint: {INTERRUPTED_HINT}\n"
+    with contextlib.suppress(Exception):  # a closed pipe: nothing more to say there
+        sys.stdout.flush()
+    with contextlib.suppress(OSError):
+        os.write(2, message.encode())
+    os._exit(int(ExitCode.INTERRUPTED))
+
+
+def _on_late_signal(signum: int, frame: object) -> None:
+    _exit_interrupted()
 
 
 if __name__ == "__main__":

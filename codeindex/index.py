@@ -11,16 +11,19 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codeindex.changes.plan import UpdatePlan, estimate, make_plan, read_state
 from codeindex.config import Config, load_config
 from codeindex.embedders.choice import choose_embedder
 from codeindex.engine.report import RunReport
-from codeindex.errors import UsageError
+from codeindex.errors import NotIndexedError, UsageError
 from codeindex.progress import ProgressCallback, no_progress
 from codeindex.store.layout import INDEX_DIR_NAME, IndexLayout
 from codeindex.store.lock import writer_lock
+
+if TYPE_CHECKING:
+    from codeindex.store.integrity import VerifyReport
 
 
 class Index:
@@ -57,11 +60,27 @@ class Index:
             return self._run("rebuild", progress, scheduler, embedder, lock_warnings)
 
     def update(self, *, progress: ProgressCallback = no_progress, scheduler: str | None = None,
-               embedder: str | None = None, wait: bool = False) -> RunReport:
-        """Re-index what changed since the last run (a rebuild if there is no index yet)."""
+               embedder: str | None = None, wait: bool = False, repair: bool = False,
+               retry_failed: bool = False) -> RunReport:
+        """Re-index what changed since the last run (a rebuild if there is no index yet).
+
+        Damage the quick integrity check finds is mended first (``report.repairs`` says what);
+        ``repair`` runs the full check of ``verify`` first. ``retry_failed`` parses again every file
+        whose parse failed, even if neither it nor its parser changed.
+        """
         with writer_lock(self.index_dir, wait=wait) as lock_warnings:
             kind = "update" if self.exists() else "rebuild"
-            return self._run(kind, progress, scheduler, embedder, lock_warnings)
+            return self._run(kind, progress, scheduler, embedder, lock_warnings, repair=repair,
+                             retry_failed=retry_failed)
+
+    def verify(self) -> VerifyReport:
+        """Check everything on disk: database blocks and tables, every segment's checksum, the vector and
+        chunk maps, the Merkle snapshot. Reads only; ``update --repair`` mends what it finds."""
+        from codeindex.store.integrity import verify_index
+
+        if not self.exists():
+            raise NotIndexedError(f"no index at {self.index_dir}")
+        return verify_index(self.index_dir, self.db_path)
 
     def plan(self, *, embedder: str | None = None, progress: ProgressCallback = no_progress) -> UpdatePlan:
         """What ``update`` would do, without writing anything (``codeindex update --plan``)."""
@@ -108,11 +127,11 @@ class Index:
             return compact(self.index_dir, self.config)
 
     def _run(self, kind: str, progress: ProgressCallback, scheduler: str | None, embedder: str | None,
-             warnings: list[str]) -> RunReport:
+             warnings: list[str], *, repair: bool = False, retry_failed: bool = False) -> RunReport:
         from codeindex.engine.run import run
 
         return run(self.layout, self.config, kind, progress=progress, scheduler=scheduler, embedder=embedder,
-                   warnings=warnings)
+                   warnings=warnings, repair=repair, retry_failed=retry_failed)
 
 
 __all__ = ["INDEX_DIR_NAME", "Index", "RunReport", "UpdatePlan"]

@@ -9,7 +9,7 @@ from typing import Any
 
 @dataclass(slots=True)
 class ProgressEvent:
-    """``stage`` is one of discover, hash, plan, parse, embed, write, commit, done, warning."""
+    """``stage`` is one of discover, hash, plan, repair, parse, embed, write, commit, compact, done, warning."""
 
     stage: str
     done: int = 0

@@ -8,6 +8,7 @@ Nothing here writes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from codeindex.models import FileStat
 from codeindex.plugins import get_plugin_manager
 from codeindex.progress import ProgressCallback, ProgressEvent
 from codeindex.store import db as dbm
+from codeindex.store.integrity import IntegrityFacts, Problem, check_schema
 from codeindex.store.layout import IndexLayout
 
 
@@ -80,6 +82,10 @@ class IndexState:
     snapshot: dict[str, SnapshotRow] = field(default_factory=dict)
     nodes: dict[str, str] = field(default_factory=dict)
     runs_throughput: tuple[float, float] | None = None  # (tokens per second, tokens per chunk)
+    integrity: IntegrityFacts | None = None
+    """What ``store/integrity.py: quick_check`` needs (segment records, lexical counts)."""
+    damage: list[Problem] = field(default_factory=list)
+    """Damage found while reading (tables ``update`` can recreate are missing)."""
 
 
 def read_state(layout: IndexLayout, *, require: bool) -> IndexState:
@@ -89,23 +95,33 @@ def read_state(layout: IndexLayout, *, require: bool) -> IndexState:
             raise NotIndexedError(f"no index at {layout.index_dir}")
         return IndexState()
     with dbm.open_db(layout.db_path, read_only=True) as con:
-        dbm.check_schema(con, layout.db_path)
+        damage = check_schema(con, layout.db_path)  # raises unless update could recreate what is missing
+        missing = {p.items[0] for p in damage}
         meta = dbm.get_meta(con)
         files = con.execute("SELECT path, size, mtime_ns, inode, ctime_ns, hash, language, parser_id, "
                             "n_chunks, skip_reason FROM files").fetchall()
-        nodes = dict(con.execute("SELECT path, hash FROM merkle_nodes").fetchall())
-        tp = dbm.first_row(con, "SELECT sum(tokens_embedded), sum(json_extract(stages_json, '$.embed_s')::DOUBLE), "
-                           "sum(chunks_embedded) FROM runs WHERE tokens_embedded > 0")
+        nodes = dict(con.execute("SELECT path, hash FROM merkle_nodes").fetchall()) \
+            if "merkle_nodes" not in missing else {}
+        tp = None if "runs" in missing else dbm.first_row(
+            con, "SELECT sum(tokens_embedded), sum(json_extract(stages_json, '$.embed_s')::DOUBLE), "
+            "sum(chunks_embedded) FROM runs WHERE tokens_embedded > 0")
+        integrity = IntegrityFacts.read(con, missing)
     snapshot = {p: SnapshotRow(FileStat(s, m, i, c), h, lang, pid, n, r)
                 for p, s, m, i, c, h, lang, pid, n, r in files}
     throughput = None
     if tp and tp[0] and tp[1]:
         throughput = (float(tp[0]) / float(tp[1]), float(tp[0]) / max(1.0, float(tp[2] or 1)))
-    return IndexState(meta, snapshot, nodes, throughput)
+    return IndexState(meta, snapshot, nodes, throughput, integrity, damage)
+
+
+PARSE_FAILURES = ("parse-error", "parser-unavailable")
+"""Skip reasons of files whose parse failed: retried when their parser's identity changes (a fixed,
+upgraded plugin) or on ``update --retry-failed``; the reason holds the parser's message."""
 
 
 def make_plan(layout: IndexLayout, config: Config, state: IndexState, choice: EmbedderChoice,
-              progress: ProgressCallback) -> tuple[UpdatePlan, Discovery, dict[str, str]]:
+              progress: ProgressCallback, *, retry_failed: bool = False,
+              ) -> tuple[UpdatePlan, Discovery, dict[str, str]]:
     """Walk, scan and diff the tree against ``state``: the plan, what discovery found, the new leaves."""
     manager = get_plugin_manager()
     lang_map = LanguageMap.from_parsers(manager.parsers())
@@ -120,15 +136,18 @@ def make_plan(layout: IndexLayout, config: Config, state: IndexState, choice: Em
     new_leaves = scanned.hashes
     plan = UpdatePlan(files_seen=len(found.files), skipped=dict(found.skipped),
                       unreadable=dict(scanned.unreadable), rehashed=len(scanned.rehashed))
+    # A directory that cannot be listed is treated as its files would be: unreadable, entries kept.
+    for path, directory in under_dirs(state.snapshot, found.unreadable_dirs):
+        plan.unreadable[path] = f"directory {directory}/ unreadable: {found.unreadable_dirs[directory]}"
     if state.meta.get("model_id") and state.meta.get("model_id") != choice.model_id:
         plan.model_change = (f"{state.meta.get('embedder_backend')}:{state.meta.get('model_id')} -> "
                              f"{choice.backend}:{choice.model_id}")
     elif state.meta.get("embedder_backend") and state.meta["embedder_backend"] != choice.backend:
         plan.model_change = f"{state.meta['embedder_backend']} -> {choice.backend}"
     # unreadable files keep their previous entries: never lose data because of a transient error
-    old_leaves = {p: r.hash for p, r in state.snapshot.items() if p not in scanned.unreadable}
+    old_leaves = {p: r.hash for p, r in state.snapshot.items() if p not in plan.unreadable}
     diff = merkle.diff_trees(old_leaves, new_leaves)  # a dict comparison: milliseconds at 100k files
-    if state.nodes and not scanned.unreadable:  # re-hash only the directories above what changed
+    if state.nodes and not plan.unreadable:  # re-hash only the directories above what changed
         plan.nodes = merkle.update_tree(state.nodes, new_leaves, diff.changed_paths())
     else:
         plan.nodes = merkle.build_tree(new_leaves)
@@ -149,8 +168,9 @@ def make_plan(layout: IndexLayout, config: Config, state: IndexState, choice: Em
             parser = parsers.get(lang_map.parser_for(language) or "")
             identities[language] = parser_identity(parser, language) if parser else ""
         expected = identities[language]
-        if row.language != language or (row.skip_reason is None and row.parser_id != expected) \
-                or (row.skip_reason or "").startswith("parser-unavailable"):
+        failed = (row.skip_reason or "").startswith(PARSE_FAILURES)
+        if row.language != language or ((row.skip_reason is None or failed) and row.parser_id != expected) \
+                or (failed and retry_failed):
             plan.reparse.append(path)
     added, modified = set(plan.added), set(plan.modified)
     for path in plan.to_parse:
@@ -160,6 +180,20 @@ def make_plan(layout: IndexLayout, config: Config, state: IndexState, choice: Em
         plan.by_language.setdefault(languages[new], {"add": 0, "modify": 0, "reparse": 0})
         plan.by_language[languages[new]]["move"] = plan.by_language[languages[new]].get("move", 0) + 1
     return plan, found, new_leaves
+
+
+def under_dirs(paths: Iterable[str], dirs: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(path, directory) for each of ``paths`` inside one of ``dirs`` (relative directories), at any depth."""
+    if not dirs:
+        return []
+    out = []
+    for path in paths:
+        parent = path.rpartition("/")[0]
+        while parent and parent not in dirs:
+            parent = parent.rpartition("/")[0]
+        if parent:
+            out.append((path, parent))
+    return sorted(out)
 
 
 def estimate(layout: IndexLayout, plan: UpdatePlan, state: IndexState) -> None:

@@ -12,6 +12,7 @@ Protocol (the index on disk is always the old or the new state):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable
@@ -26,11 +27,13 @@ from codeindex.changes import merkle
 from codeindex.engine.context import RunContext
 from codeindex.engine.report import RunReport, build_report, write_run
 from codeindex.engine.results import PipelineResult
-from codeindex.errors import CorruptIndexError
+from codeindex.errors import CorruptIndexError, environment_problem
 from codeindex.progress import ProgressEvent
 from codeindex.store import db as dbm
+from codeindex.store.checksums import fingerprint_file
+from codeindex.store.lock import ensure_still_held
 from codeindex.store.postings import cluster_postings, load_postings_parts, needs_clustering, remove_postings
-from codeindex.store.segments import SegmentInfo
+from codeindex.store.segments import SegmentInfo, segment_rows
 
 
 class Commit:
@@ -41,8 +44,14 @@ class Commit:
         self.ctx = ctx
         self.committed = False
 
+    def check_still_ours(self) -> None:
+        """Before any commit: this run still holds the writer lock, and the tree it read is still there."""
+        ensure_still_held(self.ctx.layout.index_dir)
+        self.ctx.layout.check_root()
+
     def stat_only(self) -> RunReport:
         """Nothing to parse or remove, but some files' stat changed: store the new stat rows."""
+        self.check_still_ours()
         with dbm.open_db(self.ctx.layout.db_path, read_only=False) as con:
             con.execute("BEGIN")
             self._write_files_stat_only(con)
@@ -57,17 +66,28 @@ class Commit:
     def commit(self, result: PipelineResult, segments: list[SegmentInfo], scheduler: str) -> RunReport:
         """Write the run's result as the new committed state (a fresh database swapped in, for a rebuild)."""
         report = self._report(result, scheduler)
+        self.check_still_ours()
+        self.verify_staged(result)
         if self.ctx.kind == "rebuild":
             target = self.ctx.layout.db_path.with_name(dbm.DB_NAME + ".new")
             target.unlink(missing_ok=True)
             target.with_name(target.name + ".wal").unlink(missing_ok=True)
-            con = dbm.create_database(target)
             try:
-                dbm.create_schema(con)
-                self._transaction(con, result, segments, report, fresh=True)
-                con.execute("CHECKPOINT")
-            finally:
-                con.close()
+                con = dbm.create_database(target)
+                try:
+                    dbm.create_schema(con)
+                    self._transaction(con, result, segments, report, fresh=True)
+                    con.execute("CHECKPOINT")
+                finally:
+                    with contextlib.suppress(duckdb.Error):
+                        con.close()
+            except BaseException as exc:  # a full disk, say: the half-built file only takes space
+                for leftover in (target, target.with_name(target.name + ".wal")):
+                    with contextlib.suppress(OSError):
+                        leftover.unlink()
+                if isinstance(exc, duckdb.Error):
+                    raise dbm.typed_error(exc, target) from exc
+                raise
             crashpoints.hit("before-swap")
             with open(target, "rb+") as fh:
                 os.fsync(fh.fileno())
@@ -81,6 +101,23 @@ class Commit:
                 dbm.check_schema(con, self.ctx.layout.db_path)
                 self._transaction(con, result, segments, report, fresh=False)
         return report
+
+    @staticmethod
+    def verify_staged(result: PipelineResult) -> None:
+        """The staged parts the commit is about to read are still the bytes the pipeline wrote."""
+        for path, written in result.staged.items():
+            try:
+                now = fingerprint_file(path)
+            except FileNotFoundError:
+                now = None
+            except OSError as exc:
+                raise environment_problem(exc, path, "read the staged part") from exc
+            if now != written:
+                what = "vanished" if now is None else \
+                    f"changed (checksum {written.checksum[:12]}… -> {now.checksum[:12]}…)"
+                raise CorruptIndexError(f"the staged part {path} {what} between its write and the commit: "
+                                        "nothing was committed",
+                                        hint="check the disk holding the index, then rerun `codeindex update PATH`")
 
     def _fold_old_wal(self) -> None:
         """Checkpoint the old database's WAL into its file before the swap.
@@ -144,11 +181,8 @@ class Commit:
                 "vec_key": pa.array(keys, pa.string()),
                 "vec_id": pa.array([result.new_vectors[k][0] for k in keys], pa.int64()),
                 "segment": pa.array([result.new_vectors[k][1] for k in keys], pa.int32())}))
-        if segments:
-            dbm.insert_arrow(con, "segments", pa.table({
-                "segment": pa.array([s.segment for s in segments], pa.int32()),
-                "file": [s.file for s in segments], "n_vectors": pa.array([s.n_vectors for s in segments], pa.int64()),
-                "index_type": [s.index_type for s in segments]}))
+        if segments:  # with the fingerprint and stat every later use checks (store/integrity.py)
+            dbm.insert_arrow(con, "segments", segment_rows(self.ctx.layout.index_dir, segments))
         candidates = "TRUE" if fresh else "v.vec_id IN (SELECT vec_id FROM retired_vec_candidates)"
         con.execute(f"""
             INSERT INTO tombstones

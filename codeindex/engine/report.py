@@ -45,6 +45,10 @@ class RunReport:
     stages: dict[str, Any]
     skipped: dict[str, int]
     warnings: list[str] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)
+    """What ``update`` mended before its run (``engine/repair.py``), one sentence each."""
+    vectors_repaired: int = 0
+    """Lost vectors the repair re-embedded from the stored chunk texts."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

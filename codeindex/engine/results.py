@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codeindex.store.checksums import Fingerprint
+
 
 @dataclass(slots=True)
 class FileOutcome:
@@ -37,6 +39,7 @@ class PipelineResult:
     outcomes: dict[str, FileOutcome] = field(default_factory=dict)
     chunk_parts: list[Path] = field(default_factory=list)
     postings_parts: list[Path] = field(default_factory=list)
+    staged: dict[Path, Fingerprint] = field(default_factory=dict)  # each staged part's size and checksum
     new_vectors: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (vec_id, segment)
     chunks_written: int = 0
     chunks_embedded: int = 0

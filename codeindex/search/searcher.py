@@ -12,6 +12,7 @@ database file's stamp. Loaded segments are reloaded only when the live-segment l
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,12 +27,16 @@ from codeindex.search.filters import where_clause
 from codeindex.search.ranking import RRF_K, bm25_search, fusion_weights, rrf
 from codeindex.search.state import Snapshot
 from codeindex.store import db as dbm
+from codeindex.store.integrity import SegmentRecord, damage_error, load_segment, segment_problem
 from codeindex.store.reader import ReadConnection, Stamp
 
 if TYPE_CHECKING:
     import duckdb
 
 MODES = ("hybrid", "vector", "lexical")
+
+VANISHED_RETRIES = 4
+"""Times a search re-reads the committed state after a segment it was about to load vanished."""
 
 
 @dataclass(slots=True)
@@ -70,24 +75,26 @@ class Searcher:
 
     # ------------------------------------------------------------------ vector side
 
-    def _load_segments(self, files: Sequence[str]) -> list[Any]:
-        import faiss
+    def _load_segments(self, records: Sequence[SegmentRecord]) -> list[Any]:
+        """The live segments, loaded once each after their checksum is checked (``store/integrity.py``).
 
-        from codeindex.store.segments import read_segment
+        Raises ``FileNotFoundError`` for a file that is gone: a writer deletes the segments it replaced
+        right after its commit, so ``search`` then reads the new committed state and tries again.
+        """
+        import faiss
 
         # One query at a time gains nothing from OpenMP threads, and their spin-waiting costs 2-3x on a
         # busy machine (measured: 6.0 -> 2.5 ms per 65k-vector HNSW segment).
         faiss.omp_set_num_threads(1)
-        wanted = set(files)
+        wanted = {rec.file for rec in records}
         for name in list(self._segments):
             if name not in wanted:
                 del self._segments[name]
         out = []
-        for name in files:
-            if name not in self._segments:
-                path = self.index_dir / name
-                self._segments[name] = read_segment(path, mmap=path.stat().st_size > 64 * 1024 * 1024)
-            out.append(self._segments[name])
+        for rec in records:
+            if rec.file not in self._segments:
+                self._segments[rec.file] = load_segment(self.index_dir, rec)
+            out.append(self._segments[rec.file])
         return out
 
     def _query_vector(self, query: str, meta: dict[str, str], embedder: str | None) -> np.ndarray:
@@ -120,7 +127,8 @@ class Searcher:
         import faiss
 
         out: dict[str, Any] = {}
-        for number, file in snap.segments:
+        for rec in snap.segments:
+            number, file = rec.segment, rec.file
             n_dead = snap.dead.get(number, 0)
             if not n_dead:
                 continue
@@ -132,7 +140,7 @@ class Searcher:
                 cached = (key, faiss.IDSelectorNot(batch), batch)  # keep the batch alive: Not borrows it
                 self._selectors[file] = cached
             out[file] = cached[1]
-        live = {f for _, f in snap.segments}
+        live = {rec.file for rec in snap.segments}
         for file in list(self._selectors):
             if file not in live:
                 del self._selectors[file]
@@ -144,7 +152,7 @@ class Searcher:
 
         if not snap.segments:
             return []
-        files = [f for _, f in snap.segments]
+        files = [rec.file for rec in snap.segments]
         qv = self._query_vector(query, snap.meta, embedder)
         allowed = None
         if where:  # ids of live chunks only: tombstoned vectors are excluded too
@@ -154,7 +162,7 @@ class Searcher:
             allowed = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
         not_dead = {} if allowed is not None else self._dead_selectors(con, snap)
         hits: list[tuple[float, int]] = []
-        for file, index in zip(files, self._load_segments(files), strict=True):
+        for file, index in zip(files, self._load_segments(snap.segments), strict=True):
             kk = min(index.ntotal, n)
             if kk <= 0:
                 continue
@@ -197,6 +205,46 @@ class Searcher:
         snap.queries += 1
         return snap
 
+    def _answer(self, con: duckdb.DuckDBPyConnection, snap: Snapshot, query: str, k: int, n: int, mode: str,
+                where: str, params: list[Any], embedder: str | None,
+                ) -> tuple[list[tuple[int, float]], dict[int, int], dict[int, int], list[Any]]:
+        """Ranked (chunk id, score), the vector and lexical ranks, and the result rows of one committed state."""
+        vector: list[tuple[int, float]] = []
+        lexical: list[tuple[int, float]] = []
+        if mode in ("hybrid", "vector"):
+            vector = self._vector_candidates(con, snap, query, n, where, params, embedder)
+        if mode in ("hybrid", "lexical"):
+            lexical = bm25_search(con, query, n, where_sql=where, params=params,
+                                  lengths=snap.chunk_lengths(con), stats=snap.lex_stats)
+        if mode == "vector":
+            ranked = vector[:k]
+        elif mode == "lexical":
+            ranked = lexical[:k]
+        else:
+            ranked = rrf([[c for c, _ in vector], [c for c, _ in lexical]], k=RRF_K,
+                         weights=fusion_weights(query))[:k]
+        v_rank = {c: i + 1 for i, (c, _) in enumerate(vector)}
+        l_rank = {c: i + 1 for i, (c, _) in enumerate(lexical)}
+        ids = [c for c, _ in ranked]
+        if not ids:
+            return [], v_rank, l_rank, []
+        rows = con.execute("SELECT chunk_id, path, start_line, end_line, symbol, kind, language, text "
+                           "FROM chunks WHERE chunk_id IN (SELECT unnest(?::BIGINT[]))", [ids]).fetchall()
+        return ranked, v_rank, l_rank, rows
+
+    def _forget_state(self) -> None:
+        """Drop the cached state and connection: the next use reads the committed state afresh."""
+        self._reader.release()
+        self._snapshot = None
+
+    def _still_listed(self, file: str) -> SegmentRecord | None:
+        """The committed state's record of ``file`` if, read afresh, it still lists the missing file: damage,
+        not a writer that replaced it (a writer deletes a segment only after committing a state without it)."""
+        with self._reader.use() as (con, stamp):
+            snap = self._current(con, stamp)
+        rec = next((r for r in snap.segments if r.file == file), None)
+        return rec if rec is not None and not (self.index_dir / file).exists() else None
+
     def search(self, query: str, *, k: int, mode: str, languages: Sequence[str] = (), paths: Sequence[str] = (),
                exclude_paths: Sequence[str] = (), kinds: Sequence[str] = (), symbol: str | None = None,
                embedder: str | None = None) -> list[SearchResult]:
@@ -210,29 +258,24 @@ class Searcher:
             raise NotIndexedError(f"no index at {self.index_dir}")
         where, params = where_clause(languages, paths, exclude_paths, kinds, symbol)
         n = max(50, 5 * k)
-        with self._reader.use() as (con, stamp):
-            snap = self._current(con, stamp)
-            vector: list[tuple[int, float]] = []
-            lexical: list[tuple[int, float]] = []
-            if mode in ("hybrid", "vector"):
-                vector = self._vector_candidates(con, snap, query, n, where, params, embedder)
-            if mode in ("hybrid", "lexical"):
-                lexical = bm25_search(con, query, n, where_sql=where, params=params,
-                                      lengths=snap.chunk_lengths(con), stats=snap.lex_stats)
-            if mode == "vector":
-                ranked = vector[:k]
-            elif mode == "lexical":
-                ranked = lexical[:k]
-            else:
-                ranked = rrf([[c for c, _ in vector], [c for c, _ in lexical]], k=RRF_K,
-                             weights=fusion_weights(query))[:k]
-            v_rank = {c: i + 1 for i, (c, _) in enumerate(vector)}
-            l_rank = {c: i + 1 for i, (c, _) in enumerate(lexical)}
-            ids = [c for c, _ in ranked]
-            if not ids:
-                return []
-            rows = con.execute("SELECT chunk_id, path, start_line, end_line, symbol, kind, language, text "
-                               "FROM chunks WHERE chunk_id IN (SELECT unnest(?::BIGINT[]))", [ids]).fetchall()
+        for attempt in range(VANISHED_RETRIES + 1):
+            try:
+                with self._reader.use() as (con, stamp):
+                    snap = self._current(con, stamp)
+                    ranked, v_rank, l_rank, rows = self._answer(con, snap, query, k, n, mode, where, params,
+                                                                embedder)
+                break
+            except FileNotFoundError as exc:  # a writer replaced that segment after we read the state
+                missing = Path(exc.filename or "").name
+                self._forget_state()
+                listed = self._still_listed(missing)
+                if listed is not None or attempt == VANISHED_RETRIES:
+                    rec = listed or SegmentRecord(-1, missing, 0, "?")
+                    raise damage_error([segment_problem(rec, "missing", "segment-missing")],
+                                       self.index_dir) from None
+                time.sleep(0.01 * 2 ** attempt)
+        if not ranked:
+            return []
         by_id = {r[0]: r for r in rows}
         results = []
         for chunk_id, score in ranked:

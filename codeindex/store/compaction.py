@@ -15,7 +15,16 @@ import pyarrow as pa
 
 from codeindex.config import Config
 from codeindex.store import db as dbm
-from codeindex.store.segments import SegmentWriter, read_segment, remove_orphans, vectors_of
+from codeindex.store.integrity import (
+    IntegrityFacts,
+    check_schema,
+    damage_error,
+    load_segment,
+    quick_check,
+    segment_problem,
+)
+from codeindex.store.lock import ensure_still_held
+from codeindex.store.segments import SegmentWriter, remove_orphans, segment_rows, vectors_of
 
 
 def needs_compaction(index_dir: Path, config: Config) -> bool:
@@ -34,11 +43,19 @@ def needs_compaction(index_dir: Path, config: Config) -> bool:
 
 
 def compact(index_dir: Path, config: Config) -> dict[str, int]:
+    """Merge the live segments into as few as possible; refuses (exit 5) to touch a damaged index."""
     db_path = index_dir / dbm.DB_NAME
     with dbm.open_db(db_path, read_only=True) as con:
+        problems = check_schema(con, db_path)
+        if problems:
+            raise damage_error(problems, index_dir)
+        facts = IntegrityFacts.read(con)
         meta = dbm.get_meta(con)
-        segments = con.execute("SELECT segment, file FROM segments ORDER BY segment").fetchall()
         dead = {r[0] for r in con.execute("SELECT vec_id FROM tombstones").fetchall()}
+    problems, _ = quick_check(index_dir, facts)
+    if problems:
+        raise damage_error(problems, index_dir)
+    segments = facts.segments
     if len(segments) <= 1 and not dead:
         return {"segments_before": len(segments), "segments_after": len(segments), "dropped_vectors": 0}
     writer = SegmentWriter(index_dir, int(meta["dim"]), int(meta.get("next_segment", "0")),
@@ -47,14 +64,19 @@ def compact(index_dir: Path, config: Config) -> dict[str, int]:
     new_ids: list[np.ndarray] = []
     new_segs: list[int] = []
     try:
-        for _, file in segments:
-            ids, vecs = vectors_of(read_segment(index_dir / file))
+        for rec in segments:
+            try:
+                index = load_segment(index_dir, rec)  # the full checksum: never copy damaged vectors on
+            except FileNotFoundError:
+                raise damage_error([segment_problem(rec, "missing", "segment-missing")], index_dir) from None
+            ids, vecs = vectors_of(index)
             keep = ~np.isin(ids, np.fromiter(dead, dtype=np.int64, count=len(dead))) if dead else slice(None)
             ids, vecs = ids[keep], vecs[keep]
             new_segs.extend(writer.add(ids, vecs))
             new_ids.append(ids)
         sealed = writer.finish()
         all_ids = np.concatenate(new_ids) if new_ids else np.zeros(0, np.int64)
+        ensure_still_held(index_dir)
         with dbm.open_db(db_path, read_only=False) as con:
             con.execute("BEGIN")
             con.register("seg_map", pa.table({"vec_id": pa.array(all_ids, pa.int64()),
@@ -62,10 +84,7 @@ def compact(index_dir: Path, config: Config) -> dict[str, int]:
             con.execute("UPDATE vectors SET segment = m.segment FROM seg_map m WHERE vectors.vec_id = m.vec_id")
             con.execute("DELETE FROM segments")
             con.execute("DELETE FROM tombstones")
-            dbm.insert_arrow(con, "segments", pa.table({
-                "segment": pa.array([s.segment for s in sealed], pa.int32()), "file": [s.file for s in sealed],
-                "n_vectors": pa.array([s.n_vectors for s in sealed], pa.int64()),
-                "index_type": [s.index_type for s in sealed]}))
+            dbm.insert_arrow(con, "segments", segment_rows(index_dir, sealed))
             dbm.set_meta(con, {"next_segment": str(writer.next_number)})
             con.execute("COMMIT")
     except BaseException:

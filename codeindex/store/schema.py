@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+"""3: segments carry their file's size, blake3 checksum and stat at commit (``store/integrity.py``)."""
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (k VARCHAR PRIMARY KEY, v VARCHAR);
@@ -17,7 +18,10 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE TABLE IF NOT EXISTS vectors (vec_key VARCHAR, vec_id BIGINT, segment INTEGER);
 CREATE TABLE IF NOT EXISTS tombstones (vec_id BIGINT, segment INTEGER);
-CREATE TABLE IF NOT EXISTS segments (segment INTEGER, file VARCHAR, n_vectors BIGINT, index_type VARCHAR);
+CREATE TABLE IF NOT EXISTS segments (
+    segment INTEGER, file VARCHAR, n_vectors BIGINT, index_type VARCHAR,
+    n_bytes BIGINT, checksum VARCHAR, file_stat VARCHAR
+);
 CREATE TABLE IF NOT EXISTS merkle_nodes (path VARCHAR, hash VARCHAR);
 CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER, kind VARCHAR, started_at TIMESTAMP, wall_s DOUBLE, status VARCHAR,
@@ -43,3 +47,13 @@ INSERT INTO lex_stats VALUES ('n_docs', 0), ('total_len', 0), ('unclustered_rows
     ON CONFLICT DO NOTHING;
 """
 """Tables of the lexical index (``store/postings.py``); idempotent."""
+
+
+def expected_columns() -> dict[str, tuple[str, ...]]:
+    """Every table this schema creates and its columns in order, read from the DDL above (one place)."""
+    import re
+
+    out: dict[str, tuple[str, ...]] = {}
+    for name, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\);", TABLES + POSTINGS_DDL, re.S):
+        out[name] = tuple(part.split()[0] for part in body.replace("\n", " ").split(",") if part.strip())
+    return out

@@ -1,4 +1,9 @@
-"""What ``codeindex status`` reports about a committed index, read in one read-only session."""
+"""What ``codeindex status`` reports about a committed index, read in one read-only session.
+
+Status is also a health check: it runs the quick integrity check every update runs (tables present,
+segments present with their recorded size and header, checksummed when their stat moved, lexical
+counts) and fails with exit 5 naming the damage; ``codeindex verify`` checks everything.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,11 @@ from typing import Any
 
 from codeindex.errors import NotIndexedError
 from codeindex.store import db as dbm
+from codeindex.store.integrity import IntegrityFacts, check_schema, damage_error, quick_check
 from codeindex.store.layout import IndexLayout
+
+FAILURES_SHOWN = 50
+"""Parse failures listed by ``status --json`` (all are counted; ``why PATH`` shows any one)."""
 
 
 def read_status(layout: IndexLayout) -> dict[str, Any]:
@@ -15,7 +24,10 @@ def read_status(layout: IndexLayout) -> dict[str, Any]:
     if not layout.exists():
         raise NotIndexedError(f"no index at {layout.index_dir}")
     with dbm.open_db(layout.db_path, read_only=True) as con:
-        dbm.check_schema(con, layout.db_path)
+        problems = check_schema(con, layout.db_path)
+        if problems:
+            raise damage_error(problems, layout.index_dir)
+        facts = IntegrityFacts.read(con)
         meta = dbm.get_meta(con)
         files, skipped = dbm.first_row(
             con, "SELECT count(*) FILTER (WHERE skip_reason IS NULL), "
@@ -28,14 +40,19 @@ def read_status(layout: IndexLayout) -> dict[str, Any]:
                                  "GROUP BY language ORDER BY 2 DESC").fetchall())
         skip_reasons = dict(con.execute("SELECT split_part(skip_reason, ':', 1), count(*) FROM files "
                                         "WHERE skip_reason IS NOT NULL GROUP BY 1").fetchall())
+        failed = con.execute("SELECT path, skip_reason FROM files WHERE skip_reason LIKE 'parse-error%' "
+                             "OR skip_reason LIKE 'parser-unavailable%' ORDER BY path").fetchall()
         cur = con.execute("SELECT * FROM runs ORDER BY run_id DESC LIMIT 1")
         rows = cur.fetchall()
         last_run = dict(zip([d[0] for d in cur.description], rows[0], strict=True)) if rows else None
+    problems, _ = quick_check(layout.index_dir, facts)
+    if problems:
+        raise damage_error(problems, layout.index_dir)
     if last_run:
         last_run["started_at"] = str(last_run["started_at"])
         for key in ("stages_json", "skipped_json"):
             last_run[key.removesuffix("_json")] = json.loads(last_run.pop(key) or "{}")
-    size = sum(p.stat().st_size for p in layout.index_dir.iterdir() if p.is_file())
+    size = _folder_bytes(layout)
     discovery_skips = json.loads(meta.get("discovery_skipped", "{}"))
     return {
         "root": str(layout.root), "index_dir": str(layout.index_dir), "schema_version": int(meta["schema_version"]),
@@ -46,4 +63,19 @@ def read_status(layout: IndexLayout) -> dict[str, Any]:
         if meta.get("embedder_backend") == "hashing" else "neural model",
         "segments": [{"segment": s, "file": f, "vectors": n, "type": t} for s, f, n, t in segs],
         "index_bytes": size, "root_hash": meta.get("root_hash"), "last_run": last_run,
+        "parse_failures": len(failed),
+        "failed": [{"path": p, "reason": r} for p, r in failed[:FAILURES_SHOWN]],
+        "integrity": {"check": "quick", "problems": 0, "segments_checked": len(facts.segments)},
     }
+
+
+def _folder_bytes(layout: IndexLayout) -> int:
+    """Bytes of the index folder's files; a writer's temporary file may vanish while we count."""
+    total = 0
+    for path in layout.index_dir.iterdir():
+        try:
+            if path.is_file():
+                total += path.stat().st_size
+        except FileNotFoundError:
+            continue
+    return total
