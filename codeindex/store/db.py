@@ -184,11 +184,12 @@ def check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             raise typed from exc  # damaged blocks, a full disk...: say that, not "not ours"
         raise CorruptIndexError(f"{path} is not a codeindex database ({str(exc).splitlines()[0]})") from exc
     if row is None:
-        raise CorruptIndexError(f"{path} has no schema version")
+        raise CorruptIndexError(f"{path} is damaged: it records no schema version")
     try:
         version = int(row[0])
     except (TypeError, ValueError):
-        raise CorruptIndexError(f"{path} has a garbage schema version {str(row[0])[:40]!r}") from None
+        raise CorruptIndexError(f"{path} is damaged: its schema version is {str(row[0])[:40]!r}, not a number") \
+            from None
     if version > SCHEMA_VERSION:
         raise SchemaVersionError(f"{path} has schema version {version}; this codeindex reads up to "
                                  f"{SCHEMA_VERSION}")
