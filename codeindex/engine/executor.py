@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from codeindex import crashpoints
 from codeindex.engine.tasks import EmbedContext, ParseItem, embed_texts, parse_batch
 from codeindex.errors import EnvironmentProblem, UsageError, os_reason
 
@@ -126,6 +127,7 @@ class DaskExecutor:
             env = {"OMP_NUM_THREADS": str(embed_threads), "ORT_DISABLE_TELEMETRY": "1"}
             try:
                 with signals_deferred():  # a Ctrl-C now lands after the start, where it can be handled
+                    crashpoints.hit("cluster-start")
                     if gpu_devices:
                         self._cluster = gpu_spec_cluster(gpu_devices, n_workers or cores, env)
                     else:

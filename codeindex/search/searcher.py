@@ -12,31 +12,34 @@ database file's stamp. Loaded segments are reloaded only when the live-segment l
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import duckdb
 import numpy as np
 
 from codeindex.config import Config
 from codeindex.embedders.choice import settings_from_config
-from codeindex.errors import ModelMismatchError, NotIndexedError, UsageError
+from codeindex.errors import CorruptIndexError, ModelMismatchError, NotIndexedError, UsageError
 from codeindex.search.filters import where_clause
 from codeindex.search.ranking import RRF_K, bm25_search, fusion_weights, rrf
 from codeindex.search.state import Snapshot
 from codeindex.store import db as dbm
-from codeindex.store.integrity import SegmentRecord, damage_error, load_segment, segment_problem
+from codeindex.store.integrity import DamagedSegment, SegmentRecord, damage_error, load_segment, segment_problem
 from codeindex.store.reader import ReadConnection, Stamp
-
-if TYPE_CHECKING:
-    import duckdb
 
 MODES = ("hybrid", "vector", "lexical")
 
 VANISHED_RETRIES = 4
 """Times a search re-reads the committed state after a segment it was about to load vanished."""
+DB_RETRIES = 2
+"""Times a search reopens the database after a read that failed (damage fails every time)."""
+
+log = logging.getLogger("codeindex.search")
 
 
 @dataclass(slots=True)
@@ -273,6 +276,20 @@ class Searcher:
                     rec = listed or SegmentRecord(-1, missing, 0, "?")
                     raise damage_error([segment_problem(rec, "missing", "segment-missing")],
                                        self.index_dir) from None
+                time.sleep(0.01 * 2 ** attempt)
+            except DamagedSegment:
+                raise
+            except (CorruptIndexError, duckdb.Error) as exc:
+                # What this process read of the file no longer holds together: a writer changed it under a
+                # connection we (or another searcher here) kept. Read it afresh; damage fails again.
+                if attempt >= DB_RETRIES:
+                    typed = dbm.typed_error(exc, self._reader.db_path) if isinstance(exc, duckdb.Error) else exc
+                    if typed is exc:
+                        raise
+                    raise typed from exc
+                log.debug("search: reading %s again after %s", self._reader.db_path, exc)
+                self._forget_state()
+                dbm.release_readers(self._reader.db_path)
                 time.sleep(0.01 * 2 ** attempt)
         if not ranked:
             return []

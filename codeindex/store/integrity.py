@@ -131,13 +131,18 @@ class Problem:
         return out
 
 
-def damage_error(problems: Sequence[Problem], index_dir: Path) -> CorruptIndexError:
+class DamagedSegment(CorruptIndexError):
+    """A segment file is not what its commit recorded (raised by ``load_segment``)."""
+
+
+def damage_error(problems: Sequence[Problem], index_dir: Path,
+                 cls: type[CorruptIndexError] = CorruptIndexError) -> CorruptIndexError:
     """The one error every command raises for damage it found: what is damaged, and the exact repair."""
     first = problems[0]
     more = f" (and {len(problems) - 1} more problem(s): `codeindex verify` lists them)" if len(problems) > 1 else ""
     repairable = all(p.repairable for p in problems)
-    return CorruptIndexError(f"the index at {index_dir} is damaged: {first}{more}",
-                             hint=REPAIR_HINT if repairable else REBUILD_HINT, repairable=repairable)
+    return cls(f"the index at {index_dir} is damaged: {first}{more}",
+               hint=REPAIR_HINT if repairable else REBUILD_HINT, repairable=repairable)
 
 
 def raise_if_damaged(problems: Sequence[Problem], index_dir: Path) -> None:
@@ -223,17 +228,17 @@ def load_segment(index_dir: Path, rec: SegmentRecord, *, mmap_bytes: int = 64 * 
     if check.problem is not None:
         if check.problem.kind == "segment-missing":
             raise FileNotFoundError(2, "No such file or directory", str(path))
-        raise damage_error([check.problem], index_dir)
+        raise damage_error([check.problem], index_dir, DamagedSegment)
     try:
         index = read_segment(path, mmap=(rec.n_bytes or 0) > mmap_bytes)
     except RuntimeError as exc:  # FAISS could not open or parse it
         if not path.exists():
             raise FileNotFoundError(2, "No such file or directory", str(path)) from None
         raise damage_error([segment_problem(rec, f"FAISS cannot read it: {str(exc).splitlines()[0]}")],
-                           index_dir) from exc
+                           index_dir, DamagedSegment) from exc
     if index.ntotal != rec.n_vectors:
         raise damage_error([segment_problem(rec, f"{index.ntotal} vectors inside, the commit recorded "
-                                                  f"{rec.n_vectors}")], index_dir)
+                                                  f"{rec.n_vectors}")], index_dir, DamagedSegment)
     return index
 
 
