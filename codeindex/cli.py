@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
@@ -325,12 +326,11 @@ def _fail(exc: CodeIndexError) -> int:
 
 def _with_path(hint: str) -> str:
     """A hint naming the command's own tree (and index folder) where it says ``PATH``: the exact repair."""
-    if _state is None or _state.path is None or "PATH" not in hint:
+    if _state is None or _state.path is None or not re.search(r"\bPATH\b", hint):
         return hint
-    target = shlex.quote(_state.path)
-    if _state.index_dir:
-        target = f"--index-dir {shlex.quote(_state.index_dir)} {target}"
-    return hint.replace("PATH", target)
+    if _state.index_dir:  # a group option: it goes before the command
+        hint = hint.replace("`codeindex ", f"`codeindex --index-dir {shlex.quote(_state.index_dir)} ")
+    return re.sub(r"\bPATH\b", lambda _: shlex.quote(_state.path or ""), hint)
 
 
 def _exit_interrupted() -> None:

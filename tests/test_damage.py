@@ -277,3 +277,17 @@ def test_a_copied_index_is_checked_once_and_its_new_stats_recorded(tmp_path: Pat
     assert any("recorded the new stat" in line for line in report.repairs), report.repairs
     assert report.vectors_repaired == 0
     assert Index(copy).update().repairs == []
+
+
+def test_the_hint_is_a_command_that_runs_as_given_with_an_index_dir(tmp_path: Path) -> None:
+    root = tmp_path / "my tree"  # a space: the hint quotes it
+    shutil.copytree(Path(__file__).parent / "scenarios" / "e2e_repo", root)
+    index_dir = tmp_path / "elsewhere"
+    assert run_cli("--index-dir", str(index_dir), "-q", "rebuild", str(root), "--embedder", "hashing").returncode == 0
+    next(index_dir.glob("seg-*.faiss")).unlink()
+    proc = run_cli("--index-dir", str(index_dir), "search", "distance", "--root", str(root))
+    assert proc.returncode == 5, proc.stderr
+    repair = _hint_command(proc.stderr)
+    assert repair == ["--index-dir", str(index_dir), "update", "--repair", str(root)]
+    assert run_cli(*repair).returncode == 0
+    assert run_cli("--index-dir", str(index_dir), "search", "distance", "--root", str(root)).returncode == 0
