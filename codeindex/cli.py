@@ -34,6 +34,8 @@ class State:
         self.verbosity = verbosity
         self.path: str | None = None
         """The tree the command works on: hints name it instead of ``PATH``."""
+        self.index: Any = None
+        """The command's ``Index``, to locate damage the error did not (``_located``)."""
 
 
 _state: State | None = None
@@ -44,7 +46,8 @@ def _index(state: State, path: str, **overrides: Any) -> Any:
     from codeindex.index import Index
 
     state.path = path
-    return Index(path, index_dir=state.index_dir, **overrides)
+    state.index = Index(path, index_dir=state.index_dir, **overrides)
+    return state.index
 
 
 def _echo_json(data: Any) -> None:
@@ -304,17 +307,33 @@ def _boundary(argv: list[str] | None, verbose: bool) -> int:
     except (click.exceptions.Abort, KeyboardInterrupt):
         return _fail(Interrupted("interrupted", hint=INTERRUPTED_HINT))
     except CodeIndexError as exc:
-        return _fail(exc)
+        return _fail(_located(exc))
     except Exception as exc:  # the boundary: what the environment or damage explains, else our bug
         typed = classify(exc)
         if typed is not None:
-            return _fail(typed)
+            return _fail(_located(typed))
         if verbose:
             raise
         click.echo(f"codeindex: internal error: {type(exc).__name__}: {exc}", err=True)
         click.echo("hint: rerun with -vv for a traceback and report it", err=True)
         return int(ExitCode.INTERNAL)
     return int(ExitCode.OK)
+
+
+def _located(exc: CodeIndexError) -> CodeIndexError:
+    """A damaged database block, as DuckDB reports it, names no table, so not the repair either: run the
+    full check to find which tables it hit (``update --repair`` mends the derived ones)."""
+    if not getattr(exc, "unlocated", False) or _state is None or _state.index is None:
+        return exc
+    try:
+        report = _state.index.verify()
+    except Exception:  # the diagnosis is a courtesy: the original error stands
+        return exc
+    if report.ok:
+        return exc
+    from codeindex.store.integrity import damage_error
+
+    return damage_error(report.problems, _state.index.index_dir)
 
 
 def _fail(exc: CodeIndexError) -> int:

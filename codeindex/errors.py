@@ -81,6 +81,9 @@ class CorruptIndexError(CodeIndexError):
 
     exit_code = ExitCode.CORRUPT
     hint = REBUILD_HINT
+    unlocated = False
+    """True for DuckDB's "corrupt block" errors, which do not say which table the block belongs to: the
+    CLI then runs ``verify`` to name it, and the repair it allows."""
 
     def __init__(self, message: str, hint: str | None = None, *, repairable: bool = False) -> None:
         super().__init__(message, hint if hint is not None else REPAIR_HINT if repairable else None)
@@ -199,7 +202,9 @@ def classify(exc: BaseException, path: str | os.PathLike[str] | None = None) -> 
         if number is not None:
             return EnvironmentProblem(f"cannot use {where}: {first}", hint=_ENV_HINTS.get(number))
         if type(exc).__name__ == "CatalogException" or any(marker in text for marker in DAMAGE_MARKERS):
-            return CorruptIndexError(f"{where} is damaged: {first}")
+            damaged = CorruptIndexError(f"{where} is damaged: {first}")
+            damaged.unlocated = "Corrupt database file" in text
+            return damaged
         return None
     if type(exc).__name__ == "RuntimeError" and "faiss" in text.lower():  # FAISS reports I/O as RuntimeError
         number = _reason_errno(text)

@@ -291,3 +291,29 @@ def test_the_hint_is_a_command_that_runs_as_given_with_an_index_dir(tmp_path: Pa
     assert repair == ["--index-dir", str(index_dir), "update", "--repair", str(root)]
     assert run_cli(*repair).returncode == 0
     assert run_cli("--index-dir", str(index_dir), "search", "distance", "--root", str(root)).returncode == 0
+
+
+def test_a_damaged_database_block_is_located_so_the_hint_is_the_exact_repair(tmp_path: Path) -> None:
+    """DuckDB says only "corrupt block at location N"; the CLI runs the full check to name the table:
+    a postings block can be rebuilt from the chunks, a chunks block cannot."""
+    root = make_tree(tmp_path / "tree")
+    Index(root).rebuild()
+    before = _hits_of(root, "compute total price")
+    with duckdb.connect(str(_db(root)), read_only=True) as con:
+        owners: dict[int, set[str]] = {}
+        for table in ("postings", "chunks", "files", "meta", "vectors", "segments", "lex_stats", "merkle_nodes"):
+            for (block,) in con.execute(f"SELECT DISTINCT block_id FROM pragma_storage_info('{table}') "
+                                        "WHERE block_id IS NOT NULL AND block_id >= 0").fetchall():
+                owners.setdefault(int(block), set()).add(table)
+        block_size = con.execute("SELECT block_size FROM pragma_database_size()").fetchall()[0][0]
+    only_postings = sorted(b for b, tables in owners.items() if tables == {"postings"})
+    assert only_postings, owners
+    with open(_db(root), "r+b") as fh:  # past the three 4 KiB headers, inside the block's payload
+        fh.seek(3 * 4096 + only_postings[0] * block_size + 512)
+        fh.write(b"\x55" * 256)
+    proc = run_cli("search", "compute total price", "--root", str(root), "--mode", "lexical")
+    assert proc.returncode == 5, proc.stderr
+    assert "table postings: unreadable" in proc.stderr
+    assert _hint_command(proc.stderr) == ["update", "--repair", str(root)]
+    assert run_cli("update", "--repair", str(root)).returncode == 0
+    assert _hits_of(root, "compute total price") == before

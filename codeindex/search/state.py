@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from codeindex.store import db as dbm
-from codeindex.store.integrity import SegmentRecord, check_schema, damage_error, read_segment_records
+from codeindex.store.integrity import SegmentRecord, check_schema, raise_if_damaged, read_segment_records
 from codeindex.store.postings import ChunkLengths, lex_stats
 from codeindex.store.reader import Stamp
 
@@ -66,9 +66,7 @@ class Snapshot:
 
     @classmethod
     def read(cls, con: duckdb.DuckDBPyConnection, stamp: Stamp, db_path: Path) -> Snapshot:
-        problems = check_schema(con, db_path)
-        if problems:  # a lost lexical table: update recreates it, but no search can be answered right
-            raise damage_error(problems, db_path.parent)
+        raise_if_damaged(check_schema(con, db_path), db_path.parent)  # a reader cannot mend a lost table
         segments = read_segment_records(con)
         dead = {int(n): int(c) for n, c in
                 con.execute("SELECT segment, count(*) FROM tombstones GROUP BY segment").fetchall()}

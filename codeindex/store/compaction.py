@@ -21,6 +21,7 @@ from codeindex.store.integrity import (
     damage_error,
     load_segment,
     quick_check,
+    raise_if_damaged,
     segment_problem,
 )
 from codeindex.store.lock import ensure_still_held
@@ -46,15 +47,11 @@ def compact(index_dir: Path, config: Config) -> dict[str, int]:
     """Merge the live segments into as few as possible; refuses (exit 5) to touch a damaged index."""
     db_path = index_dir / dbm.DB_NAME
     with dbm.open_db(db_path, read_only=True) as con:
-        problems = check_schema(con, db_path)
-        if problems:
-            raise damage_error(problems, index_dir)
+        raise_if_damaged(check_schema(con, db_path), index_dir)  # compact mends nothing: update does
         facts = IntegrityFacts.read(con)
         meta = dbm.get_meta(con)
         dead = {r[0] for r in con.execute("SELECT vec_id FROM tombstones").fetchall()}
-    problems, _ = quick_check(index_dir, facts)
-    if problems:
-        raise damage_error(problems, index_dir)
+    raise_if_damaged(quick_check(index_dir, facts)[0], index_dir)
     segments = facts.segments
     if len(segments) <= 1 and not dead:
         return {"segments_before": len(segments), "segments_after": len(segments), "dropped_vectors": 0}

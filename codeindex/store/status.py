@@ -12,7 +12,7 @@ from typing import Any
 
 from codeindex.errors import NotIndexedError
 from codeindex.store import db as dbm
-from codeindex.store.integrity import IntegrityFacts, check_schema, damage_error, quick_check
+from codeindex.store.integrity import IntegrityFacts, check_schema, quick_check, raise_if_damaged
 from codeindex.store.layout import IndexLayout
 
 FAILURES_SHOWN = 50
@@ -24,9 +24,7 @@ def read_status(layout: IndexLayout) -> dict[str, Any]:
     if not layout.exists():
         raise NotIndexedError(f"no index at {layout.index_dir}")
     with dbm.open_db(layout.db_path, read_only=True) as con:
-        problems = check_schema(con, layout.db_path)
-        if problems:
-            raise damage_error(problems, layout.index_dir)
+        raise_if_damaged(check_schema(con, layout.db_path), layout.index_dir)  # a reader mends nothing
         facts = IntegrityFacts.read(con)
         meta = dbm.get_meta(con)
         files, skipped = dbm.first_row(
@@ -45,9 +43,7 @@ def read_status(layout: IndexLayout) -> dict[str, Any]:
         cur = con.execute("SELECT * FROM runs ORDER BY run_id DESC LIMIT 1")
         rows = cur.fetchall()
         last_run = dict(zip([d[0] for d in cur.description], rows[0], strict=True)) if rows else None
-    problems, _ = quick_check(layout.index_dir, facts)
-    if problems:
-        raise damage_error(problems, layout.index_dir)
+    raise_if_damaged(quick_check(layout.index_dir, facts)[0], layout.index_dir)
     if last_run:
         last_run["started_at"] = str(last_run["started_at"])
         for key in ("stages_json", "skipped_json"):
