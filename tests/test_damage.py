@@ -190,6 +190,7 @@ def test_update_repairs_a_deleted_segment_like_a_clean_rebuild(tmp_path: Path) -
     assert _vector_answers(root) == _vector_answers(fresh)
 
 
+@pytest.mark.slow
 def test_search_checks_the_full_checksum_even_when_the_stat_looks_untouched(tmp_path: Path) -> None:
     """Bit rot keeps a file's stat: the quick check cannot see it, a search and ``verify`` must."""
     root = make_tree(tmp_path / "tree")
@@ -250,6 +251,7 @@ def _hits_of(root: Path, query: str) -> tuple[frozenset[tuple[str, int, int, flo
                            for h in index.search(query, k=500, mode=mode)) for mode in ("vector", "lexical"))
 
 
+@pytest.mark.slow
 def test_verify_is_sound_on_every_healthy_state(tmp_path: Path, cli) -> None:
     root = make_tree(tmp_path / "tree")
     assert cli("-q", "rebuild", str(root)).returncode == 0
@@ -279,6 +281,7 @@ def test_a_copied_index_is_checked_once_and_its_new_stats_recorded(tmp_path: Pat
     assert Index(copy).update().repairs == []
 
 
+@pytest.mark.slow
 def test_the_hint_is_a_command_that_runs_as_given_with_an_index_dir(tmp_path: Path) -> None:
     root = tmp_path / "my tree"  # a space: the hint quotes it
     shutil.copytree(Path(__file__).parent / "scenarios" / "e2e_repo", root)

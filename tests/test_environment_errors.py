@@ -62,6 +62,7 @@ def _indexed(tmp_path: Path, name: str = "tree") -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_read_only_index_folder(tmp_path: Path) -> None:
     root = _indexed(tmp_path)
     index_dir = root / ".codeindex"
@@ -94,6 +95,7 @@ def test_no_space_left_for_a_rebuild(tmp_path: Path) -> None:
         assert left == ["lock", "staging"], f"a failed rebuild left {left} taking the space"
 
 
+@pytest.mark.slow
 def test_no_space_left_for_an_update_keeps_the_previous_state(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "tree")
     disk = tmp_path / "disk"
@@ -129,6 +131,7 @@ def _paused_update(root: Path, marker: Path, *extra: str) -> subprocess.Popen[st
     return proc
 
 
+@pytest.mark.slow
 def test_tree_moved_mid_run(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "tree")
     assert run_cli("-q", "rebuild", str(root)).returncode == 0
@@ -145,6 +148,7 @@ def test_tree_moved_mid_run(tmp_path: Path) -> None:
     assert run_cli("verify", str(moved)).returncode == 0
 
 
+@pytest.mark.slow
 def test_lock_deleted_mid_run(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "tree")
     assert run_cli("-q", "rebuild", str(root)).returncode == 0

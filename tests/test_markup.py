@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from rich.console import Console
 
 from codeindex import render
@@ -20,6 +21,7 @@ def _console() -> Console:
     return Console(record=True, width=400, color_system=None, soft_wrap=True)
 
 
+@pytest.mark.slow
 def test_status_and_report_of_a_tree_whose_name_looks_like_markup(cli, tmp_path: Path) -> None:
     root = tmp_path / "mk[/]up"
     shutil.copytree(SCENARIO, root)

@@ -79,6 +79,7 @@ def _update(cli, root: Path, env: dict[str, str], *flags: str) -> dict:
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_a_failed_parse_is_shown_and_retried_when_its_parser_is_upgraded(cli, tree) -> None:
     root, env = tree
     assert cli("-q", "rebuild", str(root), "--embedder", "hashing", "--scheduler", "sync", env=env).returncode == 0
@@ -99,6 +100,7 @@ def test_a_failed_parse_is_shown_and_retried_when_its_parser_is_upgraded(cli, tr
     assert [hit["path"] for hit in json.loads(found.stdout)] == ["broken.flk"]
 
 
+@pytest.mark.slow
 def test_retry_failed_parses_failures_again_without_any_change(cli, tree) -> None:
     root, env = tree
     broken = {**env, "FLAKY_BROKEN": "1"}

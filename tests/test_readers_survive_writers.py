@@ -17,6 +17,7 @@ CYCLES = 20
 QUERY = "compute total price"
 
 
+@pytest.mark.slow
 def test_a_segment_replaced_between_state_and_load_is_retried_on_the_new_state(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = make_tree(tmp_path / "tree")

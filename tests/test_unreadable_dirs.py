@@ -29,6 +29,7 @@ def _run(prefix: list[str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*prefix, *cli_cmd(*args)], capture_output=True, text=True, check=False)
 
 
+@pytest.mark.slow
 def test_an_unreadable_directory_keeps_its_files_in_the_index(tmp_path: Path) -> None:
     prefix = _unprivileged()
     root = tmp_path / "tree"
