@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codeindex.errors import REBUILD_HINT, REPAIR_HINT, CorruptIndexError, environment_problem
+from codeindex.errors import REBUILD_HINT, REPAIR_HINT, CorruptIndexError, SchemaVersionError, environment_problem
 from codeindex.store import db as dbm
 from codeindex.store.checksums import fingerprint_file, stat_token
 from codeindex.store.schema import expected_columns
@@ -457,19 +457,42 @@ def _counter_problems(con: duckdb.DuckDBPyConnection) -> list[Problem]:
     return []
 
 
+VERIFY_ATTEMPTS = 3
+"""A writer that commits while ``verify`` runs can make it see a segment vanish: it then looks again."""
+
+
 def verify_index(index_dir: Path, db_path: Path) -> VerifyReport:
-    """Check everything: database blocks and schema, segments' checksums, every cross-reference."""
+    """Check everything: database blocks and schema, segments' checksums, every cross-reference.
+
+    Read-only. When the database changed while it ran (a writer committed) and something looked
+    wrong, the check runs again on the new state, so a concurrent writer is never reported as damage.
+    """
+    from codeindex.store.reader import database_stamp
+
     started = time.perf_counter()
+    for _ in range(VERIFY_ATTEMPTS):
+        stamp = database_stamp(db_path)
+        report = _verify_once(index_dir, db_path)
+        if report.ok or database_stamp(db_path) == stamp:
+            break
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _verify_once(index_dir: Path, db_path: Path) -> VerifyReport:
     report = VerifyReport(str(index_dir))
     try:
         con = dbm.connect(db_path, read_only=True)
+    except SchemaVersionError:
+        raise  # another codeindex's index: its hint says to upgrade, not to rebuild
     except CorruptIndexError as exc:
         report.problems.append(Problem(f"database {db_path.name}", _about(exc, db_path), False, "database"))
-        report.seconds = time.perf_counter() - started
         return report
     try:
         try:
             dbm.check_schema(con, db_path)
+        except SchemaVersionError:
+            raise
         except CorruptIndexError as exc:
             report.problems.append(Problem(f"database {db_path.name}", _about(exc, db_path), False, "schema"))
         else:
@@ -485,15 +508,12 @@ def verify_index(index_dir: Path, db_path: Path) -> VerifyReport:
     finally:
         con.close()
     report.checked["database_bytes"] = db_path.stat().st_size
-    report.seconds = time.perf_counter() - started
     return report
 
 
 def _about(exc: Exception, db_path: Path) -> str:
     """An error's message without the database path it starts with (the problem names the file)."""
     text = str(exc)
-    for prefix in (f"cannot open {db_path}: ", f"{db_path} is ", f"{db_path} has ", f"{db_path} "):
-        if text.startswith(prefix):
-            rest = text[len(prefix):]
-            return rest if prefix.startswith("cannot") else prefix.removeprefix(f"{db_path} ") + rest
+    for prefix in (f"cannot open {db_path}: ", f"{db_path} is damaged: ", f"{db_path} "):
+        text = text.removeprefix(prefix)
     return text
