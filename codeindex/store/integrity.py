@@ -35,7 +35,6 @@ from codeindex.errors import REBUILD_HINT, REPAIR_HINT, CorruptIndexError, Schem
 from codeindex.store import db as dbm
 from codeindex.store.checksums import fingerprint_file, stat_token
 from codeindex.store.schema import expected_columns
-from codeindex.store.segments import read_segment
 
 if TYPE_CHECKING:
     import duckdb
@@ -223,6 +222,8 @@ def load_segment(index_dir: Path, rec: SegmentRecord, *, mmap_bytes: int = 64 * 
     Raises ``FileNotFoundError`` when the file is gone (a writer may have just replaced it: the caller
     re-reads the committed state) and ``CorruptIndexError`` for damage.
     """
+    from codeindex.store.segments import read_segment  # numpy and FAISS: not on a no-op update's path
+
     path = index_dir / rec.file
     check = check_segment(index_dir, rec, full=True)
     if check.problem is not None:
@@ -377,6 +378,8 @@ def _vector_problems(con: duckdb.DuckDBPyConnection, index_dir: Path,
                      segments: Iterable[SegmentRecord]) -> list[Problem]:
     import faiss
     import numpy as np
+
+    from codeindex.store.segments import read_segment
 
     problems: list[Problem] = []
     if _count(con, "SELECT count(*) - count(DISTINCT vec_id) FROM vectors") or \
