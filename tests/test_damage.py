@@ -320,3 +320,14 @@ def test_a_damaged_database_block_is_located_so_the_hint_is_the_exact_repair(tmp
     assert _hint_command(proc.stderr) == ["update", "--repair", str(root)]
     assert run_cli("update", "--repair", str(root)).returncode == 0
     assert _hits_of(root, "compute total price") == before
+
+
+def test_lost_vectors_are_never_re_made_by_another_model(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "tree")
+    Index(root).rebuild()
+    _sql("UPDATE meta SET v = 'hashing-v0-384' WHERE k = 'model_id'")(root)  # as if the model had changed since
+    _delete_segment(root)
+    proc = run_cli("update", str(root))
+    assert proc.returncode == 5, proc.stderr
+    assert "cannot be re-made alike" in proc.stderr and _hint_command(proc.stderr)[0] == "rebuild"
+    assert run_cli("-q", "rebuild", str(root)).returncode == 0 and run_cli("verify", str(root)).returncode == 0

@@ -34,9 +34,10 @@ import pyarrow as pa
 from codeindex.changes.merkle import build_tree
 from codeindex.changes.plan import IndexState
 from codeindex.config import Config
-from codeindex.embedders.choice import EmbedderChoice, choose_embedder
+from codeindex.embedders.choice import EmbedderChoice, settings_from_config
 from codeindex.engine.pipeline import join_embed_text
 from codeindex.engine.tasks import vector_key
+from codeindex.errors import REBUILD_HINT, CorruptIndexError
 from codeindex.progress import ProgressCallback, ProgressEvent
 from codeindex.store import db as dbm
 from codeindex.store.integrity import Problem, damage_error, quick_check, verify_index
@@ -89,12 +90,14 @@ def repair(layout: IndexLayout, config: Config, state: IndexState, problems: Seq
     rebuild_lexical = "lexical" in kinds or bool({"postings", "lex_stats"} & set(tables))
     if "tombstones" in tables:
         extra.extend(_untracked_ids(layout, state, lost_segments))
-    choice = choose_embedder(config, state.meta, None)
     writer: SegmentWriter | None = None
     sealed: list[SegmentInfo] = []
     try:
-        with dbm.open_db(layout.db_path, read_only=True) as con:
-            todo = _vectors_to_embed(con, lost_segments, lost_vectors, choice)
+        todo: list[tuple[int, str, str, int]] = []
+        if lost_segments or lost_vectors:
+            choice = recorded_embedder(config, state.meta, layout)
+            with dbm.open_db(layout.db_path, read_only=True) as con:
+                todo = _vectors_to_embed(con, lost_segments, lost_vectors, choice)
         if todo:
             progress(ProgressEvent("repair", detail={"vectors": len(todo)}))
             first = max(int(state.meta.get("next_segment", "0")), next_free_segment(layout.index_dir))
@@ -162,6 +165,27 @@ def repair(layout: IndexLayout, config: Config, state: IndexState, problems: Seq
 
 
 # ---------------------------------------------------------------------------------------------- vectors
+
+
+def recorded_embedder(config: Config, meta: dict[str, str], layout: IndexLayout) -> EmbedderChoice:
+    """The embedder the index was built with, exactly: a lost vector must be re-made by the same model
+    (whatever the configuration now asks for), or it would sit among vectors it cannot be compared with."""
+    from codeindex.plugins import get_plugin_manager
+
+    backend_name = meta.get("embedder_backend", "")
+    settings = settings_from_config(config, meta.get("embedder_model", ""))
+    try:
+        backend = get_plugin_manager().embedder_backend(backend_name)
+        model_id, dim, max_tokens = backend.identify(settings)
+    except Exception as exc:  # the backend is gone or broken: nothing can re-make those vectors
+        raise CorruptIndexError(f"the index at {layout.index_dir} lost vectors, and its embedder {backend_name!r} "
+                                f"cannot re-make them here: {exc}", hint=REBUILD_HINT) from exc
+    if model_id != meta.get("model_id") or str(dim) != meta.get("dim", str(dim)):
+        raise CorruptIndexError(f"the index at {layout.index_dir} lost vectors of {backend_name}:"
+                                f"{meta.get('model_id')}, but that model is now {model_id}: they cannot be "
+                                "re-made alike", hint=REBUILD_HINT)
+    return EmbedderChoice(backend_name, settings, model_id, dim, max_tokens)
+
 
 
 def _vectors_to_embed(con: duckdb.DuckDBPyConnection, lost_segments: set[int], lost_vectors: set[int],
