@@ -17,11 +17,13 @@ export ORT_DISABLE_TELEMETRY := 1
 install: $(STAMP)
 
 # torch==2.13.0 first: it is the CPU build; an unpinned torch would pull several GB of CUDA wheels.
+# The default backend runs without torch; the dev install adds it (the [torch] extra) for the tests
+# that check the ONNX vectors against sentence-transformers.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,torch]'
 	touch $(STAMP)
 
 demo: install
@@ -38,7 +40,7 @@ test: install corpus
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check codeindex tests benchmarks plugins
+	$(BIN)/ruff check codeindex tests benchmarks plugins examples
 	$(BIN)/mypy
 
 bench: install

@@ -51,6 +51,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--indexed", type=Path, default=None,
                     help="an indexed copy of the corpus to use instead of building one (for corpora whose "
                          "rebuild takes hours); scenarios restore what they change in it")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another checkout of codeindex (e.g. /work/base) that agent_quality and chunk_shape run "
+                         "beside this one, in the same run")
+    ap.add_argument("--peer", action="store_true", help="agent_quality also runs mcp-vector-search on its questions")
     ap.add_argument("--write-docs", action="store_true", help="write this run's table into docs/benchmarks.md")
     return ap.parse_args(argv)
 
@@ -70,7 +74,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="codeindex-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     ctx = Context(corpus=corpus, work=work, embedder=args.embedder, repeat=repeat, smoke=args.smoke,
-                  rebuild_repeat=args.rebuild_repeat)
+                  rebuild_repeat=args.rebuild_repeat,
+                  baseline=args.baseline.expanduser().resolve() if args.baseline else None, peer=args.peer)
     if args.indexed is not None:
         adopt_prebuilt(ctx, args.indexed.expanduser().resolve())
     data: dict[str, Any] = {
@@ -80,6 +85,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "versions": versions(),
         "corpus": {"path": str(corpus), **corpus_manifest(corpus)},
         "args": {"scenarios": names, "embedder": ctx.backend, "repeat": repeat, "smoke": args.smoke,
+                 "baseline": str(ctx.baseline) if ctx.baseline else None, "peer": args.peer,
                  "rebuild_repeat": args.rebuild_repeat, "indexed": str(args.indexed) if args.indexed else None},
         "results": {},
         "errors": {},

@@ -159,6 +159,10 @@ class Context:
     repeat: int = 3
     rebuild_repeat: int = 1
     smoke: bool = False
+    baseline: Path | None = None
+    """Another checkout of codeindex that scenarios supporting it run beside this one (``--baseline``)."""
+    peer: bool = False
+    """Scenarios supporting it also run mcp-vector-search (``--peer``)."""
     cache_dir: Path = field(default_factory=lambda: REPO_ROOT / ".bench-cache")
     log: Callable[[str], None] = print
     _pristine: Path | None = None

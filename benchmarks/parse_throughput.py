@@ -73,38 +73,38 @@ def _counter(kind: str, ctx: Any) -> Iterator[None]:
     """Run the parse task with the backend's counter (``fast``) or the HF tokenizer (``hf``), cold."""
     from unittest import mock
 
-    from codeindex.embedders import common
+    from codeindex.embedders import models, tokens
     from codeindex.engine import tasks
 
-    common._fast_counters.clear()  # a fresh worker: the fast counter's caches start empty
-    tasks._token_counter.cache_clear()
+    tokens._fast_counters.clear()  # a fresh worker: the fast counter's caches start empty
+    tasks.token_counter.cache_clear()
     if kind == "fast":
-        tasks._token_counter(ctx.backend, ctx.settings)([""])  # its vocabulary loads once per worker: not timed
+        tasks.token_counter(ctx.backend, ctx.settings)([""])  # its vocabulary loads once per worker: not timed
         yield
         return
-    path = common.default_model_path()
-    common.hf_count(path, ["warm up"])  # load the tokenizer outside the timing, as a worker would once
+    path = models.default_model_path()
+    tokens.hf_count(path, ["warm up"])  # load the tokenizer outside the timing, as a worker would once
 
     def hf(backend: str, settings: Any) -> Any:
-        return lambda texts: common.hf_count(path, texts)
+        return lambda texts: tokens.hf_count(path, texts)
 
-    with mock.patch.object(tasks, "_token_counter", hf):
+    with mock.patch.object(tasks, "token_counter", hf):
         yield
 
 
 def _run(items: Sequence[Any], ctx: Any, batch_files: int) -> dict[str, Any]:
     from codeindex.engine.tasks import parse_batch
-    from codeindex.search.analysis import _analyse_word, postings_table
+    from codeindex.search.analysis import clear_caches, postings_table
 
     batches = [items[i:i + batch_files] for i in range(0, len(items), batch_files)]
-    _analyse_word.cache_clear()  # a fresh worker: the lexical word cache starts empty too
+    clear_caches()  # a fresh worker: the lexical word cache starts empty too
     start, cpu_start = time.perf_counter(), time.process_time()
     parsed = [parse_batch(batch, ctx) for batch in batches]
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu_start
 
     chunks = [c for out in parsed for r in out.results for c in r.chunks]
-    _analyse_word.cache_clear()  # as cold as it was inside the tasks
+    clear_caches()  # as cold as it was inside the tasks
     lex_cpu = time.process_time()
     for out in parsed:  # the postings part of each task again, to split it out
         batch_chunks = [c for r in out.results for c in r.chunks]

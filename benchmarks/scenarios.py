@@ -108,6 +108,12 @@ def pick_directory(root: Path, *, min_files: int = 5) -> Path:
 # ---------------------------------------------------------------------------------------------- scenarios
 
 
+def _files_indexed(report: dict[str, Any]) -> int:
+    """Files the index holds after the run (reports before ``files_indexed`` existed: files handed to parsing,
+    which ``files_seen`` then meant)."""
+    return int(report.get("files_indexed", report["files_seen"]))
+
+
 def rebuild(ctx: Context) -> dict[str, Any]:
     """Cold ``codeindex rebuild``; bounds: embed-only of the same texts, and ``--scheduler sync``."""
     backend = ctx.backend
@@ -117,10 +123,10 @@ def rebuild(ctx: Context) -> dict[str, Any]:
     report = runs[-1].json()
     seconds = add_spread(figures, "seconds", [r.seconds for r in runs])
     figures["engine_wall_s"] = float(report["wall_s"])
-    figures["files"] = report["files_seen"]
+    figures["files"] = _files_indexed(report)
     figures["chunks"] = report["chunks_total"]
     figures["chunks_embedded"] = report["chunks_embedded"]
-    figures["files_per_s"] = report["files_seen"] / seconds
+    figures["files_per_s"] = figures["files"] / seconds
     figures["chunks_per_s"] = report["chunks_total"] / seconds
     _stages(report, figures)
 
@@ -149,7 +155,7 @@ def noop(ctx: Context) -> dict[str, Any]:
     engine = add_spread(figures, "engine_s", [float(rep["wall_s"]) for rep in reports])
     walk = add_spread(figures, "walk_s", bare_walk_seconds(root, ctx.repeat))
     startup = add_spread(figures, "python_startup_s", python_startup_seconds(ctx.repeat))
-    figures["files"] = reports[-1]["files_seen"]
+    figures["files"] = _files_indexed(reports[-1])
     figures["ratio_vs_walk"] = seconds / walk
     figures["engine_ratio_vs_walk"] = engine / walk
     figures["ratio_minus_startup_vs_walk"] = max(seconds - startup, 0.0) / walk
@@ -428,10 +434,29 @@ def _search_quality(ctx: Context) -> dict[str, Any]:
     return run_scenario(ctx)
 
 
+def _agent_quality(ctx: Context) -> dict[str, Any]:
+    from benchmarks.agent_quality import run_scenario
+
+    return run_scenario(ctx)
+
+
+def _chunk_shape(ctx: Context) -> dict[str, Any]:
+    """Chunk shape of this checkout (and ``--baseline``'s) on the corpus (``benchmarks.chunk_shape``)."""
+    from benchmarks import chunk_shape
+
+    return chunk_shape.run(ctx.pristine(), ctx.baseline)
+
+
 def _peer(ctx: Context) -> dict[str, Any]:
     from benchmarks.peer import run_scenario
 
     return run_scenario(ctx)
+
+
+def _live(ctx: Context) -> dict[str, Any]:
+    from benchmarks.live import run_scenario
+
+    return run_scenario(ctx, search_queries)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -442,6 +467,8 @@ SCENARIOS: dict[str, Scenario] = {
     "delete": delete,
     "search_latency": search_latency,
     "search_quality": _search_quality,
+    "agent_quality": _agent_quality,
+    "chunk_shape": _chunk_shape,
     "embed_bound": embed_bound,
     "hash_bound": hash_bound,
     "peak_rss": peak_rss,
@@ -449,6 +476,7 @@ SCENARIOS: dict[str, Scenario] = {
     "parse_throughput": parse_throughput,
     "lexical_latency": lexical_latency,
     "peer": _peer,
+    "live": _live,
 }
 """Every scenario, in the order ``--scenarios all`` runs them."""
 

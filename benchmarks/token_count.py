@@ -47,8 +47,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--batch", type=int, default=64)
     args = ap.parse_args(argv)
 
-    from codeindex.embedders.common import default_model_path, hf_count
     from codeindex.embedders.fast_count import FastWordPieceCounter
+    from codeindex.embedders.models import default_model_path
+    from codeindex.embedders.tokens import hf_count
 
     path = default_model_path()
     texts = _windows(args.corpus, args.lines)

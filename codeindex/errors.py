@@ -76,6 +76,19 @@ REBUILD_HINT = "run `codeindex rebuild PATH` to recreate the index"
 REPAIR_HINT = "run `codeindex update --repair PATH`: it rebuilds what is damaged from the stored chunk texts"
 
 
+class LiveConflictError(LockedError):
+    """A second live process (``codeindex serve`` or ``watch``) for an index that already has one."""
+
+    hint = "use the one already running (its pid is above), or stop it first"
+
+
+class TreeGoneError(CodeIndexError):
+    """The tree a live process watches was moved or removed while it ran."""
+
+    exit_code = ExitCode.USAGE
+    hint = "move the tree back, or restart `codeindex serve` on its new path"
+
+
 class CorruptIndexError(CodeIndexError):
     """The index on disk is damaged. ``repairable``: ``codeindex update`` can mend it without a rebuild."""
 
@@ -153,7 +166,11 @@ DAMAGE_MARKERS = ("Corrupt database file", "checksum", "not a valid DuckDB datab
                   "Failed to load metadata", "invalid block", "Serialization Error", "deserializ")
 """Phrases of DuckDB errors that mean the bytes on disk are not what DuckDB wrote (damage)."""
 
-LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked", "being used by another")
+LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked", "being used by another",
+                # another thread of this process holds the file with other settings (a reader while the
+                # writer commits, in `codeindex serve`): as transient as another process's lock
+                "with a different configuration")
+"""Phrases of DuckDB errors that mean another connection holds the file: busy, retried, never damage."""
 
 
 def os_reason(exc: OSError) -> str:
@@ -212,3 +229,13 @@ def classify(exc: BaseException, path: str | os.PathLike[str] | None = None) -> 
             return EnvironmentProblem(f"cannot use {os.fspath(path) if path else 'a vector segment'}: {first}",
                                       hint=_ENV_HINTS.get(number))
     return None
+
+
+def error_lines(exc: CodeIndexError, hint: str | None = None) -> list[str]:
+    """The one-line message and its hint (``hint`` replaces the error's own), as the CLI prints them
+    (and ``codeindex serve`` returns them)."""
+    lines = [f"codeindex: error: {exc}"]
+    hint = exc.hint if hint is None else hint
+    if hint:
+        lines.append(f"hint: {hint}")
+    return lines

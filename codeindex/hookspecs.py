@@ -1,9 +1,9 @@
 """Hook specifications: the whole plugin surface of codeindex.
 
 A plugin is a module (or object) with functions decorated by ``codeindex.hookimpl`` whose names
-match the specs below, registered through an entry point in the ``codeindex.parsers`` or
-``codeindex.embedders`` group. The built-in parsers and embedders register through exactly these
-hooks. Every hook here is documented in ``docs/reference/hooks.md`` and tested
+match the specs below, registered through an entry point in the ``codeindex.parsers``,
+``codeindex.embedders`` or ``codeindex.rerankers`` group. The built-in parsers and embedders
+register through exactly these hooks. Every hook here is documented in ``docs/reference/hooks.md`` and tested
 (``tests/test_docs.py`` checks both).
 """
 
@@ -145,3 +145,46 @@ class EmbedderBackend:
 @hookspec
 def codeindex_embedders() -> list[EmbedderBackend]:  # type: ignore[empty-body]
     """Return embedder backends this plugin provides. One backend is chosen by configuration."""
+
+
+# --------------------------------------------------------------------------- rerankers
+
+
+@dataclass(frozen=True, slots=True)
+class RerankCandidate:
+    """One fused search result as a reranker sees it: where it is, what it says, how it ranked."""
+
+    chunk_id: int
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str
+    kind: str
+    language: str
+    text: str
+    score: float
+    """The fused (or single-mode) score the candidate had before reranking."""
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Reorders search candidates, e.g. a cross-encoder scoring (query, chunk) pairs.
+
+    Off unless named (``search.reranker`` or ``codeindex search --rerank NAME``). Load heavy state
+    (a model) lazily, on the first ``rerank`` call, so that listing plugins stays cheap.
+    """
+
+    name: str
+    description: str
+
+    def rerank(self, query: str, candidates: Sequence[RerankCandidate]) -> list[float]:
+        """One score per candidate, higher is better; equal scores keep the incoming order."""
+        ...
+
+
+@hookspec
+def codeindex_rerankers() -> list[Reranker]:  # type: ignore[empty-body]
+    """Return reranker objects this plugin provides. A search uses at most one, chosen by name.
+
+    The definitions an identifier-shaped query names stay above every reranked result.
+    """

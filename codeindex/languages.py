@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from codeindex.hookspecs import Parser
+from codeindex.secrets import REDACTION_RULES_VERSION
 
 FALLBACK_LANGUAGE = "text"
 
@@ -52,5 +53,6 @@ class LanguageMap:
 
 
 def parser_identity(parser: Parser, language: str) -> str:
-    """``name@version#confighash``: stored per file, so a parser upgrade re-chunks only its languages."""
-    return f"{parser.name}@{parser.version}#{parser.config_hash(language)}"
+    """``name@version#confighash+rN``: stored per file, so a parser upgrade re-chunks only its languages
+    (and a change of the secret-redaction rules, ``rN``, re-chunks every file: they run before parsing)."""
+    return f"{parser.name}@{parser.version}#{parser.config_hash(language)}+r{REDACTION_RULES_VERSION}"

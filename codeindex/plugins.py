@@ -29,7 +29,7 @@ from codeindex.errors import PluginError
 
 log = logging.getLogger("codeindex.plugins")
 
-ENTRY_POINT_GROUPS = ("codeindex.parsers", "codeindex.embedders")
+ENTRY_POINT_GROUPS = ("codeindex.parsers", "codeindex.embedders", "codeindex.rerankers")
 
 DEFAULT_PLUGINS: dict[str, str] = {
     "treesitter": "codeindex.parsers.treesitter",
@@ -51,6 +51,7 @@ class PluginInfo:
     builtin: bool
     parsers: list[hookspecs.Parser] = field(default_factory=list)
     embedders: list[hookspecs.EmbedderBackend] = field(default_factory=list)
+    rerankers: list[hookspecs.Reranker] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -60,13 +61,16 @@ class PluginManager:
     pm: pluggy.PluginManager
     infos: dict[str, PluginInfo]
     warnings: list[str]
+    _parsers: list[hookspecs.Parser] = field(default_factory=list)
+    _embedders: list[hookspecs.EmbedderBackend] = field(default_factory=list)
 
     def parsers(self) -> list[hookspecs.Parser]:
-        """All parser objects, built-ins first, third parties after (later wins on a shared extension)."""
-        return [p for info in self.infos.values() for p in info.parsers]
+        """All parser objects in hook order: built-ins first, third parties after, ``tryfirst`` ones last
+        (later wins on a shared extension)."""
+        return list(self._parsers)
 
     def embedder_backends(self) -> dict[str, hookspecs.EmbedderBackend]:
-        return {b.name: b for info in self.infos.values() for b in info.embedders}
+        return {b.name: b for b in self._embedders}
 
     def embedder_backend(self, name: str) -> hookspecs.EmbedderBackend:
         backends = self.embedder_backends()
@@ -75,6 +79,17 @@ class PluginManager:
             raise PluginError(f"unknown embedder backend {name!r} (available: {known})",
                               hint="`codeindex plugins` lists the installed backends")
         return backends[name]
+
+    def rerankers(self) -> dict[str, hookspecs.Reranker]:
+        return {r.name: r for info in self.infos.values() for r in info.rerankers}
+
+    def reranker(self, name: str) -> hookspecs.Reranker:
+        rerankers = self.rerankers()
+        if name not in rerankers:
+            known = ", ".join(sorted(rerankers)) or "none installed"
+            raise PluginError(f"unknown reranker {name!r} (available: {known})",
+                              hint="`codeindex plugins` lists the installed rerankers")
+        return rerankers[name]
 
     def parser_by_name(self, name: str) -> hookspecs.Parser:
         for parser in self.parsers():
@@ -106,6 +121,22 @@ def get_plugin_manager() -> PluginManager:
                                 for ep in metadata.entry_points(group=group)]
             _manager = build_plugin_manager(entry_points, blocked=blocked_plugins())
         return _manager
+
+
+def register_plugin(plugin: ModuleType | Any, name: str, *, package: str = "__main__", version: str = "") -> None:
+    """Register a plugin (a module or object with ``codeindex_*`` hook implementations) in this process,
+    as an installed entry point would be; for scripts, notebooks and tests.
+
+    Only this process sees it: worker processes of a local or remote Dask cluster load plugins from
+    entry points, so run with ``scheduler="sync"`` (small updates run in-process anyway) or package the
+    plugin with an entry point (docs/howto/write-a-parser-plugin.md). Problems become warnings, as for
+    any plugin; ``codeindex.plugins.get_plugin_manager().warnings`` lists them.
+    """
+    manager = get_plugin_manager()
+    with _lock:
+        _register(manager, name, plugin, package=package, version=version, builtin=False)
+        if name in manager.infos:
+            _collect(manager, only=name)
 
 
 def reset_plugin_manager() -> None:
@@ -145,7 +176,11 @@ def build_plugin_manager(entry_points: Iterable[metadata.EntryPoint],
             _warn(manager, f"plugin {ep.name!r} ({package}) failed to load: {type(exc).__name__}: {exc}")
             continue
         _register(manager, ep.name, module, package=package, version=version, builtin=False)
+    _collect(manager)
     return manager
+
+
+HOOKS = ("codeindex_parsers", "codeindex_embedders", "codeindex_rerankers")
 
 
 def _register(manager: PluginManager, name: str, module: ModuleType | Any, *, package: str,
@@ -155,27 +190,50 @@ def _register(manager: PluginManager, name: str, module: ModuleType | Any, *, pa
     except Exception as exc:  # pluggy.PluginValidationError for a wrong signature, ValueError for dupes
         _warn(manager, f"plugin {name!r} ({package}) was not registered: {exc}")
         return
-    info = PluginInfo(name=name, module=getattr(module, "__name__", repr(module)), package=package,
-                      version=version, builtin=builtin)
-    for impl in manager.pm.get_hookcallers(module) or []:
-        hook_name = impl.name
-        try:
-            result = getattr(module, hook_name)()
-        except Exception as exc:
-            _warn(manager, f"plugin {name!r} ({package}) hook {hook_name} raised {type(exc).__name__}: {exc}")
-            continue
-        if hook_name == "codeindex_parsers":
-            good = [p for p in result or [] if isinstance(p, hookspecs.Parser)]
-            if len(good) != len(result or []):
-                _warn(manager, f"plugin {name!r} ({package}) returned objects that are not parsers; ignored")
-            info.parsers.extend(good)
-        elif hook_name == "codeindex_embedders":
-            good_e = [b for b in result or [] if isinstance(b, hookspecs.EmbedderBackend)]
-            if len(good_e) != len(result or []):
-                _warn(manager, f"plugin {name!r} ({package}) returned objects that are not embedder "
-                               "backends; ignored")
-            info.embedders.extend(good_e)
-    manager.infos[name] = info
+    manager.infos[name] = PluginInfo(name=name, module=getattr(module, "__name__", repr(module)),
+                                     package=package, version=version, builtin=builtin)
+
+
+def _collect(manager: PluginManager, *, only: str | None = None) -> None:
+    """Call every hook implementation through pluggy, one at a time, so one failing plugin costs only itself.
+
+    ``get_hookimpls()`` lists implementations in registration order as pluggy sorts them (``trylast``
+    first, ``tryfirst`` last), so built-ins come before third parties and a ``tryfirst`` plugin comes
+    last, where it wins a shared extension. Each ``HookImpl.function`` is what pluggy itself would call:
+    ``specname`` aliases and methods of class-instance plugins work.
+    """
+    for hook_name in HOOKS:
+        caller = getattr(manager.pm.hook, hook_name)
+        for impl in caller.get_hookimpls():
+            if only is not None and impl.plugin_name != only:
+                continue
+            info = manager.infos[impl.plugin_name]
+            try:
+                result = list(impl.function() or [])
+            except Exception as exc:
+                _warn(manager, f"plugin {info.name!r} ({info.package}) hook {hook_name} raised "
+                               f"{type(exc).__name__}: {exc}")
+                continue
+            if hook_name == "codeindex_parsers":
+                good = [p for p in result if isinstance(p, hookspecs.Parser)]
+                if len(good) != len(result):
+                    _warn(manager, f"plugin {info.name!r} ({info.package}) returned objects that are not "
+                                   "parsers; ignored")
+                info.parsers.extend(good)
+                manager._parsers.extend(good)
+            elif hook_name == "codeindex_rerankers":
+                good_r = [r for r in result if isinstance(r, hookspecs.Reranker)]
+                if len(good_r) != len(result):
+                    _warn(manager, f"plugin {info.name!r} ({info.package}) returned objects that are not "
+                                   "rerankers; ignored")
+                info.rerankers.extend(good_r)
+            else:
+                good_e = [b for b in result if isinstance(b, hookspecs.EmbedderBackend)]
+                if len(good_e) != len(result):
+                    _warn(manager, f"plugin {info.name!r} ({info.package}) returned objects that are not "
+                                   "embedder backends; ignored")
+                info.embedders.extend(good_e)
+                manager._embedders.extend(good_e)
 
 
 def _warn(manager: PluginManager, message: str) -> None:

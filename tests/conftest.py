@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_cli
+
 SCENARIOS = Path(__file__).parent / "scenarios"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,16 +28,6 @@ def scenario(tmp_path: Path):
         return target
 
     return copy
-
-
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 300, user: int | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``codeindex`` in a subprocess, as a user would."""
-    cmd = [sys.executable, "-m", "codeindex.cli", *args]
-    if user is not None:
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture

@@ -7,10 +7,7 @@ rebuilds of the old and the new tree; ``check_invariants`` checks what must hold
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,20 +69,12 @@ def apply_edits(root: Path) -> None:
     (root / "util" / "text_copy.py").write_text((root / "util" / "text.py").read_text())
 
 
-def cli_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "codeindex.cli", *args]
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cli_cmd(*args), env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=timeout, check=False)
-
-
 @dataclass(frozen=True)
 class State:
     chunks: frozenset[tuple[str, int, int, str]]
     vec_keys: frozenset[str]
     merkle: frozenset[tuple[str, str]]
+    symbols: frozenset[tuple[str, str, str, int, int]]
     searches: tuple[frozenset[tuple[str, int, int, float]], ...]
 
 
@@ -101,13 +90,14 @@ def read_state(root: Path) -> State:
         chunks = frozenset(con.execute("SELECT path, start_line, end_line, text FROM chunks").fetchall())
         keys = frozenset(r[0] for r in con.execute("SELECT vec_key FROM vectors").fetchall())
         merkle = frozenset(con.execute("SELECT path, hash FROM merkle_nodes").fetchall())
+        symbols = frozenset(con.execute("SELECT path, qualified, kind, start_line, end_line FROM symbols").fetchall())
     index = Index(root)
     searches = []
     for query in QUERIES:
         for mode in ("lexical", "vector"):  # k above the chunk count: no ties cut at the boundary
             hits = index.search(query, k=500, mode=mode)
             searches.append(frozenset((h.path, h.start_line, h.end_line, round(h.score, 4)) for h in hits))
-    return State(chunks, keys, merkle, tuple(searches))
+    return State(chunks, keys, merkle, symbols, tuple(searches))
 
 
 def check_invariants(root: Path) -> None:
@@ -126,6 +116,10 @@ def check_invariants(root: Path) -> None:
         assert one("SELECT count(*) FROM chunks WHERE path NOT IN (SELECT path FROM files)") == 0, \
             "chunks of a file the files table does not know"
         assert one("SELECT count(*) - count(DISTINCT path) FROM files") == 0, "duplicate file rows"
+        assert one("SELECT count(*) FROM symbols WHERE path NOT IN (SELECT path FROM files)") == 0, \
+            "symbols of a file the index does not list"
+        assert one("SELECT count(*) - count(DISTINCT (path, qualified, kind, start_line)) FROM symbols") == 0, \
+            "duplicate symbol rows"
         assert one("SELECT count(*) - count(DISTINCT path) FROM merkle_nodes") == 0, "duplicate Merkle nodes"
         assert one("SELECT count(*) - count(DISTINCT vec_key) FROM vectors") == 0, "duplicate vector keys"
         assert one("SELECT count(*) - count(DISTINCT vec_id) FROM vectors") == 0, "duplicate vector ids"

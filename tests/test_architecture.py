@@ -115,3 +115,13 @@ def test_engine_never_imports_the_api() -> None:
                                "print('codeindex.index' in sys.modules)"],
         capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "False"
+
+
+def test_benchmarks_use_public_names_only() -> None:
+    """Benchmarks measure the product through its public names; a private one may change without notice."""
+    private = []
+    for path in (PACKAGE.parent / "benchmarks").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("codeindex"):
+                private += [f"{path.name}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+    assert private == []

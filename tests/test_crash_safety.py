@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from codeindex import Index, crashpoints
-from tests.crash_helpers import State, apply_edits, check_invariants, cli_cmd, make_tree, read_state, run_cli
+from tests.crash_helpers import State, apply_edits, check_invariants, make_tree, read_state
+from tests.helpers import cli_cmd, run_cli
 
 pytestmark = pytest.mark.slow
 

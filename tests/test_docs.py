@@ -24,6 +24,25 @@ def test_generated_reference_docs_are_current() -> None:
         assert path.read_text() == text, f"{path} is stale: run `python -m codeindex.reference`"
 
 
+def test_cli_reference_is_what_the_commands_print() -> None:
+    """Each section of docs/reference/cli.md is the real ``codeindex ... --help`` of a fresh process
+    on a wide terminal, not a rendering that only resembles it."""
+    import os
+    import subprocess
+    import sys
+
+    docs = (ROOT / "docs" / "reference" / "cli.md").read_text()
+    sections = dict(re.findall(r"## (codeindex[\w ]*)\n\n```\n(.*?)\n```", docs, flags=re.DOTALL))
+    assert set(sections) == {"codeindex", *(f"codeindex {name}" for name in cli.commands)}
+    env = {**os.environ, "COLUMNS": "160"}
+    for title, text in sections.items():
+        args = title.split()[1:]
+        real = subprocess.run([sys.executable, "-m", "codeindex.cli", *args, "--help"], capture_output=True,
+                              text=True, check=True, env=env).stdout
+        assert real.rstrip("\n") == text, f"{title}: docs/reference/cli.md differs from `{title} --help`"
+        assert "-h, --help" in text and f"Usage: {title} " in text
+
+
 def test_every_hook_is_documented_and_tested() -> None:
     hooks = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("codeindex_")]
     assert hooks, "no hooks found"

@@ -8,19 +8,9 @@ import duckdb
 import pytest
 
 from codeindex import Index
+from tests.helpers import last_run
 
 pytestmark = pytest.mark.slow
-
-
-def _last_run(root: Path) -> dict[str, object]:
-    con = duckdb.connect(str(root / ".codeindex" / "meta.duckdb"), read_only=True)
-    try:
-        cur = con.execute("SELECT * FROM runs ORDER BY run_id DESC LIMIT 1")
-        row = cur.fetchone()
-        assert row is not None
-        return dict(zip([d[0] for d in cur.description], row, strict=True))
-    finally:
-        con.close()
 
 
 def _paths(results: list) -> list[str]:
@@ -60,7 +50,7 @@ def test_rebuild_search_edit_delete_noop(scenario) -> None:
     assert any("fibonacci_numbers" in h.symbol for h in hits), hits
     assert not any("count_vowels" in h.text for h in index.search("count_vowels", k=20, mode="lexical"))
     assert not any("count_vowels" in h.text for h in index.search("count the vowels in text", k=20))
-    run = _last_run(root)
+    run = last_run(root / ".codeindex")
     assert run["kind"] == "update" and run["files_modified"] == 1
 
     # delete: no result points at the deleted file
@@ -73,7 +63,7 @@ def test_rebuild_search_edit_delete_noop(scenario) -> None:
 
     # no change: 0 chunks embedded, read from the runs table
     report = index.update(scheduler="sync")
-    run = _last_run(root)
+    run = last_run(root / ".codeindex")
     assert run["chunks_embedded"] == 0 and run["files_added"] == 0 and run["files_modified"] == 0
     assert report.run_id == run["run_id"]
 

@@ -3,6 +3,7 @@ cheap and light, device demands are honoured or refused, hashing is deterministi
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codeindex.embedders import common, hashing
+from codeindex.embedders import hashing, models
 from codeindex.embedders import onnx as onnx_backend
 from codeindex.embedders.batching import embed_batched
 from codeindex.embedders.runtime import clear_embedders, get_embedder
@@ -73,12 +74,19 @@ def _cuda_in_onnxruntime() -> bool:
 
 
 def _torch_cuda() -> bool:
-    import torch
-
+    try:
+        import torch
+    except ImportError:  # the codeindex[torch] extra is not installed
+        return False
     return bool(torch.cuda.is_available())
 
 
+needs_torch = pytest.mark.skipif(importlib.util.find_spec("sentence_transformers") is None,
+                                 reason="needs the codeindex[torch] extra (torch, sentence-transformers)")
+
+
 @pytest.mark.slow
+@needs_torch
 def test_onnx_matches_sentence_transformers(model_cache: Path) -> None:
     settings = EmbedderSettings(device="cpu")
     onnx_embedder = get_embedder("onnx", settings)
@@ -100,10 +108,53 @@ def test_onnx_matches_sentence_transformers(model_cache: Path) -> None:
 
 
 @pytest.mark.slow
+def test_onnx_export_of_the_default_model_needs_no_torch(tmp_path: Path) -> None:
+    """The default install has no torch: the packaged BERT model is written to ONNX from its weights.
+
+    A fresh process with torch, transformers and sentence-transformers made unimportable exports the
+    model into an empty cache and embeds; the vectors match the sentence-transformers reference.
+    """
+    script = textwrap.dedent("""
+        import json, sys
+        for name in ("torch", "transformers", "sentence_transformers", "safetensors"):
+            sys.modules[name] = None  # any import of these now raises ImportError
+        from codeindex.embedders.runtime import get_embedder
+        from codeindex.hookspecs import EmbedderSettings
+        embedder = get_embedder("onnx", EmbedderSettings(device="cpu"))
+        vectors = embedder.embed(json.loads(sys.argv[1]))
+        meta = embedder._session.get_modelmeta().custom_metadata_map
+        print(json.dumps({"vectors": vectors.tolist(), "exporter": meta.get("codeindex_exporter")}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script, json.dumps(CHUNKS)], capture_output=True, text=True,
+                          env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)}, check=False)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["exporter"] == "codeindex-graph"
+    got = np.asarray(result["vectors"], dtype=np.float32)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    pytest.importorskip("sentence_transformers")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path))
+        clear_embedders()
+        want = get_embedder("sentence-transformers", EmbedderSettings(device="cpu")).embed(CHUNKS)
+        clear_embedders()
+    assert float((got * want).sum(axis=1).min()) >= 0.9999
+
+
+def test_graph_builder_declines_models_it_does_not_cover(tmp_path: Path) -> None:
+    from codeindex.embedders import onnx_graph
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "roberta"}))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    assert not onnx_graph.supports(tmp_path)
+    assert onnx_graph.supports(models.default_model_path())
+
+
+@pytest.mark.slow
 def test_onnx_export_is_cached_by_content_hash(model_cache: Path) -> None:
     settings = EmbedderSettings(device="cpu")
     embedder = get_embedder("onnx", settings)
-    info = common.model_info(settings, "onnx")
+    info = models.model_info(settings, "onnx")
     exported = model_cache / "codeindex" / "onnx" / info.content_hash / "model.onnx"
     assert exported.is_file()
     assert not [p for p in exported.parent.iterdir() if p.name.endswith(".tmp")]
@@ -146,16 +197,16 @@ def test_model_hash_follows_content_and_is_cached(tmp_path: Path, monkeypatch: p
     (model / "1_Pooling").mkdir(parents=True)
     (model / "weights.bin").write_bytes(b"\x00" * 1000)
     (model / "1_Pooling" / "config.json").write_text("{}")
-    first = common.model_content_hash(model)
-    assert first == common.model_content_hash(model)
+    first = models.model_content_hash(model)
+    assert first == models.model_content_hash(model)
     table = json.loads((tmp_path / "cache" / "codeindex" / "model-hashes.json").read_text())
     assert table[str(model.resolve())]["hash"] == first
     (model / "weights.bin").write_bytes(b"\x01" + b"\x00" * 999)  # same size, new bytes and mtime
     os.utime(model / "weights.bin", ns=(1, 1))
-    second = common.model_content_hash(model)
+    second = models.model_content_hash(model)
     assert second != first
     (model / "weights.bin").rename(model / "weights2.bin")  # names count too
-    assert common.model_content_hash(model) not in (first, second)
+    assert models.model_content_hash(model) not in (first, second)
 
 
 def test_onnx_cuda_demand_without_gpu_names_backend(model_cache: Path) -> None:
@@ -178,6 +229,7 @@ def test_sentence_transformers_device_rules() -> None:
 
 
 @pytest.mark.slow
+@needs_torch
 def test_sentence_transformers_cuda_demand_without_gpu(model_cache: Path) -> None:
     if _torch_cuda():
         pytest.skip("torch sees a CUDA GPU here")

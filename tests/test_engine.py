@@ -196,7 +196,7 @@ def test_local_gpu_cluster_embeds_on_its_gpu_worker(monkeypatch: pytest.MonkeyPa
 
     root = tmp_path / "tree"
     root.mkdir()
-    _many_files(root, 60)  # many small embed batches: any of them could land on the CPU worker
+    _python_modules(root, 60)  # many small embed batches: any of them could land on the CPU worker
     shapes: list[list[int]] = []
 
     def one_gpu(backend, settings) -> list[int]:
@@ -290,7 +290,7 @@ def test_existing_cluster_gives_the_same_index_as_sync(tcp_cluster, scenario, tm
     assert _chunk_state(tmp_path / "tcp") == _chunk_state(tmp_path / "sync")
 
 
-def _many_files(root: Path, n: int) -> None:
+def _python_modules(root: Path, n: int) -> None:
     for i in range(n):
         body = "\n".join(f"    value_{j} = {i} * {j} + len('{'x' * (j % 7)}')" for j in range(30))
         (root / f"mod_{i:03d}.py").write_text(f"def function_{i}(x):\n{body}\n    return x\n\n"
@@ -303,7 +303,7 @@ def test_killing_a_worker_mid_run_still_completes(tcp_cluster, tmp_path: Path) -
     address, procs = tcp_cluster
     root = tmp_path / "tree"
     root.mkdir()
-    _many_files(root, 120)
+    _python_modules(root, 120)
     Index(root, index_dir=tmp_path / "sync").rebuild(scheduler="sync", embedder="hashing")
     killed: list[int] = []
 
@@ -332,10 +332,10 @@ def _default_sigint() -> None:
 def test_interrupt_leaves_the_previous_state(tmp_path: Path, cli, sig: int) -> None:
     root = tmp_path / "tree"
     root.mkdir()
-    _many_files(root, 20)
+    _python_modules(root, 20)
     assert cli("-q", "rebuild", str(root), "--embedder", "hashing", "--scheduler", "sync").returncode == 0
     before = _chunk_state(root / ".codeindex")
-    _many_files(root, 300)
+    _python_modules(root, 300)
     # The writer pauses between two batches of the pipeline (after chunks were staged), so the signal
     # lands mid-pipeline however fast this machine is.
     marker = tmp_path / "paused"

@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codeindex.embedders import common, fast_count
+from codeindex.embedders import fast_count, models, tokens
 from codeindex.embedders.fast_count import FastWordPieceCounter
 
 SCENARIOS = Path(__file__).parent / "scenarios"
-MODEL = common.default_model_path()
+MODEL = models.default_model_path()
 WINDOW = 40
 
 
@@ -96,6 +96,7 @@ fragments = st.one_of(identifiers, numbers, long_words, st.sampled_from(PUNCT), 
 code_like = st.lists(fragments, max_size=120).map("".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(code_like, min_size=1, max_size=8))
 def test_generated_text_counts_exactly(fast: FastWordPieceCounter, reference: Any, texts: list[str]) -> None:
@@ -139,8 +140,8 @@ def test_cache_limit_keeps_counts_exact(monkeypatch: pytest.MonkeyPatch, referen
 
 
 def test_token_counter_uses_fast_path_and_pickles(reference: Any) -> None:
-    counter = common.TokenCounter(MODEL)
-    assert common.fast_counter(MODEL) is not None
+    counter = tokens.TokenCounter(MODEL)
+    assert tokens.fast_counter(MODEL) is not None
     texts = tree_windows(SCENARIOS / "languages")
     assert counter(texts) == reference(texts)
     clone = pickle.loads(pickle.dumps(counter))
@@ -169,10 +170,10 @@ def _hf(path: Path, texts: Sequence[str]) -> list[int]:
 
 def test_foreign_pre_tokenizer_falls_back_to_hf(tmp_path: Path) -> None:
     path = _model_copy(tmp_path, lambda c: c.update(pre_tokenizer={"type": "WhitespaceSplit"}))
-    assert common.fast_counter(path) is None
+    assert tokens.fast_counter(path) is None
     texts = ["foo_bar(baz) + qux[1]", "a," * 60, "x"]  # one 120-char word: [UNK]
     want = _hf(path, texts)
-    assert common.TokenCounter(path)(texts) == want
+    assert tokens.TokenCounter(path)(texts) == want
     assert want != _hf(MODEL, texts)  # the copy really tokenizes differently
 
 
@@ -184,8 +185,8 @@ def test_word_level_model_falls_back_to_hf(tmp_path: Path) -> None:
     tok = Tokenizer(WordLevel({"[UNK]": 0, "def": 1, "foo": 2}, unk_token="[UNK]"))
     tok.pre_tokenizer = Whitespace()
     (tmp_path / "tokenizer.json").write_text(tok.to_str())
-    assert common.fast_counter(tmp_path) is None
-    assert common.TokenCounter(tmp_path)(["def foo(): pass"]) == [len(tok.encode("def foo(): pass").ids)]
+    assert tokens.fast_counter(tmp_path) is None
+    assert tokens.TokenCounter(tmp_path)(["def foo(): pass"]) == [len(tok.encode("def foo(): pass").ids)]
 
 
 def test_cased_copy_still_counts_exactly(tmp_path: Path) -> None:
@@ -196,10 +197,10 @@ def test_cased_copy_still_counts_exactly(tmp_path: Path) -> None:
         c["post_processor"]["single"] = c["post_processor"]["single"][:2]
 
     path = _model_copy(tmp_path, edit)
-    assert common.fast_counter(path) is not None
+    assert tokens.fast_counter(path) is not None
     texts = [*tree_windows(SCENARIOS / "languages"), "Café ÉCOLE naïve", "HTTPServer getURL"]
-    assert common.TokenCounter(path)(texts) == _hf(path, texts)
-    assert common.TokenCounter(path)(texts) != common.TokenCounter(MODEL)(texts)
+    assert tokens.TokenCounter(path)(texts) == _hf(path, texts)
+    assert tokens.TokenCounter(path)(texts) != tokens.TokenCounter(MODEL)(texts)
 
 
 def test_probe_disagreement_means_no_fast_counter(reference: Any, caplog: pytest.LogCaptureFixture) -> None:

@@ -12,20 +12,11 @@ import pytest
 
 from codeindex import Index
 from codeindex.errors import ModelMismatchError
+from tests.helpers import last_run
 
 
 def _db(root: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(root / ".codeindex" / "meta.duckdb"), read_only=True)
-
-
-def _last_run(root: Path) -> dict[str, object]:
-    con = _db(root)
-    try:
-        cur = con.execute("SELECT * FROM runs ORDER BY run_id DESC LIMIT 1")
-        rows = cur.fetchall()
-        return dict(zip([d[0] for d in cur.description], rows[0], strict=True))
-    finally:
-        con.close()
 
 
 def _chunk_texts(root: Path) -> set[str]:
@@ -56,7 +47,7 @@ def test_editing_one_function_reembeds_exactly_the_changed_chunks(tmp_path: Path
     after = _chunk_texts(root)
     changed = after - before
     assert 1 <= len(changed) < len(after), "the edit must change some, not all, chunks"
-    run = _last_run(root)
+    run = last_run(root / ".codeindex")
     assert run["chunks_embedded"] == len(changed) == report.chunks_embedded
     assert run["chunks_reused"] == len(after) - len(changed)
 
@@ -71,7 +62,7 @@ def test_renaming_a_directory_of_500_files_reembeds_nothing(tmp_path: Path) -> N
     index.rebuild(scheduler="sync", embedder="hashing")
     (root / "pkg" / "old_name").rename(root / "pkg" / "new_name")
     report = index.update()
-    run = _last_run(root)
+    run = last_run(root / ".codeindex")
     assert run["files_moved"] == 500 and run["files_added"] == 0 and run["files_deleted"] == 0
     assert run["chunks_embedded"] == 0
     assert report.chunks_total == 500

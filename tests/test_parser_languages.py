@@ -1,4 +1,5 @@
-"""Golden tests: each built-in language's sample file yields the expected units, kinds and spans."""
+"""Golden tests: each built-in language's sample file yields the expected definitions, kinds and spans,
+and every definition that fits the budget is one chunk."""
 
 from __future__ import annotations
 
@@ -7,50 +8,57 @@ from pathlib import Path
 
 import pytest
 
+from codeindex.chunking.build import header
+from codeindex.chunking.source import module_path
 from codeindex.parsers.treesitter import RULES, SPECS, TreeSitterParser
-from tests.chunk_helpers import budget, uncovered_lines
+from tests.chunk_helpers import budget, pretoken_count, uncovered_lines
 
 SCENARIOS = Path(__file__).parent / "scenarios" / "languages"
 
-# (symbol, kind, first line, last line) of units: the chunks carrying the symbol span exactly these lines.
+# (symbol, kind, first line, last line) of definitions: the symbol table's rows for these units. Spans are
+# the units' own (decorators and ``export`` included, comments above not).
 GOLDEN: dict[str, list[tuple[str, str, int, int]]] = {
-    "sample.py": [("sample.Item", "class", 10, 15), ("sample.Item.restock", "method", 17, 23),
+    "sample.py": [("sample.Item", "class", 10, 27), ("sample.Item.restock", "method", 17, 23),
                   ("sample.Item.empty", "method", 25, 27), ("sample.total_quantity", "function", 30, 32)],
-    "sample.js": [("sample.Emitter.constructor", "method", 5, 8), ("sample.Emitter.on", "method", 10, 17),
-                  ("sample.Emitter.emit", "method", 19, 24), ("sample.debounce", "function", 26, 32),
-                  ("sample.createEmitter", "function", 34, 36)],
+    "sample.js": [("sample.Emitter", "class", 4, 24), ("sample.Emitter.constructor", "method", 5, 8),
+                  ("sample.Emitter.on", "method", 10, 17), ("sample.Emitter.emit", "method", 19, 23),
+                  ("sample.debounce", "function", 26, 32), ("sample.createEmitter", "function", 34, 36)],
     "sample.ts": [("sample.Settings", "interface", 3, 6), ("sample.Level", "enum", 8, 12),
                   ("sample.SettingsLoader.load", "method", 17, 25),
-                  ("sample.SettingsLoader.clear", "method", 27, 30), ("sample.describe", "function", 32, 34)],
+                  ("sample.SettingsLoader.clear", "method", 27, 29), ("sample.describe", "function", 32, 34)],
     "sample.tsx": [("sample.CounterProps", "interface", 3, 6), ("sample.Counter", "function", 8, 16),
                    ("sample.Badge", "function", 18, 20)],
-    "sample.go": [("sample.Queue", "type", 12, 17), ("sample.New", "function", 19, 22),
-                  ("sample.Queue.Push", "method", 24, 33), ("sample.Queue.Pop", "method", 35, 45)],
-    "sample.rs": [("sample.Ring", "struct", 5, 11), ("sample.Ring.new", "method", 14, 17),
-                  ("sample.Ring.push", "method", 19, 29), ("sample.Drain", "trait", 37, 39)],
-    "Sample.java": [("Sample.Invoice.add", "method", 13, 19), ("Sample.Invoice.total", "method", 21, 27),
+    "sample.go": [("sample.Queue", "type", 13, 17), ("sample.New", "function", 20, 22),
+                  ("sample.Queue.Push", "method", 25, 33), ("sample.Queue.Pop", "method", 36, 45)],
+    "sample.rs": [("sample.Ring", "struct", 7, 11), ("sample.Ring", "impl", 13, 29),
+                  ("sample.Ring.new", "method", 15, 17), ("sample.Ring.push", "method", 19, 28),
+                  ("sample.Drain", "trait", 37, 39), ("sample.tests.helper", "function", 47, 49)],
+    "Sample.java": [("Sample.Invoice.add", "method", 14, 19), ("Sample.Invoice.total", "method", 21, 27),
                     ("Sample.Invoice.Formatter", "interface", 29, 31)],
-    "sample.c": [("sample.clamp", "function", 13, 21), ("sample.point_new", "function", 23, 31),
-                 ("sample.main", "function", 33, 38)],
-    "sample.cpp": [("sample.geo.Shape", "class", 6, 10), ("sample.geo.Rect", "class", 12, 20),
+    "sample.c": [("sample.point", "struct", 6, 9), ("sample.clamp", "function", 13, 21),
+                 ("sample.point_new", "function", 23, 31), ("sample.main", "function", 33, 38)],
+    "sample.cpp": [("sample.geo", "namespace", 4, 30), ("sample.geo.Shape", "class", 6, 10),
+                   ("sample.geo.Rect", "class", 12, 20), ("sample.geo.Rect.area", "method", 15, 15),
                    ("sample.geo.total_area", "function", 22, 28), ("sample.max_of", "function", 32, 35),
                    ("sample.Greeter.greet", "function", 37, 39)],
     "sample.cs": [("sample.Shop.Orders.IOrderStore", "interface", 6, 9),
                   ("sample.Shop.Orders.Order.AddLine", "method", 16, 23),
-                  ("sample.Shop.Orders.Money", "struct", 30, 34)],
-    "sample.rb": [("sample.Api.RateLimiter.initialize", "method", 8, 11),
+                  ("sample.Shop.Orders.Money", "struct", 30, 33)],
+    "sample.rb": [("sample.Api.RateLimiter", "class", 5, 21),
+                  ("sample.Api.RateLimiter.initialize", "method", 8, 11),
                   ("sample.Api.RateLimiter.allow?", "method", 13, 16),
-                  ("sample.Api.RateLimiter.build", "method", 18, 22),
+                  ("sample.Api.RateLimiter.build", "method", 18, 20),
                   ("sample.reset_all", "function", 24, 26)],
     "sample.php": [("sample.Sender", "interface", 7, 10), ("sample.Mailer.send", "method", 16, 23),
-                   ("sample.Mailer.count", "method", 25, 29), ("sample.welcome", "function", 31, 34)],
+                   ("sample.Mailer.count", "method", 25, 28), ("sample.welcome", "function", 31, 34)],
     "sample.kt": [("sample.Store", "class", 7, 9), ("sample.LruCache.get", "method", 14, 16),
-                  ("sample.LruCache.put", "method", 18, 24), ("sample.Defaults", "object", 26, 28)],
-    "sample.swift": [("sample.Shape", "protocol", 1, 5), ("sample.Circle", "class", 7, 13),
-                     ("sample.Canvas", "class", 15, 25), ("sample.makeCanvas", "function", 32, 34)],
-    "sample.scala": [("sample.Metric", "trait", 1, 7), ("sample.Counter", "class", 9, 17),
+                  ("sample.LruCache.put", "method", 18, 23), ("sample.Defaults", "object", 26, 28)],
+    "sample.swift": [("sample.Shape", "protocol", 3, 5), ("sample.Circle", "class", 7, 13),
+                     ("sample.Canvas", "class", 15, 25), ("sample.Canvas.add", "method", 18, 20),
+                     ("sample.makeCanvas", "function", 32, 34)],
+    "sample.scala": [("sample.Metric", "trait", 5, 7), ("sample.Counter", "class", 9, 17),
                      ("sample.Registry", "object", 19, 25), ("sample.summary", "function", 27, 27)],
-    "sample.sh": [("sample.log", "function", 1, 9), ("sample.backup", "function", 11, 16)],
+    "sample.sh": [("sample.log", "function", 7, 9), ("sample.backup", "function", 11, 16)],
     "sample.lua": [("sample.Stack.new", "function", 5, 7), ("sample.Stack.push", "function", 9, 12),
                    ("sample.Stack.pop", "function", 14, 22)],
 }
@@ -70,16 +78,38 @@ def test_every_language_has_a_golden_file() -> None:
     assert golden_languages == set(RULES)
 
 
+def _chunks_and_definitions(name: str, max_tokens: int = 96):
+    path = SCENARIOS / name
+    source = path.read_bytes()
+    return source, *TreeSitterParser().chunk_with_definitions(source, name, EXTENSIONS[path.suffix], budget(max_tokens))
+
+
 @pytest.mark.parametrize("name", sorted(GOLDEN))
-def test_golden_units(name: str) -> None:
-    source, chunks = _chunks(name)
-    for symbol, kind, first, last in GOLDEN[name]:
-        mine = [c for c in chunks if c.symbol == symbol and c.kind == kind]
-        assert mine, f"{symbol} missing; got {[c.symbol for c in chunks]}"
-        assert {c.kind for c in mine} == {kind}
-        assert (min(c.start_line for c in mine), max(c.end_line for c in mine)) == (first, last)
+def test_golden_definitions(name: str) -> None:
+    source, chunks, definitions = _chunks_and_definitions(name)
+    prefix = module_path(name)
+    found = {(f"{prefix}.{d.qualified}", d.kind, d.start_line, d.end_line) for d in definitions}
+    for expected in GOLDEN[name]:
+        assert expected in found, f"{expected} missing; got {sorted(found)}"
+    assert all(d.name == d.qualified.rsplit(".", 1)[-1] for d in definitions)
     assert uncovered_lines(source, chunks) == []
     assert all(c.n_tokens <= 96 for c in chunks)
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+@pytest.mark.parametrize("max_tokens", [48, 96, 256])
+def test_definitions_that_fit_are_whole_chunks(name: str, max_tokens: int) -> None:
+    """A definition whose text fits the budget (with its header) is never cut across chunks."""
+    source, chunks, definitions = _chunks_and_definitions(name, max_tokens)
+    lines = source.decode().split("\n")
+    language = EXTENSIONS[Path(name).suffix]
+    for d in definitions:
+        text = header(language, d.kind, d.qualified, ()) + "\n".join(lines[d.start_line - 1:d.end_line])
+        if pretoken_count([text])[0] > max_tokens:
+            continue
+        assert any(c.start_line <= d.start_line and d.end_line <= c.end_line for c in chunks), \
+            f"{d.qualified} ({d.start_line}-{d.end_line}) fits {max_tokens} tokens but is split: " \
+            f"{[(c.start_line, c.end_line) for c in chunks]}"
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))
@@ -93,10 +123,15 @@ def test_spans_match_text(name: str) -> None:
         assert c.embed_text.endswith(c.text)
 
 
-def test_method_header_carries_enclosing_signature_not_path() -> None:
-    _, chunks = _chunks("sample.py", 40)
+def test_split_method_pieces_carry_signatures_not_path() -> None:
+    """The first piece of a split method shows its signature; the others carry it in their header."""
+    _, chunks = _chunks("sample.py", 64)
     restock = [c for c in chunks if c.symbol == "sample.Item.restock"]
-    assert restock and all("class Item:" in c.embed_text.split("\n", 3)[1] for c in restock)
+    assert len(restock) > 1
+    assert restock[0].text.lstrip().startswith("def restock(") and "class Item:" in restock[0].embed_text
+    for c in restock[1:]:
+        header = c.embed_text[: len(c.embed_text) - len(c.text)]
+        assert header.splitlines()[-1].startswith("def restock(self, amount")
     for c in chunks:
         header = c.embed_text[: len(c.embed_text) - len(c.text)]
         assert "sample" not in header

@@ -125,3 +125,49 @@ def test_off_switch_and_block_list(cli, notebooks_site: Path) -> None:
                                                                  "sentence-transformers", "hashing"}
     blocked = names({"CODEINDEX_BLOCK_PLUGINS": "notebooks,sentence-transformers"})
     assert "notebooks" not in blocked and "sentence-transformers" not in blocked and "onnx" in blocked
+
+
+SPECNAME_PARSER = OVERRIDE_PARSER.replace(
+    "@codeindex.hookimpl\ndef codeindex_parsers():",
+    '@codeindex.hookimpl(specname="codeindex_parsers")\ndef my_parsers():')
+INSTANCE_PLUGIN = OVERRIDE_PARSER.replace(
+    "@codeindex.hookimpl\ndef codeindex_parsers():\n    return [WholeFile()]",
+    "class Plugin:\n    @codeindex.hookimpl\n    def codeindex_parsers(self):\n"
+    "        return [WholeFile()]\n\nPLUGIN = Plugin()")
+
+
+def test_hooks_are_called_through_pluggy_specname_and_instances(third_party: Path) -> None:
+    """pluggy's own call path: a ``specname`` alias and a class-instance plugin both contribute."""
+    (third_party / "specname_parser.py").write_text(SPECNAME_PARSER)
+    (third_party / "instance_parser.py").write_text(INSTANCE_PLUGIN)
+    for ep in (metadata.EntryPoint("aliased", "specname_parser", "codeindex.parsers"),
+               metadata.EntryPoint("instance", "instance_parser:PLUGIN", "codeindex.parsers")):
+        manager = plugins.build_plugin_manager([ep])
+        assert manager.warnings == [], manager.warnings
+        assert LanguageMap.from_parsers(manager.parsers()).parser_for("python") == "wholefile"
+        assert [p.name for p in manager.infos[ep.name].parsers] == ["wholefile"]
+
+
+def test_tryfirst_wins_a_shared_extension_whatever_the_registration_order(third_party: Path) -> None:
+    first = OVERRIDE_PARSER.replace('name = "wholefile"', 'name = "eager"').replace(
+        "@codeindex.hookimpl\n", "@codeindex.hookimpl(tryfirst=True)\n")
+    (third_party / "eager_parser.py").write_text(first)
+    manager = plugins.build_plugin_manager([
+        metadata.EntryPoint("eager", "eager_parser", "codeindex.parsers"),
+        metadata.EntryPoint("wholefile", "override_parser", "codeindex.parsers")])
+    assert manager.warnings == []
+    assert LanguageMap.from_parsers(manager.parsers()).parser_for("python") == "eager"
+
+
+def test_every_hook_is_really_called_by_the_plugin_manager(third_party: Path) -> None:
+    """The meta-test's other half: a plugin implementing every hookspec has each one called exactly once."""
+    from codeindex import hookspecs
+
+    names = sorted(n for n in dir(hookspecs) if n.startswith("codeindex_") and callable(getattr(hookspecs, n)))
+    (third_party / "every_hook.py").write_text("import codeindex\nCALLS = []\n" + "".join(
+        f"@codeindex.hookimpl\ndef {n}():\n    CALLS.append({n!r})\n    return []\n" for n in names))
+    import every_hook  # type: ignore[import-not-found]
+
+    manager = plugins.build_plugin_manager([metadata.EntryPoint("every", "every_hook", "codeindex.parsers")])
+    assert manager.warnings == []
+    assert sorted(every_hook.CALLS) == names

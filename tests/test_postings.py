@@ -228,6 +228,7 @@ chunk_ids = st.lists(st.integers(0, 9), min_size=1, max_size=4, unique=True)
 operation = st.tuples(st.booleans(), chunk_ids, doc_text)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(operation, min_size=1, max_size=10), query=doc_text)
 def test_incremental_equals_fresh_build(ops: list[tuple[bool, list[int], str]], query: str) -> None:

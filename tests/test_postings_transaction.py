@@ -11,12 +11,14 @@ import random
 from collections import Counter
 
 import duckdb
+import pytest
 
 from codeindex.search.analysis import code_tokens, postings_table, term_key
 from codeindex.store.postings import add_postings
 from codeindex.store.schema import POSTINGS_DDL
 
 
+@pytest.mark.slow
 def test_many_batches_in_one_transaction_keep_every_posting() -> None:
     rng = random.Random(3)
     vocab = [f"word{i}" for i in range(30_000)]

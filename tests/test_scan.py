@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from codeindex.changes.discovery import discover
 from codeindex.changes.hash_child import can_fork
 from codeindex.changes.merkle import build_tree, diff_trees, leaf_hash
+from codeindex.changes.read import read_checked
 from codeindex.changes.scan import (
     OVERLAP_BATCH,
     RACY_WINDOW_NS,
@@ -25,7 +26,6 @@ from codeindex.changes.scan import (
     choose_threads,
     discover_and_scan,
     needs_hash,
-    read_file,
     scan,
 )
 from codeindex.models import FileStat
@@ -178,7 +178,7 @@ def test_detector_matches_ground_truth(rounds: list[list[tuple[Any, ...]]]) -> N
             snap, taken = new, new_taken
 
 
-def _many_files(root: Path, n: int) -> None:
+def _nested_small_files(root: Path, n: int) -> None:
     for i in range(n):
         d = root / f"d{i % 7}" / f"e{i % 3}"
         d.mkdir(parents=True, exist_ok=True)
@@ -199,10 +199,10 @@ text = lambda p: "text"
 serial = scan(root, discover(root, text, max_file_bytes=1 << 20).files, {}, 0, threads=1)
 if mode == "child-dies":
     parent, real = os.getpid(), scan_mod._hash_one
-    def dying(path, size):
+    def dying(*args, **kwargs):
         if os.getpid() != parent:
             os._exit(3)
-        return real(path, size)
+        return real(*args, **kwargs)
     scan_mod._hash_one = dying
 with OverlappedScan(root, {}, 0) as ov:
     found = discover(root, text, max_file_bytes=1 << 20, on_files=ov.feed)
@@ -226,7 +226,7 @@ def _run_fork_script(root: Path, mode: str) -> str:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the hashing child is forked on Linux only")
 def test_forked_hashing_child_gives_the_serial_result(tmp_path: Path) -> None:
-    _many_files(tmp_path, 6 * OVERLAP_BATCH + 5)
+    _nested_small_files(tmp_path, 6 * OVERLAP_BATCH + 5)
     (tmp_path / "locked.py").write_text("x")
     os.chmod(tmp_path / "locked.py", 0)
     out = _run_fork_script(tmp_path, "normal")
@@ -235,12 +235,12 @@ def test_forked_hashing_child_gives_the_serial_result(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the hashing child is forked on Linux only")
 def test_a_failed_hashing_child_costs_time_not_hashes(tmp_path: Path) -> None:
-    _many_files(tmp_path, 6 * OVERLAP_BATCH)
+    _nested_small_files(tmp_path, 6 * OVERLAP_BATCH)
     assert _run_fork_script(tmp_path, "child-dies").startswith(f"OK {6 * OVERLAP_BATCH} ")
 
 
 def test_overlapped_scan_never_forks_for_small_updates(tmp_path: Path) -> None:
-    _many_files(tmp_path, 2 * OVERLAP_BATCH)
+    _nested_small_files(tmp_path, 2 * OVERLAP_BATCH)
     snap, taken, _ = snapshot_of(tmp_path, {}, 0)
     later = taken + RACY_WINDOW_NS + 1
     (tmp_path / "d0" / "e0" / "f0.py").write_text("edited, another size")
@@ -253,7 +253,7 @@ def test_overlapped_scan_never_forks_for_small_updates(tmp_path: Path) -> None:
 
 
 def test_without_fork_everything_is_hashed_here(tmp_path: Path) -> None:
-    _many_files(tmp_path, 3 * OVERLAP_BATCH)
+    _nested_small_files(tmp_path, 3 * OVERLAP_BATCH)
     found = discover(tmp_path, text, max_file_bytes=1 << 20)
     with OverlappedScan(tmp_path, {}, 0, fork=False) as ov:
         discover(tmp_path, text, max_file_bytes=1 << 20, on_files=ov.feed)
@@ -272,8 +272,9 @@ def test_can_fork_is_switched_off_by_the_environment(monkeypatch: Any) -> None:
 def test_read_file_reads_past_a_stale_size(tmp_path: Path) -> None:
     p = tmp_path / "grew.txt"
     p.write_bytes(b"x" * 5000)
-    assert read_file(str(p), 10) == b"x" * 5000  # grew since its stat
-    assert read_file(str(p), 9000) == b"x" * 5000  # shrank since its stat
-    assert read_file(str(p), 5000) == b"x" * 5000
+    cap = 1 << 20
+    assert read_checked(str(p), 10, 0, 0, cap) == b"x" * 5000  # grew since its stat
+    assert read_checked(str(p), 9000, 0, 0, cap) == b"x" * 5000  # shrank since its stat
+    assert read_checked(str(p), 5000, 0, 0, cap) == b"x" * 5000
     (tmp_path / "empty").write_bytes(b"")
-    assert read_file(str(tmp_path / "empty"), 0) == b""
+    assert read_checked(str(tmp_path / "empty"), 0, 0, 0, cap) == b""

@@ -27,3 +27,12 @@ def test_the_weighted_fusion_orders_as_documented() -> None:
     # an identifier: BM25's first hit comes first
     ranked = [doc for doc, _ in rrf([vector, lexical], k=RRF_K, weights=IDENTIFIER_WEIGHTS)]
     assert ranked[0] == 3
+
+
+def test_rrf_ties_go_to_agreement_then_to_the_lower_id() -> None:
+    from codeindex.search.ranking import rrf
+
+    # 9 is first in one list only; 7 is second and first: equal scores at k=0 with weights (1, 1/2)
+    fused = rrf([[9, 7], [7]], k=0, weights=[1.0, 0.5])
+    assert [d for d, _ in fused] == [7, 9]
+    assert [d for d, _ in rrf([[5], [3]], k=0)] == [3, 5]

@@ -22,7 +22,8 @@ from codeindex.store import db as dbm
 from codeindex.store.lock import writer_lock
 from codeindex.store.postings import ChunkLengths
 from codeindex.store.reader import ReadConnection, database_stamp, writer_active
-from tests.crash_helpers import QUERIES, make_tree, run_cli
+from tests.crash_helpers import QUERIES, make_tree
+from tests.helpers import run_cli
 
 NEW_FUNCTION = "def zanzibarquokka(n: int) -> int:\n    return n * 7\n"
 

@@ -17,7 +17,8 @@ import pytest
 
 from codeindex import Index
 from codeindex.errors import ExitCode
-from tests.crash_helpers import apply_edits, check_invariants, cli_cmd, make_tree, read_state, run_cli
+from tests.crash_helpers import apply_edits, check_invariants, make_tree, read_state
+from tests.helpers import cli_cmd, run_cli
 
 
 def _start_paused(root: Path, kind: str, pause: str) -> subprocess.Popen[str]:
@@ -36,62 +37,63 @@ def _wait_for_lock_holder(root: Path, pid: int, timeout: float = 60) -> None:
 
 
 @pytest.fixture
-def indexed(tmp_path: Path) -> Path:
+def edited_tree(tmp_path: Path) -> Path:
     root = make_tree(tmp_path / "tree", n_generated=4)
     Index(root).rebuild()
     apply_edits(root)
     return root
 
 
-def test_second_writer_fails_with_locked_and_the_holder_pid(indexed: Path) -> None:
-    first = _start_paused(indexed, "update", "after-pipeline:8")
+@pytest.mark.slow
+def test_second_writer_fails_with_locked_and_the_holder_pid(edited_tree: Path) -> None:
+    first = _start_paused(edited_tree, "update", "after-pipeline:8")
     try:
-        _wait_for_lock_holder(indexed, first.pid)
-        second = run_cli("update", str(indexed))
+        _wait_for_lock_holder(edited_tree, first.pid)
+        second = run_cli("update", str(edited_tree))
         assert second.returncode == ExitCode.LOCKED == 4
         assert f"locked by pid {first.pid}" in second.stderr
     finally:
         out, _ = first.communicate(timeout=120)
     assert first.returncode == 0, out
-    check_invariants(indexed)
+    check_invariants(edited_tree)
 
 
-def test_second_writer_with_wait_runs_after_the_first(indexed: Path) -> None:
-    first = _start_paused(indexed, "update", "after-pipeline:4")
+def test_second_writer_with_wait_runs_after_the_first(edited_tree: Path) -> None:
+    first = _start_paused(edited_tree, "update", "after-pipeline:4")
     try:
-        _wait_for_lock_holder(indexed, first.pid)
-        (indexed / "gen" / "late.py").write_text("def written_while_locked() -> int:\n    return 1\n")
-        second = run_cli("update", str(indexed), "--wait")
+        _wait_for_lock_holder(edited_tree, first.pid)
+        (edited_tree / "gen" / "late.py").write_text("def written_while_locked() -> int:\n    return 1\n")
+        second = run_cli("update", str(edited_tree), "--wait")
     finally:
         out, _ = first.communicate(timeout=120)
     assert first.returncode == 0, out
     assert second.returncode == 0, second.stderr
-    check_invariants(indexed)
-    paths = {c[0] for c in read_state(indexed).chunks}
+    check_invariants(edited_tree)
+    paths = {c[0] for c in read_state(edited_tree).chunks}
     assert "gen/late.py" in paths  # the waiting writer saw the tree as it was when it ran
 
 
 @pytest.mark.parametrize("pause", ["after-pipeline:5", "before-db-commit:3"])
-def test_search_works_while_an_update_runs(indexed: Path, pause: str) -> None:
+def test_search_works_while_an_update_runs(edited_tree: Path, pause: str) -> None:
     """During the pipeline the database is closed; during the commit readers retry until it is free."""
-    before = {(h.path, h.start_line) for h in Index(indexed).search("haversine distance", k=5, mode="lexical")}
-    writer = _start_paused(indexed, "update", pause)
+    before = {(h.path, h.start_line) for h in Index(edited_tree).search("haversine distance", k=5, mode="lexical")}
+    writer = _start_paused(edited_tree, "update", pause)
     answered = 0
     try:
-        _wait_for_lock_holder(indexed, writer.pid)
+        _wait_for_lock_holder(edited_tree, writer.pid)
         time.sleep(0.5)  # well inside the pause
-        searcher = Index(indexed)
+        searcher = Index(edited_tree)
         while writer.poll() is None and answered < 6:
             hits = searcher.search("haversine distance", k=5, mode="lexical")
             assert {(h.path, h.start_line) for h in hits} == before  # the edits do not touch geo/
             answered += 1
-        cold = run_cli("search", "haversine distance", "--root", str(indexed), "--mode", "hybrid", "--json")
+        cold = run_cli("search", "haversine distance", "--root", str(edited_tree), "--mode", "hybrid", "--json")
         assert cold.returncode == 0, cold.stderr
     finally:
         out, _ = writer.communicate(timeout=120)
     assert writer.returncode == 0, out
     assert answered >= 1
-    check_invariants(indexed)
+    check_invariants(edited_tree)
 
 
 def test_tombstoned_vector_in_hnsw_segment_never_returned(tmp_path: Path) -> None:

@@ -21,10 +21,19 @@ Decisions, with reasons:
   ``pyvenv.cfg`` check catches real ones. A negation (``!build/``) in an ignore file overrides a
   default exclude; VCS directories are always skipped.
 * Symlinks: never followed out of the root (``symlink-outside-root``). A link to a file inside the
-  root is indexed under the link's own path (content addressing makes the duplicate cheap). Links to
-  directories are never followed (``symlink-dir``): following them would index subtrees twice and
-  needs loop detection; git does not follow them either. A link that loops is ``symlink-loop``, a
-  dangling one ``symlink-broken``.
+  root is indexed under the link's own path (content addressing makes the duplicate cheap), and read
+  at the target it resolved to (``SourceFile.fs_path``). Links to directories are never followed
+  (``symlink-dir``): following them would index subtrees twice and needs loop detection; git does
+  not follow them either. A link that loops is ``symlink-loop``, a dangling one ``symlink-broken``;
+  a link into a folder the walk skips (VCS, index) is ``symlink-to-excluded``, one to a credential
+  file ``secret-file``.
+* Credential files and folders (``secrets.is_secret_file``) are ``secret-file`` unless an ignore
+  file re-includes them with a negation, like the other default excludes.
+* Indexes: the index's own folder is skipped silently wherever ``exclude`` says it is; any other
+  folder named ``.codeindex`` is another index (``index-dir``): its lock file and database would
+  otherwise become chunks that change on every run.
+* Names that are not UTF-8 are indexed under an escaped name (``names.display_name``) and opened
+  under their real one (``fs_path``); ignore rules match the real names, as git matches bytes.
 """
 
 from __future__ import annotations
@@ -38,8 +47,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codeindex.changes.ignore import Layer, RuleSet, decide
+from codeindex.changes.names import UNDECODABLE, display_name, is_clean
 from codeindex.errors import UsageError
 from codeindex.models import FileStat, SourceFile
+from codeindex.secrets import SECRET_REASON, is_secret_dir, is_secret_file
+from codeindex.store.layout import INDEX_DIR_NAME
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +110,13 @@ class Discovery:
     unreadable_dirs: dict[str, str] = field(default_factory=dict)
     """Directories the walk could not list (relative path -> OS reason): what the index holds below
     them is kept as it is, never taken for deleted (``changes/plan.py``)."""
+    max_examples: int | None = MAX_EXAMPLES
+    """Paths kept per reason in ``skipped_examples``; None keeps every one (``codeindex files --skipped``)."""
 
     def skip(self, reason: str, path: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
         examples = self.skipped_examples.setdefault(reason, [])
-        if len(examples) < MAX_EXAMPLES:
+        if self.max_examples is None or len(examples) < self.max_examples:
             examples.append(path)
 
 
@@ -136,33 +150,63 @@ def _git_info_exclude(root: Path) -> Path | None:
     return None
 
 
+def base_layers(root: Path) -> tuple[Layer, ...]:
+    """The ignore layers in force at the root: the repository's ``info/exclude`` (weakest)."""
+    info_exclude = _git_info_exclude(root)
+    if info_exclude is not None and info_exclude.is_file():
+        return (Layer("", RuleSet.from_file(info_exclude)),)
+    return ()
+
+
+def with_dir_layers(layers: tuple[Layer, ...], rel: str, abs_dir: str, names: Collection[str]) -> tuple[Layer, ...]:
+    """``layers`` plus the ignore files of directory ``rel`` (``.gitignore``, then the stronger
+    ``.codeindexignore``), given the names the directory holds."""
+    for ignore_name in IGNORE_FILES:
+        if ignore_name in names:
+            rules = RuleSet.from_file(Path(abs_dir, ignore_name))
+            if rules.rules:
+                layers = (*layers, Layer(rel, rules))
+    return layers
+
+
 def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_bytes: int,
-             exclude: Collection[str] = (".codeindex",),
-             on_files: Callable[[list[SourceFile]], None] | None = None) -> Discovery:
+             exclude: Collection[str] = (INDEX_DIR_NAME,),
+             on_files: Callable[[list[SourceFile]], None] | None = None,
+             max_examples: int | None = MAX_EXAMPLES,
+             within: Collection[str] | None = None) -> Discovery:
     """Walk ``root`` and return the files to index, sorted by POSIX relative path.
 
     ``language_of(relpath)`` names a file's language, or returns None for files not to index.
-    ``exclude`` lists root-relative paths skipped silently (the index's own directory).
-    ``on_files`` receives each directory's files as soon as they are found (in walk order), so a
-    caller can start reading them while the walk goes on (see ``scan.OverlappedScan``).
+    ``exclude`` lists root-relative paths skipped silently (the index's own directory, wherever it
+    sits in the tree); any other directory named ``.codeindex`` is another index, skipped as
+    ``index-dir``. ``on_files`` receives each directory's files as soon as they are found (in walk
+    order), so a caller can start reading them while the walk goes on (see ``scan.OverlappedScan``).
+
+    Paths are matched against ignore rules under their real names (git compares bytes) and stored
+    under their displayed names (``names.display_name``): the two differ only for names that are
+    not UTF-8.
+
+    ``within`` (root-relative paths, files or directories; see ``rescan_scope``) restricts the walk to
+    those paths and what lies below them: only the directories on the way there are read besides,
+    so their ignore files, markers and manifests decide exactly as in a full walk. What lies outside
+    is neither listed nor counted as skipped.
     """
     root_str = os.path.realpath(root)
     if not os.path.isdir(root_str):
         raise UsageError(f"{root} is not a directory")
     excluded = frozenset(p.strip("/") for p in exclude)
-    result = Discovery(files=[])
+    result = Discovery(files=[], max_examples=max_examples)
     files = result.files
 
-    base_layers: tuple[Layer, ...] = ()
-    info_exclude = _git_info_exclude(Path(root_str))
-    if info_exclude is not None and info_exclude.is_file():
-        base_layers = (Layer("", RuleSet.from_file(info_exclude)),)
-
-    # (relative dir, ignore layers in force, re-included explicitly by a negation)
-    stack: list[tuple[str, tuple[Layer, ...], bool]] = [("", base_layers, False)]
+    scopes = frozenset(within) if within is not None else frozenset()
+    on_the_way = frozenset(_ancestors(scopes))
+    # (displayed relative dir, real relative dir, ignore layers in force, re-included by a negation,
+    # inside the walk's scope)
+    stack: list[tuple[str, str, tuple[Layer, ...], bool, bool]] = [
+        ("", "", base_layers(Path(root_str)), False, within is None or "" in scopes)]
     while stack:
-        rel, layers, forced = stack.pop()
-        abs_dir = f"{root_str}/{rel}" if rel else root_str
+        rel, os_rel, layers, forced, inside = stack.pop()
+        abs_dir = f"{root_str}/{os_rel}" if os_rel else root_str
         try:
             with os.scandir(abs_dir) as it:
                 entries = list(it)
@@ -176,35 +220,47 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
         if rel and not forced and not DIR_MARKERS.isdisjoint(names):
             result.skip("default-exclude", rel + "/")
             continue
-        for ignore_name in IGNORE_FILES:
-            if ignore_name in names:
-                rules = RuleSet.from_file(Path(abs_dir, ignore_name))
-                if rules.rules:
-                    layers = (*layers, Layer(rel, rules))
+        layers = with_dir_layers(layers, os_rel, abs_dir, names)
         prefix = rel + "/" if rel else ""
+        os_prefix = prefix if os_rel is rel else os_rel + "/"
+        parent = os_rel.rsplit("/", 1)[-1]
         first_new = len(files)
 
         for entry in entries:
             name = entry.name
-            child = prefix + name
-            if child in excluded:
+            os_child = os_prefix + name
+            if name.isascii() or is_clean(name):
+                child = os_child if os_prefix is prefix else prefix + name
+            else:
+                shown = display_name(name)
+                if shown in names:  # spelled like a real neighbour: never mix the two up
+                    result.skip(UNDECODABLE, prefix + shown)
+                    continue
+                child = prefix + shown
+            if os_child in excluded or not (inside or child in scopes or child in on_the_way):
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
                     if name in VCS_DIRS:
                         result.skip("default-exclude", child + "/")
                         continue
-                    verdict = decide(layers, child, True) if layers else None
+                    if name == INDEX_DIR_NAME:
+                        result.skip("index-dir", child + "/")
+                        continue
+                    verdict = decide(layers, os_child, True) if layers else None
                     if verdict:
                         result.skip("ignored", child + "/")
                     elif verdict is None and _dir_default_exclude(name, names):
                         result.skip("default-exclude", child + "/")
+                    elif verdict is None and is_secret_dir(name):
+                        result.skip(SECRET_REASON, child + "/")
                     else:
-                        stack.append((child, layers, verdict is False))
+                        stack.append((child, os_child, layers, verdict is False, inside or child in scopes))
                     continue
                 link_stat: os.stat_result | None = None
+                link_target: str | None = None
                 if entry.is_symlink():
-                    reason, link_stat = _follow_link(root_str, entry.path)
+                    reason, link_stat, link_target = _follow_link(root_str, entry.path)
                     if reason is not None:
                         result.skip(reason, child)
                         continue
@@ -216,7 +272,7 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
                 continue
 
             # The checks below run for every file of the tree: kept inline and cheapest first.
-            verdict = decide(layers, child, False) if layers else None
+            verdict = decide(layers, os_child, False) if layers else None
             if verdict:
                 result.skip("ignored", child)
                 continue
@@ -224,8 +280,12 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
                 result.skip("default-exclude", child)
                 continue
             dot = name.rfind(".")
-            if dot > 0 and name[dot + 1 :].lower() in BINARY_EXTENSIONS:
+            ext = name[dot + 1 :].lower() if dot > 0 else ""
+            if ext in BINARY_EXTENSIONS:
                 result.skip("binary-extension", child)
+                continue
+            if verdict is None and is_secret_file(name, ext, parent):
+                result.skip(SECRET_REASON, child)
                 continue
             language = language_of(child)
             if language is None:
@@ -239,8 +299,9 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
             if st.st_size > max_file_bytes:
                 result.skip("too-large", child)
                 continue
-            files.append(SourceFile(child, language,
-                                    FileStat(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)))
+            fs_path = link_target if link_target is not None else (None if os_child is child else os_child)
+            files.append(SourceFile(child, language, FileStat(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns),
+                                    st.st_dev, fs_path))
         if on_files is not None and len(files) > first_new:
             on_files(files[first_new:])
 
@@ -248,21 +309,67 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
     return result
 
 
-def _follow_link(root_str: str, link_path: str) -> tuple[str | None, os.stat_result | None]:
-    """Classify a symlink; return (skip reason, None) or (None, stat of the target file)."""
+def _ancestors(paths: Collection[str]) -> set[str]:
+    """Every proper ancestor directory of ``paths`` below the root ("a/b/c" -> "a", "a/b")."""
+    out: set[str] = set()
+    for path in paths:
+        parent = path.rpartition("/")[0]
+        while parent and parent not in out:
+            out.add(parent)
+            parent = parent.rpartition("/")[0]
+    return out
+
+
+def rescan_scope(path: str) -> str | None:
+    """The subtree a change at ``path`` (root-relative) can affect: what a walk ``within`` must cover.
+
+    Usually the path itself. A change to an ignore file, a directory marker or a build manifest
+    changes what is indexed beside and below it, so its directory is the scope ("" for the root:
+    the whole tree); so does ``.git/info/exclude`` for the whole tree. Anything else inside a VCS
+    directory is never indexed: None.
+    """
+    parts = path.split("/")
+    if any(part in VCS_DIRS for part in parts[:-1]) or parts[-1] in VCS_DIRS:
+        return "" if path == ".git/info/exclude" else None
+    name = parts[-1]
+    if name in IGNORE_FILES or name in DIR_MARKERS or name in _MANIFESTS:
+        return path.rpartition("/")[0]
+    return path
+
+
+_MANIFESTS = frozenset().union(*BUILD_OUTPUT_DIRS.values())
+
+
+def _follow_link(root_str: str, link_path: str) -> tuple[str | None, os.stat_result | None, str | None]:
+    """Classify a symlink: (skip reason, None, None), or (None, the target file's stat, the target's
+    path relative to the root).
+
+    A link is followed to a regular file inside the root only, and never into what the walk itself
+    would not enter (a VCS folder, an index folder, ``.ssh``) nor to a credential file: a link must
+    not be a way around an exclusion. Ignore rules are not applied to the target (the link is a file
+    of its own, matched under its own name).
+    """
     target = os.path.realpath(link_path)
-    if target != root_str and not target.startswith(root_str + os.sep):
-        return "symlink-outside-root", None
+    inside = root_str.rstrip("/") + "/"
+    if target != root_str and not target.startswith(inside):
+        return "symlink-outside-root", None, None
     try:
         st = os.stat(link_path)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return "symlink-loop", None
+            return "symlink-loop", None, None
         if exc.errno == errno.ENOENT:
-            return "symlink-broken", None
+            return "symlink-broken", None, None
         raise
     if stat_mod.S_ISDIR(st.st_mode):
-        return "symlink-dir", None
+        return "symlink-dir", None, None
     if not stat_mod.S_ISREG(st.st_mode):
-        return "not-regular", None
-    return None, st
+        return "not-regular", None, None
+    rel_target = target[len(inside):]
+    *dirs, name = rel_target.split("/")
+    if any(d in VCS_DIRS or d == INDEX_DIR_NAME or is_secret_dir(d) for d in dirs):
+        return "symlink-to-excluded", None, None
+    dot = name.rfind(".")
+    if is_secret_file(name, name[dot + 1 :].lower() if dot > 0 else "", dirs[-1] if dirs else ""):
+        return SECRET_REASON, None, None
+    return None, st, rel_target

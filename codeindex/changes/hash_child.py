@@ -30,9 +30,11 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-Job = tuple[str, int]  # (path relative to the root, size from its stat)
+Job = tuple[str, str, int, int, int]
+"""(path relative to the root, the path to open when it differs or "", size, device, inode from its stat)"""
 Outcome = tuple[str, str | None, str | None]  # (path, hex digest or None, reason when unreadable)
-HashOne = Callable[[str, int], tuple[str | None, str | None]]
+HashOne = Callable[[str, int, int, int], tuple[str | None, str | None]]
+"""(absolute path to open, size, device, inode) -> (digest, None) or (None, reason)"""
 
 _HEADER = 4
 # A pipe write of at most PIPE_BUF bytes is atomic: all of it or (pipe full) none of it.
@@ -109,7 +111,7 @@ class HashChild:
             return None
         if not isinstance(outcomes, list) or len(outcomes) != len(self.sent):
             return None
-        return [(rel, digest, reason) for (rel, _), (digest, reason) in zip(self.sent, outcomes, strict=True)]
+        return [(job[0], digest, reason) for job, (digest, reason) in zip(self.sent, outcomes, strict=True)]
 
     def abandon(self) -> None:
         """Stop the child without its results (the walk failed)."""
@@ -125,7 +127,8 @@ def _serve(root: str, hash_one: HashOne, jobs_fd: int, results_fd: int) -> None:
     with os.fdopen(jobs_fd, "rb") as jobs:
         while header := jobs.read(_HEADER):
             batch = marshal.loads(jobs.read(int.from_bytes(header, "little")))
-            outcomes.extend(hash_one(f"{root}/{rel}", size) for rel, size in batch)
+            outcomes.extend(hash_one(f"{root}/{fs or rel}", size, device, inode)
+                            for rel, fs, size, device, inode in batch)
     data = memoryview(marshal.dumps(outcomes))
     while data:
         written = os.write(results_fd, data)

@@ -4,7 +4,12 @@ A leaf is the blake3 of a file's bytes. A directory node is the blake3 of its ch
 name, each encoded as ``kind byte + name length + name + hash length + child hex hash``; the length prefixes
 make the encoding unambiguous, and a ``dir`` prefix separates node hashes from leaf
 hashes. Two snapshots with equal root hashes hold identical trees, and any directory whose node hash
-is equal on both sides holds identical files, so the diff never looks at them one by one.
+is equal on both sides holds identical files.
+
+The engine keeps the nodes so that the snapshot's root hash costs a few directory hashes per update
+(``update_tree``); its plan diffs leaves as dictionaries, since it has no new nodes before the diff.
+``diff_trees`` skips equal subtrees when both trees' nodes are known (two stored snapshots). See
+docs/explanation/incremental-model.md, "Directory nodes", for the measurements.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ the wall clock read *before* the walk that produced the stored stats (see ``disc
 from __future__ import annotations
 
 import errno
+import functools
 import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,15 +22,20 @@ from typing import Protocol
 import blake3
 
 from codeindex.changes.discovery import Discovery, discover
-from codeindex.changes.hash_child import HashChild, can_fork
+from codeindex.changes.hash_child import HashChild, Job, can_fork
+from codeindex.changes.read import ReadSkip, read_checked
+from codeindex.config import BY_NAME
 from codeindex.models import FileStat, SourceFile
+from codeindex.store.layout import INDEX_DIR_NAME
 
 # Coarsest common mtime granularity: FAT has 2 s, HFS+/ext3 1 s; ext4/xfs/btrfs take timestamps from
 # a coarse kernel clock that lags the wall clock by a few ms. 2 s covers all of them; the cost is
 # re-hashing files edited in the 2 s before a snapshot once more on the next update.
 RACY_WINDOW_NS = 2_000_000_000
-# Above this size a file is hashed by memory-mapping it (blake3 then reads pages itself, no copy).
-MMAP_BYTES = 8 * 1024 * 1024
+# Above this size blake3 hashes a file on several threads.
+PARALLEL_HASH_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_BYTES: int = BY_NAME["discovery.max_file_bytes"].default
+"""The size cap when a caller names none."""
 # Threads pay only when there is enough to read for I/O waits or blake3's GIL-free hashing to overlap.
 # Measured on 2 shared cores, warm cache, 20.8k files / 185 MB: 2 threads took 0.61 s against 0.48 s
 # for one (benchmarks/hash_bound.py), so small machines stay serial; cold caches on bigger machines are
@@ -42,7 +48,6 @@ PARALLEL_MIN_CORES = 4
 OVERLAP_BATCH = 64
 # Files per message to the hashing child: a message must fit in one atomic pipe write (PIPE_BUF).
 CHILD_BATCH = 16
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
 class StoredFile(Protocol):
@@ -72,6 +77,17 @@ class ScanResult:
     unreadable: dict[str, str] = field(default_factory=dict)
 
 
+UNTRUSTED_INODE = -1
+"""The inode of a stored stat no file has: the stat gate never trusts its hash."""
+
+
+def untrusted(stat: FileStat) -> FileStat:
+    """``stat`` as stored for a file whose stored hash must not be trusted next run: the file was parsed
+    from bytes that differ from those the scan hashed, so it changed during the run; the next scan
+    hashes it again (and re-parses it unless it now has the bytes that were parsed)."""
+    return FileStat(stat.size, stat.mtime_ns, UNTRUSTED_INODE, stat.ctime_ns)
+
+
 def needs_hash(current: FileStat, stored: StoredFile | None, snapshot_time_ns: int) -> bool:
     """True when the stored hash cannot be trusted for a file with stat ``current``."""
     if stored is None or stored.stat != current:
@@ -79,34 +95,16 @@ def needs_hash(current: FileStat, stored: StoredFile | None, snapshot_time_ns: i
     return current.mtime_ns >= snapshot_time_ns - RACY_WINDOW_NS
 
 
-def hash_file(path: str, size_hint: int = 0) -> str:
-    """blake3 hex of a file's content; large files are memory-mapped, small ones read in one call."""
-    if size_hint >= MMAP_BYTES:
-        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        hasher.update_mmap(path)
-        return hasher.hexdigest()
-    return blake3.blake3(read_file(path, size_hint)).hexdigest()
-
-
-def read_file(path: str, size_hint: int) -> bytes:
-    """The whole content, in one ``read`` call when the file still has the size its stat said.
-
-    ``os.open``/``os.read`` skip the buffered file object ``open()`` builds (a fifth of the per-file
-    cost on small files). A file that grew since its stat is read on to the end; one that has the
-    stat's size is taken as complete without a second, empty read: if it grew after all, its new
-    stat differs from the one stored with this hash, so the next scan reads it again.
+def hash_file(path: str, size_hint: int = 0, device: int = 0, inode: int = 0, *,
+              max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """blake3 hex of a file's content, read through ``read.read_checked`` (no symlink followed, no
+    blocking open, the same file discovery saw, at most ``max_bytes``). Large files are hashed on
+    several threads. (Not memory-mapped: a file truncated while mapped kills the process with SIGBUS.)
     """
-    fd = os.open(path, _OPEN_FLAGS)
-    try:
-        data = os.read(fd, size_hint + 1)
-        if len(data) == size_hint:
-            return data
-        parts = [data]
-        while part := os.read(fd, 1 << 20):
-            parts.append(part)
-        return b"".join(parts)
-    finally:
-        os.close(fd)
+    data = read_checked(path, size_hint, device, inode, max_bytes)
+    if len(data) >= PARALLEL_HASH_BYTES:
+        return blake3.blake3(data, max_threads=blake3.blake3.AUTO).hexdigest()
+    return blake3.blake3(data).hexdigest()
 
 
 def _reason(exc: OSError) -> str:
@@ -119,15 +117,22 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
-def _hash_one(path: str, size: int) -> tuple[str | None, str | None]:
+def _hash_one(path: str, size: int, device: int, inode: int, max_bytes: int) -> tuple[str | None, str | None]:
+    """(digest, None) or (None, the reason the file was not read)."""
     try:
-        return hash_file(path, size), None
+        return hash_file(path, size, device, inode, max_bytes=max_bytes), None
+    except ReadSkip as skip:
+        return None, skip.reason
     except OSError as exc:
         return None, _reason(exc)
 
 
-def _hash_many(jobs: Sequence[tuple[str, int]]) -> list[tuple[str | None, str | None]]:
-    return [_hash_one(path, size) for path, size in jobs]
+def _job(f: SourceFile) -> Job:
+    return (f.path, f.fs_path or "", f.stat.size, f.device, f.stat.inode)
+
+
+def _hash_jobs(root: str, jobs: Sequence[Job], max_bytes: int) -> list[tuple[str | None, str | None]]:
+    return [_hash_one(f"{root}/{fs or rel}", size, dev, ino, max_bytes) for rel, fs, size, dev, ino in jobs]
 
 
 def choose_threads(n_files: int, total_bytes: int) -> int:
@@ -139,7 +144,7 @@ def choose_threads(n_files: int, total_bytes: int) -> int:
 
 
 def scan(root: Path, files: Sequence[SourceFile], snapshot: Mapping[str, StoredFile],
-         snapshot_time_ns: int, *, threads: int | None = None) -> ScanResult:
+         snapshot_time_ns: int, *, threads: int | None = None, max_file_bytes: int = DEFAULT_MAX_BYTES) -> ScanResult:
     """Hash what changed, reuse the rest. ``threads=None`` applies ``choose_threads``."""
     result = ScanResult()
     todo: list[SourceFile] = []
@@ -155,15 +160,16 @@ def scan(root: Path, files: Sequence[SourceFile], snapshot: Mapping[str, StoredF
 
     root_str = os.fspath(root)
     n_threads = threads if threads is not None else choose_threads(len(todo), sum(f.stat.size for f in todo))
-    jobs = [(f"{root_str}/{f.path}", f.stat.size) for f in todo]
+    jobs = [_job(f) for f in todo]
+    hash_jobs = functools.partial(_hash_jobs, root_str, max_bytes=max_file_bytes)
     if n_threads <= 1:
-        outcomes = _hash_many(jobs)
+        outcomes = hash_jobs(jobs)
     else:
         # Contiguous slices, one task per slice of ~64 files: a future per file costs more than a small read.
         step = 64
         slices = [jobs[i : i + step] for i in range(0, len(jobs), step)]
         with ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="codeindex-hash") as pool:
-            outcomes = [outcome for part in pool.map(_hash_many, slices) for outcome in part]
+            outcomes = [outcome for part in pool.map(hash_jobs, slices) for outcome in part]
     for f, (digest, reason) in zip(todo, outcomes, strict=True):
         if digest is None:
             result.unreadable[f.path] = reason or "unreadable"
@@ -187,14 +193,15 @@ class OverlappedScan:
     """
 
     def __init__(self, root: Path, snapshot: Mapping[str, StoredFile], snapshot_time_ns: int, *,
-                 fork: bool | None = None) -> None:
+                 fork: bool | None = None, max_file_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self._root = os.fspath(root)
+        self._max_bytes = max_file_bytes
         self._snapshot = snapshot
         self._snapshot_time_ns = snapshot_time_ns
         self._fork = can_fork() if fork is None else fork
         self._result = ScanResult()
-        self._pending: list[tuple[str, int]] = []
-        self._kept: list[tuple[str, int]] = []
+        self._pending: list[Job] = []
+        self._kept: list[Job] = []
         self._child: HashChild | None = None
         self.forked = False
         """Whether a hashing child was started (for tests and benchmarks)."""
@@ -204,19 +211,19 @@ class OverlappedScan:
         hashes, snapshot, since = self._result.hashes, self._snapshot, self._snapshot_time_ns
         pending = self._pending
         if not snapshot:  # a first full hash: every file is read
-            pending.extend([(f.path, f.stat.size) for f in files])
+            pending.extend([_job(f) for f in files])
         else:
             for f in files:
                 stored = snapshot.get(f.path)
                 if needs_hash(f.stat, stored, since):
-                    pending.append((f.path, f.stat.size))
+                    pending.append(_job(f))
                 else:
                     assert stored is not None
                     hashes[f.path] = stored.hash
         if len(pending) < OVERLAP_BATCH or not self._fork:
             return
         if self._child is None:
-            self._child = HashChild(self._root, _hash_one)
+            self._child = HashChild(self._root, functools.partial(_hash_one, max_bytes=self._max_bytes))
             self.forked = True
         for i in range(0, len(pending), CHILD_BATCH):
             batch = pending[i : i + CHILD_BATCH]
@@ -229,12 +236,15 @@ class OverlappedScan:
         (``rehashed`` sorted)."""
         mine = self._kept + self._pending
         self._kept, self._pending = [], []
-        outcomes = [(rel, *_hash_one(f"{self._root}/{rel}", size)) for rel, size in mine]
+        outcomes = [(job[0], *outcome)
+                    for job, outcome in zip(mine, _hash_jobs(self._root, mine, self._max_bytes), strict=True)]
         if self._child is not None:
             child, self._child = self._child, None
             theirs = child.collect()
             if theirs is None:  # the child failed: hash its share here
-                theirs = [(rel, *_hash_one(f"{self._root}/{rel}", size)) for rel, size in child.sent]
+                sent = child.sent
+                theirs = [(job[0], *outcome)
+                          for job, outcome in zip(sent, _hash_jobs(self._root, sent, self._max_bytes), strict=True)]
             outcomes.extend(theirs)
         result = self._result
         for rel, digest, reason in outcomes:
@@ -258,9 +268,11 @@ class OverlappedScan:
 
 def discover_and_scan(root: Path, language_of: Callable[[str], str | None], snapshot: Mapping[str, StoredFile],
                       snapshot_time_ns: int, *, max_file_bytes: int,
-                      exclude: Collection[str] = (".codeindex",)) -> tuple[Discovery, ScanResult]:
-    """``discover`` then ``scan``, with the hashing overlapped with the walk (see ``OverlappedScan``)."""
-    with OverlappedScan(root, snapshot, snapshot_time_ns) as overlapped:
+                      exclude: Collection[str] = (INDEX_DIR_NAME,),
+                      within: Collection[str] | None = None) -> tuple[Discovery, ScanResult]:
+    """``discover`` then ``scan``, with the hashing overlapped with the walk (see ``OverlappedScan``).
+    ``within`` restricts both to those paths (see ``discover``)."""
+    with OverlappedScan(root, snapshot, snapshot_time_ns, max_file_bytes=max_file_bytes) as overlapped:
         found = discover(root, language_of, max_file_bytes=max_file_bytes, exclude=exclude,
-                         on_files=overlapped.feed)
+                         on_files=overlapped.feed, within=within)
         return found, overlapped.finish()

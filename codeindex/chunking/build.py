@@ -10,22 +10,36 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from codeindex.chunking.pieces import Piece, windows
+from codeindex.chunking.pieces import MAX_CONTEXT_CHARS, Piece, windows
 from codeindex.chunking.source import SourceLines, estimate_tokens, module_path
 from codeindex.hookspecs import ChunkBudget
 from codeindex.models import Chunk
 
 MAX_ROUNDS = 8
-MAX_CONTEXT_CHARS = 160
 
 
-def header(language: str, kind: str, name: str, context: Sequence[str]) -> str:
-    """The embed-text header: language, kind, in-file name, enclosing signatures. Never the path."""
+def header(language: str, kind: str, name: str, context: Sequence[str], max_tokens: int | None = None) -> str:
+    """The embed-text header: language, kind, in-file name, enclosing signatures. Never the path.
+
+    With ``max_tokens``, outer signatures are dropped while the header is estimated above a third
+    of it; the innermost is always kept: it says most, and the code needs the room.
+    """
     first = f"{language} {kind} {name}".rstrip()
-    return "\n".join([first, *(c[:MAX_CONTEXT_CHARS] for c in context)]) + "\n"
+    lines = [c[:MAX_CONTEXT_CHARS] for c in context]
+    text = "\n".join([first, *lines]) + "\n"
+    if max_tokens is None:
+        return text
+    while len(lines) > 1 and estimate_tokens(text.encode()) > max_tokens // 3:
+        lines = lines[1:]
+        text = "\n".join([first, *lines]) + "\n"
+    est = estimate_tokens(text.encode())
+    if lines and est > max_tokens // 3:  # a tiny budget: even the innermost signature is cut short
+        keep = max(8, int(len(lines[0]) * (max_tokens // 3) / est))
+        text = "\n".join([first, lines[0][:keep]]) + "\n"
+    return text
 
 
 def header_allowance(language: str, context: Sequence[str]) -> int:
@@ -33,32 +47,37 @@ def header_allowance(language: str, context: Sequence[str]) -> int:
     return estimate_tokens(header(language, "function", "", context).encode()) + 12
 
 
+Resplit = Callable[[int, int, float], list[Piece]]
+"""``(first, last, limit)`` → lines ``first..last`` split again into pieces estimated within ``limit``
+(the room the piece's header leaves, over its measured rate): how a syntax-aware parser cuts an
+overflowing piece at statements."""
+
+
 def build_chunks(pieces: Sequence[Piece], lines: SourceLines, path: str, language: str,
-                 budget: ChunkBudget) -> list[Chunk]:
-    """Turn pieces into chunks whose ``embed_text`` fits ``budget`` (exactly counted)."""
+                 budget: ChunkBudget, resplit: Resplit | None = None) -> list[Chunk]:
+    """Turn pieces into chunks whose ``embed_text`` fits ``budget`` (exactly counted).
+
+    A multi-line piece that overflows is cut again by ``resplit`` when the parser gives one (at
+    statements, scopes kept), else into line windows at its measured token rate.
+    """
     modpath = module_path(path)
-    pending: list[Piece] = []
-    for piece in pieces:
-        if piece.start_byte is None:
-            span = lines.trim(piece.first, piece.last)
-            if span is None:
-                continue
-            if span != (piece.first, piece.last):  # most pieces have no blank edges: no copy
-                piece = replace(piece, first=span[0], last=span[1])
-        pending.append(piece)
+    pending = _trimmed(pieces, lines)
 
     done: list[tuple[Piece, Chunk]] = []
     for round_no in range(MAX_ROUNDS):
         if not pending:
             break
-        chunks = [_make_chunk(p, lines, path, language, modpath) for p in pending]
+        chunks = [_make_chunk(p, lines, path, language, modpath, budget.max_tokens) for p in pending]
         counts = budget.count_tokens([c.embed_text for c in chunks])
         retry: list[Piece] = []
         for piece, chunk, count in zip(pending, chunks, counts, strict=True):
             chunk.n_tokens = count
             parts = None
             if count > budget.max_tokens and round_no < MAX_ROUNDS - 1:
-                parts = _split_again(piece, chunk, count, lines, budget.max_tokens)
+                if piece.context and piece.units:  # a whole unit: first without the enclosing signatures
+                    retry.append(replace(piece, context=()))
+                    continue
+                parts = _split_again(piece, chunk, count, lines, budget.max_tokens, resplit)
             if parts:
                 retry.extend(parts)
             else:
@@ -68,7 +87,22 @@ def build_chunks(pieces: Sequence[Piece], lines: SourceLines, path: str, languag
     return [c for _, c in done]
 
 
-def _make_chunk(piece: Piece, lines: SourceLines, path: str, language: str, modpath: str) -> Chunk:
+def _trimmed(pieces: Sequence[Piece], lines: SourceLines) -> list[Piece]:
+    """Pieces without blank lines at their edges; all-blank pieces dropped."""
+    out: list[Piece] = []
+    for piece in pieces:
+        if piece.start_byte is None:
+            span = lines.trim(piece.first, piece.last)
+            if span is None:
+                continue
+            if span != (piece.first, piece.last):  # most pieces have no blank edges: no copy
+                piece = replace(piece, first=span[0], last=span[1])
+        out.append(piece)
+    return out
+
+
+def _make_chunk(piece: Piece, lines: SourceLines, path: str, language: str, modpath: str,
+                max_tokens: int) -> Chunk:
     if piece.start_byte is not None and piece.end_byte is not None:
         start, end = piece.start_byte, piece.end_byte
     else:
@@ -77,17 +111,22 @@ def _make_chunk(piece: Piece, lines: SourceLines, path: str, language: str, modp
     symbol = f"{modpath}.{piece.name}" if piece.name else modpath
     return Chunk(path=path, language=language, start_line=piece.first + 1, end_line=piece.last + 1,
                  start_byte=start, end_byte=end, kind=piece.kind, symbol=symbol, text=text,
-                 embed_text=header(language, piece.kind, piece.name, piece.context) + text)
+                 embed_text=header(language, piece.kind, piece.name, piece.context, max_tokens) + text)
 
 
 def _split_again(piece: Piece, chunk: Chunk, count: int, lines: SourceLines,
-                 max_tokens: int) -> list[Piece] | None:
+                 max_tokens: int, resplit: Resplit | None) -> list[Piece] | None:
     """Smaller pieces for an overflowing chunk, or ``None`` when it cannot be cut further."""
     header_tokens = estimate_tokens(chunk.embed_text[: len(chunk.embed_text) - len(chunk.text)].encode()) + 4
     room = max(8, max_tokens - header_tokens)
     if piece.start_byte is None and piece.first < piece.last:
         estimated = max(1, lines.estimate(piece.first, piece.last))
         rate = count / estimated  # how far the estimate was off for this text
+        if resplit is not None:
+            text_rate = max(1, count - header_tokens) / estimated
+            parts = _trimmed(resplit(piece.first, piece.last, room / text_rate * 0.95), lines)
+            if len(parts) > 1:
+                return parts
         limit = max(1, int(room / rate * 0.9))
         spans = windows(piece.first, piece.last, lines, limit)
         if len(spans) == 1:  # estimates cannot separate them: cut lines in halves

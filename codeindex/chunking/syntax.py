@@ -12,11 +12,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from codeindex.chunking.pieces import SOLO_SHARE, Piece, Scope, gap_piece, merge, windows
-from codeindex.chunking.source import SourceLines
+from codeindex.chunking.pieces import (
+    MAX_CONTEXT_CHARS,
+    MIN_LINES,
+    SOLO_SHARE,
+    Piece,
+    Scope,
+    absorb_small,
+    gap_piece,
+    merge,
+    windows,
+)
+from codeindex.chunking.source import SourceLines, estimate_tokens
+
+MAX_SIGNATURE_LINES = 4
+"""A split unit's pieces carry its signature as context: at most this many lines of it, joined."""
 
 MAX_DEPTH = 120
 """Deeper than this, a region is cut into line windows instead of followed down the tree."""
@@ -70,6 +83,23 @@ class Unit:
     node: Any
     kind: str
     name: str
+    anonymous: bool = False
+    """No name of its own (an anonymous namespace or struct): ``name`` is its node type, and it adds
+    nothing to the names of what it holds."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnitCount:
+    """A unit's exact token count as a chunk of its own (header + text), and what it says of the estimate."""
+
+    tokens: int
+    est: int
+    """The estimate of the unit's own lines."""
+
+    @property
+    def rate(self) -> float:
+        """Exact tokens per estimated token."""
+        return self.tokens / max(1, self.est)
 
 
 _IDENT_TYPES = ("identifier", "field_identifier", "type_identifier", "simple_identifier", "constant",
@@ -153,10 +183,17 @@ class Splitter:
     keep per-cluster facts instead of recomputing them (see ``_Cluster``).
     """
 
-    def __init__(self, rules: LanguageRules, lines: SourceLines, limit: int) -> None:
+    def __init__(self, rules: LanguageRules, lines: SourceLines, limit: int, max_tokens: int | None = None,
+                 counts: Mapping[tuple[int, int], UnitCount] | None = None) -> None:
         self.rules = rules
         self.lines = lines
+        self.base_limit = limit
         self.limit = limit
+        """The estimated-token limit in force: ``base_limit`` over the rate of the unit being split."""
+        self.max_tokens = max_tokens if max_tokens is not None else limit
+        self.counts = counts or {}
+        """Exact counts of the units near the limit, by their node's byte span (``definitions.unit_counts``):
+        such a unit is kept whole exactly when it fits ``max_tokens``."""
 
     # ------------------------------------------------------------------ classification
     def unit_of(self, node: Any) -> Unit | None:
@@ -167,13 +204,13 @@ class Splitter:
             kind = None  # C `struct point *p = ...` uses a type; only a definition with a body is a unit
         if kind is not None:
             namer = rules.namers.get(typ, default_name)
-            name = namer(node, self.lines.data) or default_name(node, self.lines.data) or typ
-            return Unit(node, kind, _clean_name(name))
+            name = namer(node, self.lines.data) or default_name(node, self.lines.data)
+            return Unit(node, kind, _clean_name(name)) if name else Unit(node, kind, typ, anonymous=True)
         if typ in rules.wrappers:
             for child in node.named_children:
                 inner = self.unit_of(child)
                 if inner is not None:
-                    return Unit(node, inner.kind, inner.name)
+                    return Unit(node, inner.kind, inner.name, inner.anonymous)
         if typ in rules.declarations:
             for child in node.named_children:
                 value = child.child_by_field_name("value")
@@ -197,7 +234,27 @@ class Splitter:
     def split(self, root: Any) -> list[Piece]:
         """Pieces covering every line of the file."""
         last = len(self.lines) - 1
-        return self.split_children(root, 0, last, Scope(), 0)
+        return absorb_small(self.split_children(root, 0, last, Scope(), 0), self.lines, self.limit)
+
+    def resplit(self, root: Any, first: int, last: int, limit: float) -> list[Piece]:
+        """Lines ``first..last`` (a piece whose exact count overflowed) split again from the tree.
+
+        ``limit`` is in estimated tokens, corrected by what the exact count said of this text. Scopes
+        are found again from the root, so pieces inside a class keep their names and signature context.
+        A first try keeps the units' exact counts and joins no small pieces (the piece may be a unit
+        that fits plus a small neighbour it took in: they part again); if that gives the piece back
+        whole, the counts are set aside.
+        """
+        saved = self.limit, self.counts
+        self.limit = max(8, int(limit))
+        try:
+            parts = self.split_children(root, first, last, Scope(), 0)
+            if len(parts) <= 1:
+                self.counts = {}
+                parts = absorb_small(self.split_children(root, first, last, Scope(), 0), self.lines, self.limit)
+            return parts
+        finally:
+            self.limit, self.counts = saved
 
     def split_children(self, node: Any, first: int, last: int, scope: Scope, depth: int) -> list[Piece]:
         """Pieces covering lines ``first..last``, cut where ``node``'s children start."""
@@ -210,9 +267,11 @@ class Splitter:
         est = self.lines.est_prefix
         limit = self.limit
         n = len(clusters)
-        for i, cluster in enumerate(clusters):
-            r_first = first if i == 0 else cluster.start
-            r_last = last if i == n - 1 else clusters[i + 1].start - 1
+        regions = [(cluster, first if i == 0 else cluster.start, last if i == n - 1 else clusters[i + 1].start - 1)
+                   for i, cluster in enumerate(clusters)]
+        if n > 1:
+            regions = self._fold_small(regions)
+        for cluster, r_first, r_last in regions:
             if est[r_last + 1] - est[r_first] <= limit and self._cluster_unit(cluster) is None:
                 # what ``region`` returns for a small region without a unit, without the call
                 pieces.append(Piece(r_first, r_last, scope.kind, scope.name, scope.context_for(r_first)))
@@ -220,29 +279,115 @@ class Splitter:
                 pieces.extend(self.region(cluster, r_first, r_last, scope, depth))
         return merge(pieces, self.lines, limit, scope)
 
+    def _fold_small(self, regions: list[tuple[_Cluster, int, int]]) -> list[tuple[_Cluster, int, int]]:
+        """A small region between regions that will be split joins one of them: a leading one (a
+        signature, ``{``, a class line) the region after it, a trailing one (``return rv``, ``}``)
+        the region before. Split pieces never merge with neighbours, so alone it would stay a chunk
+        of a line or two."""
+        est = self.lines.est_prefix
+        limit = self.limit
+        big = [est[b + 1] - est[a] > limit and not self._fits_by_count(cluster, a, b) for cluster, a, b in regions]
+        out: list[tuple[_Cluster, int, int]] = []
+        n = len(regions)
+        i = 0
+        while i < n:
+            cluster, a, b = regions[i]
+            prev_big = i > 0 and big[i - 1]
+            next_big = i + 1 < n and big[i + 1]
+            if (not big[i] and (prev_big or next_big) and (prev_big or i == 0) and (next_big or i == n - 1)
+                    and _line_count(self.lines, a, b) <= MIN_LINES and self._cluster_unit(cluster) is None):
+                if (next_big and i + 1 < n - 1) or not prev_big:
+                    nxt, _, nb = regions[i + 1]
+                    regions[i + 1] = (nxt, a, nb)
+                else:
+                    prev, pa, _ = out[-1]
+                    out[-1] = (prev, pa, b)
+                i += 1
+                continue
+            out.append((cluster, a, b))
+            i += 1
+        return out
+
     def region(self, cluster: _Cluster, first: int, last: int, scope: Scope, depth: int) -> list[Piece]:
         est = self.lines.estimate(first, last)
         unit = self._cluster_unit(cluster)
         if unit is not None:
             in_class = bool(scope.name) and scope.kind in CLASSLIKE
             kind = "method" if unit.kind == "function" and in_class else unit.kind
-            name = f"{scope.name}.{unit.name}" if scope.name else unit.name
-            if est <= self.limit:
+            qualified = f"{scope.name}.{unit.name}" if scope.name else unit.name
+            name = scope.name if unit.anonymous else qualified
+            node = unit.node
+            count = self.counts.get((node.start_byte, node.end_byte))
+            if count is None:
+                limit: float = self.limit
+                fits = est <= limit
+            else:
+                limit = self.base_limit / count.rate
+                fits = self._fits_by_count(cluster, first, last)
+            if fits:
                 return [Piece(first, last, kind, name, scope.context_for(first), units=1,
-                              solo=est * SOLO_SHARE > self.limit)]
-            target = self._body_holder(unit.node)
-            sig_line = target.start_point[0]
-            signature = self.lines.line_text(sig_line).strip()
-            inner = Scope(kind=kind, name=name, context=(*scope.context, signature),
-                          outer_context=scope.context_for(first), first_line=sig_line)
-            parts = self.split_children(target, first, last, inner, depth + 1)
-            return [p if p.solo else _solo(p) for p in parts]
+                              solo=est * SOLO_SHARE > limit)]
+            node_first = node.start_point[0]
+            if node_first > first and (
+                    self.lines.estimate(node_first, last) <= limit if count is None else
+                    count.tokens + max(0, self.lines.estimate(node_first, last) - count.est) * count.rate
+                    <= self.max_tokens):
+                # the unit fits without the long comment above it: the comment is a piece of its own,
+                # named after the unit (grouped with it in results), and the code stays whole
+                return [Piece(first, node_first - 1, kind, name, scope.context_for(first), solo=True),
+                        Piece(node_first, last, kind, name, scope.context_for(node_first), units=1, solo=True)]
+            return self._split_unit(node, first, last, scope, kind, name, limit, depth)
         if est <= self.limit or first == last:
             return [gap_piece(first, last, scope)]
         biggest = max(cluster.nodes, key=lambda n: n.end_point[0] - n.start_point[0])
         if biggest.end_point[0] > biggest.start_point[0] and biggest.children:
             return self.split_children(biggest, first, last, scope, depth + 1)
         return self._windows(first, last, scope)
+
+    def _fits_by_count(self, cluster: _Cluster, first: int, last: int) -> bool:
+        """Whether the region is a unit whose exact count, plus the lines the region adds to it
+        (comments above) at its rate, fits ``max_tokens``. False when no count is known."""
+        unit = self._cluster_unit(cluster)
+        if unit is None or not self.counts:
+            return False
+        count = self.counts.get((unit.node.start_byte, unit.node.end_byte))
+        if count is None:
+            return False
+        extra = max(0, self.lines.estimate(first, last) - count.est)
+        return count.tokens + extra * count.rate <= self.max_tokens
+
+    def _split_unit(self, node: Any, first: int, last: int, scope: Scope, kind: str, name: str, limit: float,
+                    depth: int) -> list[Piece]:
+        """An oversized unit cut where its body's statements start; every piece is named after the unit.
+
+        The regions of the body's children start at the unit's first line, so the decorators and
+        signature lead the first piece instead of making a piece of their own; later pieces carry
+        the signature in their context (the embedded header), not in their text.
+        """
+        target = self._body_holder(node)
+        body = target.child_by_field_name("body")
+        sig_first = target.start_point[0]
+        sig_last = sig_first
+        if body is not None:
+            sig_last = max(sig_first, min(body.start_point[0] - 1, sig_first + MAX_SIGNATURE_LINES - 1))
+            if body.start_point[0] == sig_first:  # `func f() {`: the body opens on the signature line
+                sig_last = sig_first
+        signature = " ".join(self.lines.line_text(i).strip() for i in range(sig_first, sig_last + 1)
+                             if not self.lines.blank[i])
+        inner = Scope(kind=kind, name=name, context=(*scope.context, signature),
+                      outer_context=scope.context_for(first), first_line=sig_first)
+        split_node = body if body is not None and body.children else target
+        saved = self.limit
+        # later pieces embed the signature in their header: leave room for it
+        self.limit = max(8, int(limit) - estimate_tokens(signature[:MAX_CONTEXT_CHARS].encode()))
+        try:
+            parts = self.split_children(split_node, first, last, inner, depth + 1)
+        finally:
+            self.limit = saved
+        out = [p if p.solo else _solo(p) for p in parts]
+        if out and out[0].first == first:
+            out[0] = replace(out[0], head=True)
+        return out
 
     def _body_holder(self, node: Any) -> Any:
         """For a wrapper (``export``, decorators), the node whose children hold the unit's body."""
@@ -311,7 +456,12 @@ class Splitter:
         return [_solo(gap_piece(a, b, scope)) for a, b in windows(first, last, self.lines, self.limit)]
 
 
+def _line_count(lines: SourceLines, first: int, last: int) -> int:
+    span = lines.trim(first, last)
+    return 0 if span is None else span[1] - span[0] + 1
+
+
 def _solo(piece: Piece) -> Piece:
     """``piece`` marked solo (``dataclasses.replace`` spelled out: it is called for many pieces)."""
     return Piece(piece.first, piece.last, piece.kind, piece.name, piece.context, piece.units, True,
-                 piece.start_byte, piece.end_byte)
+                 piece.start_byte, piece.end_byte, piece.head)

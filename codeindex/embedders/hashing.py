@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import codeindex
-from codeindex.embedders.common import parse_device
+from codeindex.embedders.devices import parse_device
 from codeindex.errors import EmbedderError
 from codeindex.hookspecs import EmbedderBackend, EmbedderSettings
 

@@ -1,11 +1,14 @@
 """The ``onnx`` embedder backend (the default): ONNX Runtime over an exported sentence-transformers model.
 
-On first use the model is exported once with torch (pooling and L2 normalisation inside the graph,
-so the session returns finished vectors) and cached at
-``$XDG_CACHE_HOME/codeindex/onnx/<model content hash>/model.onnx``. Every later load needs only
-onnxruntime and tokenizers: 0.2 s to import instead of 5-9 s for torch, and ~1.5x the throughput
-per core on MiniLM. The file is written to a temp name and renamed, so processes exporting at the
-same time each produce a whole file and the last rename wins.
+On first use the model is converted once (pooling and L2 normalisation inside the graph, so the
+session returns finished vectors) and cached at
+``$XDG_CACHE_HOME/codeindex/onnx/<model content hash>/model.onnx``. A BERT-family model with
+safetensors weights, the default all-MiniLM-L6-v2 among them, is written directly from its weights
+(``onnx_graph.py``): no torch, so the default install does without torch and sentence-transformers
+(the ``codeindex[torch]`` extra). Other models go through torch's exporter, which needs that extra.
+Every later load needs only onnxruntime and tokenizers: 0.2 s to import instead of 5-9 s for torch,
+and ~1.5x the throughput per core on MiniLM. The file is written to a temp name and renamed, so
+processes exporting at the same time each produce a whole file and the last rename wins.
 
 Device rules (shared by all backends): ``auto`` uses CUDA when onnxruntime-gpu sees a GPU, else the
 CPU, and says which in ``embedder.device``; ``cpu``/``cuda`` are demands, and a demand that cannot be
@@ -24,8 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import codeindex
-from codeindex.embedders import common
+from codeindex.embedders import devices, model_backend, models, tokens
 from codeindex.errors import EmbedderError
+from codeindex.fsio import fsync_file, rename_durably
 from codeindex.hookspecs import EmbedderBackend, EmbedderSettings
 
 if TYPE_CHECKING:
@@ -41,11 +45,11 @@ _SUPPORTED_POOLING = ("mean", "cls", "max")
 _export_lock = threading.Lock()
 
 
-def onnx_cache_path(info: common.ModelInfo) -> Path:
-    return common.cache_dir() / "onnx" / info.content_hash / "model.onnx"
+def onnx_cache_path(info: models.ModelInfo) -> Path:
+    return models.cache_dir() / "onnx" / info.content_hash / "model.onnx"
 
 
-def _check_exportable(info: common.ModelInfo) -> None:
+def _check_exportable(info: models.ModelInfo) -> None:
     unsupported = [m for m in info.modules if m not in ("Transformer", "Pooling", "Normalize")]
     starts_right = bool(info.modules) and info.modules[0] == "Transformer"
     if unsupported or info.pooling not in _SUPPORTED_POOLING or not starts_right:
@@ -55,19 +59,55 @@ def _check_exportable(info: common.ModelInfo) -> None:
             hint="use `--embedder sentence-transformers` for this model")
 
 
-def export_onnx(info: common.ModelInfo, out: Path) -> None:
-    """Export the transformer + pooling + L2 normalisation of ``info`` to ``out`` (atomically).
+def export_onnx(info: models.ModelInfo, out: Path) -> None:
+    """Write the transformer + pooling + L2 normalisation of ``info`` to ``out`` (atomically).
 
-    Imports torch and sentence-transformers; runs once per model per machine (~4 s for MiniLM).
+    BERT models with safetensors weights are written from the weights (``onnx_graph``, ~4 s for MiniLM,
+    no torch); any other model is exported with torch and sentence-transformers (the ``codeindex[torch]``
+    extra).
     """
     _check_exportable(info)
+    import onnx
+
+    from codeindex.embedders import onnx_graph
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".onnx.tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        if onnx_graph.supports(info.path):
+            model = onnx_graph.build_model(info.path, info.pooling, OPSET)
+            exporter = "codeindex-graph"
+        else:
+            _torch_export(info, Path(tmp))
+            model = onnx.load(tmp)
+            exporter = "torch"
+        for key, value in {"codeindex_export_format": EXPORT_FORMAT, "codeindex_model_id": info.model_id,
+                           "codeindex_dim": str(info.dim), "codeindex_exporter": exporter}.items():
+            prop = model.metadata_props.add()
+            prop.key, prop.value = key, value
+        onnx.save(model, tmp)
+        fsync_file(Path(tmp))
+        rename_durably(Path(tmp), out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    log.info("exported %s to %s (%s)", info.model_id, out, exporter)
+
+
+def _torch_export(info: models.ModelInfo, tmp: Path) -> None:
+    """torch's ONNX exporter over the sentence-transformers pipeline, for models ``onnx_graph`` does not write."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local directory never needs the network
     import inspect
 
-    import onnx
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
+    try:
+        import torch
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+    except ImportError as exc:
+        raise EmbedderError(f"{BACKEND}: converting {info.name} to ONNX needs torch and sentence-transformers "
+                            f"(codeindex writes BERT models with safetensors weights itself, not this one): {exc}",
+                            hint="pip install 'codeindex[torch]' (torch first: see the README)") from exc
 
     hf_logging.disable_progress_bar()  # the library never prints
 
@@ -98,32 +138,15 @@ def export_onnx(info: common.ModelInfo, out: Path) -> None:
             return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
 
     sample = st.tokenizer(["def f(x): return x", "a"], padding=True, return_tensors="pt")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".onnx.tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer chatter
-            torch.onnx.export(
-                Pooled().eval(), (sample["input_ids"], sample["attention_mask"]), tmp,
-                input_names=["input_ids", "attention_mask"], output_names=["sentence_embedding"],
-                dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
-                              "attention_mask": {0: "batch", 1: "sequence"},
-                              "sentence_embedding": {0: "batch"}},
-                opset_version=OPSET, dynamo=False)
-        model = onnx.load(tmp)
-        for key, value in {"codeindex_export_format": EXPORT_FORMAT, "codeindex_model_id": info.model_id,
-                           "codeindex_dim": str(info.dim)}.items():
-            prop = model.metadata_props.add()
-            prop.key, prop.value = key, value
-        onnx.save(model, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    log.info("exported %s to %s", info.model_id, out)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer chatter
+        torch.onnx.export(
+            Pooled().eval(), (sample["input_ids"], sample["attention_mask"]), str(tmp),
+            input_names=["input_ids", "attention_mask"], output_names=["sentence_embedding"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
+                          "attention_mask": {0: "batch", 1: "sequence"},
+                          "sentence_embedding": {0: "batch"}},
+            opset_version=OPSET, dynamo=False)
 
 
 def _import_ort() -> Any:
@@ -139,7 +162,7 @@ def _import_ort() -> Any:
 def _session_options(ort: Any, threads: int) -> Any:
     options = ort.SessionOptions()
     # Dask workers start with OMP_NUM_THREADS=1; the thread count must be explicit.
-    options.intra_op_num_threads = threads if threads > 0 else common.available_cores()
+    options.intra_op_num_threads = threads if threads > 0 else devices.available_cores()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -149,7 +172,7 @@ def _session_options(ort: Any, threads: int) -> Any:
 
 def open_session(model_file: Path, settings: EmbedderSettings) -> tuple[Any, str]:
     """An ``InferenceSession`` on the device ``settings.device`` asks for, and that device's name."""
-    kind, index = common.parse_device(settings.device, BACKEND)
+    kind, index = devices.parse_device(settings.device, BACKEND)
     ort = _import_ort()
     has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
     if kind == "cuda" and not has_cuda:
@@ -180,7 +203,7 @@ def _export_format(session: Any) -> str:
     return str(session.get_modelmeta().custom_metadata_map.get("codeindex_export_format", ""))
 
 
-def load_session(info: common.ModelInfo, settings: EmbedderSettings) -> tuple[Any, str]:
+def load_session(info: models.ModelInfo, settings: EmbedderSettings) -> tuple[Any, str]:
     """Open the cached export of ``info``, exporting it first when missing or of another format.
 
     The format check reads the session's own metadata, so a warm load imports neither torch nor onnx.
@@ -202,15 +225,15 @@ class OnnxEmbedder:
 
     backend = BACKEND
 
-    def __init__(self, info: common.ModelInfo, session: Any, device: str) -> None:
+    def __init__(self, info: models.ModelInfo, session: Any, device: str) -> None:
         self.info = info
         self.model_id = info.model_id
         self.dim = info.dim
         self.max_tokens = info.max_seq_length
         self.device = device
         self._session = session
-        self._tokenizer = common.load_tokenizer(info.path, info.max_seq_length)
-        self._count = common.TokenCounter(info.path)
+        self._tokenizer = tokens.load_tokenizer(info.path, info.max_seq_length)
+        self._count = tokens.TokenCounter(info.path)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self._count(texts)
@@ -244,7 +267,7 @@ class OnnxEmbedder:
 
 def create(settings: EmbedderSettings) -> OnnxEmbedder:
     """Load (exporting once if needed) the configured model in ONNX Runtime."""
-    info = common.model_info(settings, BACKEND)
+    info = models.model_info(settings, BACKEND)
     _check_exportable(info)
     session, device = load_session(info, settings)
     log.info("onnx: %s on %s", info.model_id, device)
@@ -254,12 +277,12 @@ def create(settings: EmbedderSettings) -> OnnxEmbedder:
 def gpu_usable(settings: EmbedderSettings) -> bool:
     """Whether a session for ``settings`` would ask for CUDA: onnxruntime has its CUDA provider (the
     ``onnxruntime-gpu`` build) and the device is not ``cpu``. Imports onnxruntime (~0.2 s)."""
-    kind, _ = common.parse_device(settings.device, BACKEND)
+    kind, _ = devices.parse_device(settings.device, BACKEND)
     return kind != "cpu" and "CUDAExecutionProvider" in _import_ort().get_available_providers()
 
 
 @codeindex.hookimpl
 def codeindex_embedders() -> list[EmbedderBackend]:
-    return [common.model_backend(
+    return [model_backend.model_backend(
         BACKEND, "ONNX Runtime over the sentence-transformers model, exported once and cached (default)", create,
         gpu_usable)]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import codeindex
-from codeindex.embedders import common
+from codeindex.embedders import devices, model_backend, models, tokens
 from codeindex.errors import EmbedderError
 from codeindex.hookspecs import EmbedderBackend, EmbedderSettings
 
@@ -27,7 +27,7 @@ BACKEND = "sentence-transformers"
 
 def pick_device(settings: EmbedderSettings, cuda_available: bool, cuda_count: int) -> str:
     """The torch device for ``settings.device``; a ``cuda`` demand without a GPU is an error."""
-    kind, index = common.parse_device(settings.device, BACKEND)
+    kind, index = devices.parse_device(settings.device, BACKEND)
     if kind == "cpu":
         return "cpu"
     if kind == "cuda" and (not cuda_available or index >= cuda_count):
@@ -42,14 +42,14 @@ class SentenceTransformerEmbedder:
 
     backend = BACKEND
 
-    def __init__(self, info: common.ModelInfo, model: Any, device: str) -> None:
+    def __init__(self, info: models.ModelInfo, model: Any, device: str) -> None:
         self.info = info
         self.model_id = info.model_id
         self.dim = info.dim
         self.max_tokens = info.max_seq_length
         self.device = device
         self._model = model
-        self._count = common.TokenCounter(info.path)
+        self._count = tokens.TokenCounter(info.path)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self._count(texts)
@@ -69,7 +69,7 @@ class SentenceTransformerEmbedder:
 
 
 def create(settings: EmbedderSettings) -> SentenceTransformerEmbedder:
-    info = common.model_info(settings, BACKEND)
+    info = models.model_info(settings, BACKEND)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is a local directory: no network
     try:
         import torch
@@ -77,12 +77,13 @@ def create(settings: EmbedderSettings) -> SentenceTransformerEmbedder:
         from transformers.utils import logging as hf_logging
     except ImportError as exc:
         raise EmbedderError(f"{BACKEND}: cannot import torch/sentence-transformers: {exc}",
-                            hint="pip install sentence-transformers, or use the onnx backend") from exc
+                            hint="pip install 'codeindex[torch]' (torch first: see the README), "
+                                 "or use the onnx backend") from exc
     hf_logging.disable_progress_bar()  # the library never prints
     cuda = torch.cuda.is_available()
     device = pick_device(settings, cuda, torch.cuda.device_count() if cuda else 0)
     if device == "cpu":
-        torch.set_num_threads(settings.threads if settings.threads > 0 else common.available_cores())
+        torch.set_num_threads(settings.threads if settings.threads > 0 else devices.available_cores())
     try:
         model = SentenceTransformer(str(info.path), device=device)
     except Exception as exc:
@@ -100,16 +101,18 @@ def create(settings: EmbedderSettings) -> SentenceTransformerEmbedder:
 
 @codeindex.hookimpl
 def codeindex_embedders() -> list[EmbedderBackend]:
-    return [common.model_backend(
+    return [model_backend.model_backend(
         BACKEND, "sentence-transformers on torch (CUDA when available, fp16 option)", create, gpu_usable)]
 
 
 def gpu_usable(settings: EmbedderSettings) -> bool:
     """Whether ``create`` would pick a CUDA device. Imports torch (seconds), so it is asked only on a
     host whose ``nvidia-smi`` lists a GPU."""
-    kind, _ = common.parse_device(settings.device, BACKEND)
+    kind, _ = devices.parse_device(settings.device, BACKEND)
     if kind == "cpu":
         return False
-    import torch
-
+    try:
+        import torch
+    except ImportError:  # the codeindex[torch] extra is not installed: create would fail anyway
+        return False
     return bool(torch.cuda.is_available())

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -24,16 +23,21 @@ import pyarrow as pa
 
 from codeindex import crashpoints
 from codeindex.changes import merkle
+from codeindex.changes.scan import untrusted
 from codeindex.engine.context import RunContext
 from codeindex.engine.report import RunReport, build_report, write_run
 from codeindex.engine.results import PipelineResult
 from codeindex.errors import CorruptIndexError, environment_problem
+from codeindex.fsio import fsync_file, rename_durably
 from codeindex.progress import ProgressEvent
 from codeindex.store import db as dbm
 from codeindex.store.checksums import fingerprint_file
+from codeindex.store.compaction import needs_compaction
 from codeindex.store.lock import ensure_still_held
 from codeindex.store.postings import cluster_postings, load_postings_parts, needs_clustering, remove_postings
+from codeindex.store.redactions import replace_redactions
 from codeindex.store.segments import SegmentInfo, segment_rows
+from codeindex.store.symbols import replace_symbols
 
 
 class Commit:
@@ -43,6 +47,9 @@ class Commit:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.committed = False
+        self.live_segment_files: set[str] = set()
+        """The segment files the committed state lists (read on the commit's own connection)."""
+        self.compaction_due = False
 
     def check_still_ours(self) -> None:
         """Before any commit: this run still holds the writer lock, and the tree it read is still there."""
@@ -52,6 +59,7 @@ class Commit:
     def stat_only(self) -> RunReport:
         """Nothing to parse or remove, but some files' stat changed: store the new stat rows."""
         self.check_still_ours()
+        self.ctx.reads.close()  # the write session needs the database to itself
         with dbm.open_db(self.ctx.layout.db_path, read_only=False) as con:
             con.execute("BEGIN")
             self._write_files_stat_only(con)
@@ -68,6 +76,7 @@ class Commit:
         report = self._report(result, scheduler)
         self.check_still_ours()
         self.verify_staged(result)
+        self.ctx.reads.close()  # the write session needs the database to itself
         if self.ctx.kind == "rebuild":
             target = self.ctx.layout.db_path.with_name(dbm.DB_NAME + ".new")
             target.unlink(missing_ok=True)
@@ -78,6 +87,7 @@ class Commit:
                     dbm.create_schema(con)
                     self._transaction(con, result, segments, report, fresh=True)
                     con.execute("CHECKPOINT")
+                    self._read_committed(con)
                 finally:
                     with contextlib.suppress(duckdb.Error):
                         con.close()
@@ -89,10 +99,9 @@ class Commit:
                     raise dbm.typed_error(exc, target) from exc
                 raise
             crashpoints.hit("before-swap")
-            with open(target, "rb+") as fh:
-                os.fsync(fh.fileno())
+            fsync_file(target)
             self._fold_old_wal()
-            os.replace(target, self.ctx.layout.db_path)
+            rename_durably(target, self.ctx.layout.db_path)
             self.committed = True
             crashpoints.hit("after-swap")
             self.ctx.layout.db_path.with_name(dbm.DB_NAME + ".wal").unlink(missing_ok=True)
@@ -100,6 +109,7 @@ class Commit:
             with dbm.open_db(self.ctx.layout.db_path, read_only=False) as con:
                 dbm.check_schema(con, self.ctx.layout.db_path)
                 self._transaction(con, result, segments, report, fresh=False)
+                self._read_committed(con)
         return report
 
     @staticmethod
@@ -118,6 +128,11 @@ class Commit:
                 raise CorruptIndexError(f"the staged part {path} {what} between its write and the commit: "
                                         "nothing was committed",
                                         hint="check the disk holding the index, then rerun `codeindex update PATH`")
+
+    def _read_committed(self, con: duckdb.DuckDBPyConnection) -> None:
+        """What the clean-up after the commit needs, read on the commit's connection (no second open)."""
+        self.live_segment_files = {r[0] for r in con.execute("SELECT file FROM segments").fetchall()}
+        self.compaction_due = needs_compaction(con, self.ctx.config)
 
     def _fold_old_wal(self) -> None:
         """Checkpoint the old database's WAL into its file before the swap.
@@ -139,7 +154,7 @@ class Commit:
     def _transaction(self, con: duckdb.DuckDBPyConnection, result: PipelineResult, segments: list[SegmentInfo],
                      report: RunReport, *, fresh: bool) -> None:
         plan = self.ctx.plan
-        parsed_ok = {p for p, o in result.outcomes.items() if not (o.skip_reason or "").startswith("unreadable")}
+        parsed_ok = {p for p, o in result.outcomes.items() if not o.keeps_previous}
         moved_old = [old for old, _ in plan.moved]
         chunk_paths = [*parsed_ok, *plan.deleted, *moved_old]
         con.execute("BEGIN")
@@ -166,10 +181,15 @@ class Commit:
         else:
             old_file_rows = []
         dbm.insert_arrow(con, "files", self._file_rows(result, {r[0]: r for r in old_file_rows}))
+        replace_redactions(con, replaced=[] if fresh else [*parsed_ok, *plan.deleted], moved=plan.moved,
+                           rows=[(path, line, kind, name) for path in parsed_ok
+                                 for line, kind, name in result.outcomes[path].redactions])
         if result.chunk_parts:  # streamed by DuckDB: no Arrow copy of every chunk held in Python
             columns = ", ".join(con.table("chunks").columns)
             con.execute(f"INSERT INTO chunks SELECT {columns} FROM read_parquet(?)",
                         [dbm.parquet_paths(result.chunk_parts)])
+        replace_symbols(con, [] if fresh else [*parsed_ok, *plan.deleted], [] if fresh else plan.moved,
+                        result.symbol_parts)
         pairs = pair_parts(result.chunk_parts, result.postings_parts)
         load_postings_parts(con, [str(p) for _, p in pairs], [str(c) for c, _ in pairs])
         if needs_clustering(con):  # postings sorted by term (queries prune row groups), dead ones dropped
@@ -228,15 +248,18 @@ class Commit:
                                                         "hash": pa.array(list(changed.values()), pa.string())}))
 
     def leaves_after(self, result: PipelineResult) -> dict[str, str]:
-        """The Merkle leaves the committed state describes: unreadable files keep their old hash."""
+        """The Merkle leaves the committed state describes: files not read as discovered keep their old
+        hash; a parsed file has the hash of the bytes parsed."""
         leaves = dict(self.ctx.leaves)
         for path, outcome in result.outcomes.items():
-            if (outcome.skip_reason or "").startswith("unreadable"):
+            if outcome.keeps_previous:
                 old = self.ctx.state.snapshot.get(path)
                 if old is None:
                     leaves.pop(path, None)
                 else:
                     leaves[path] = old.hash
+            elif outcome.content_hash:
+                leaves[path] = outcome.content_hash
         for path in self.ctx.plan.unreadable:
             old = self.ctx.state.snapshot.get(path)
             if old is not None:
@@ -245,10 +268,14 @@ class Commit:
 
     def _file_rows(self, result: PipelineResult, old_rows: dict[str, tuple[Any, ...]]) -> pa.Table:
         rows: list[tuple[str, str, str, int, str | None]] = []  # path, hash, parser_id, n_chunks, skip
+        recheck: set[str] = set()  # parsed from bytes other than the scan's: hash again next run
         for path, outcome in result.outcomes.items():
-            if (outcome.skip_reason or "").startswith("unreadable"):
+            if outcome.keeps_previous:
                 continue
-            rows.append((path, self.ctx.leaves[path], outcome.parser_id, outcome.n_chunks, outcome.skip_reason))
+            rows.append((path, outcome.content_hash or self.ctx.leaves[path], outcome.parser_id, outcome.n_chunks,
+                         outcome.skip_reason))
+            if outcome.changed_since_scan:
+                recheck.add(path)
         for old, new in self.ctx.plan.moved:
             prev = self.ctx.state.snapshot[old]
             rows.append((new, self.ctx.leaves[new], prev.parser_id, prev.n_chunks, prev.skip_reason))
@@ -258,7 +285,7 @@ class Commit:
             prev = self.ctx.state.snapshot[path]
             rows.append((path, self.ctx.leaves[path], prev.parser_id, prev.n_chunks, prev.skip_reason))
         rows = [r for r in rows if r[0] in self.ctx.files]
-        stats = [self.ctx.files[r[0]].stat for r in rows]
+        stats = [untrusted(self.ctx.files[r[0]].stat) if r[0] in recheck else self.ctx.files[r[0]].stat for r in rows]
         return pa.table({
             "path": pa.array([r[0] for r in rows], pa.string()),
             "language": pa.array([self.ctx.files[r[0]].language for r in rows], pa.string()),

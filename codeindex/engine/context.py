@@ -11,6 +11,7 @@ from codeindex.embedders.choice import EmbedderChoice
 from codeindex.models import SourceFile
 from codeindex.progress import ProgressCallback
 from codeindex.store.layout import IndexLayout
+from codeindex.store.session import ReadSession
 
 
 @dataclass(slots=True)
@@ -31,4 +32,6 @@ class RunContext:
     started_at: datetime
     started: float
     progress: ProgressCallback
+    reads: ReadSession
+    """The run's one read session on the committed database (closed before the commit)."""
     warnings: list[str] = field(default_factory=list)

@@ -6,11 +6,14 @@ needed at all. The commit itself is ``engine/commit.py``.
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Callable
 
 import pyarrow as pa
 
 from codeindex import crashpoints
+from codeindex.changes.read import read_source
 from codeindex.engine.commit import Commit
 from codeindex.engine.context import RunContext
 from codeindex.engine.executor import local_worker_settings, make_executor, usable_gpu_devices
@@ -24,7 +27,7 @@ from codeindex.languages import LanguageMap
 from codeindex.plugins import get_plugin_manager
 from codeindex.progress import ProgressEvent
 from codeindex.store import db as dbm
-from codeindex.store.compaction import compact, needs_compaction
+from codeindex.store.compaction import compact
 from codeindex.store.segments import SegmentWriter, remove_orphans
 
 
@@ -65,7 +68,7 @@ class Execution:
         try:
             known, carried = reuse_inputs(self.ctx, len(items))
             pipeline = Pipeline(root=self.ctx.layout.root, executor=executor, ctx=embed_ctx, staging=staging,
-                                segments=writer,
+                                segments=writer, read_file=self._reader(),
                                 known_keys=known, next_chunk_id=int(meta.get("next_chunk_id", "0")),
                                 next_vec_id=int(meta.get("next_vec_id", "0")),
                                 parse_batch_files=self.config["engine.parse_batch_files"],
@@ -88,9 +91,14 @@ class Execution:
             executor.close()
             shutil.rmtree(staging, ignore_errors=True)
         crashpoints.hit("after-commit")
-        self._after_commit()
+        self._after_commit(commit)
         self.ctx.progress(ProgressEvent("done", detail=report.as_dict()))
         return report
+
+    def _reader(self) -> Callable[[str], bytes]:
+        """The pipeline's one read of a file to parse: checked as ``changes/read.py`` says."""
+        root, files, cap = os.fspath(self.ctx.layout.root), self.ctx.files, self.config["discovery.max_file_bytes"]
+        return lambda path: read_source(root, files[path], cap)
 
     def _embedder_backend(self) -> EmbedderBackend:
         return get_plugin_manager().embedder_backend(self.ctx.choice.backend)
@@ -100,23 +108,19 @@ class Execution:
 
     # ------------------------------------------------------------------ after commit
 
-    def _live_segment_files(self) -> set[str]:
-        with dbm.open_db(self.ctx.layout.db_path, read_only=True) as con:
-            return {r[0] for r in con.execute("SELECT file FROM segments").fetchall()}
-
     def _remove_orphans_of_committed_state(self) -> None:
         if self.ctx.layout.db_path.exists():
             try:
-                live = self._live_segment_files()
+                live = {r[0] for r in self.ctx.reads.con().execute("SELECT file FROM segments").fetchall()}
             except CorruptIndexError:
                 return  # a rebuild over a damaged index: the swap replaces it, orphans go after the commit
             remove_orphans(self.ctx.layout.index_dir, live)
         for stale in (dbm.DB_NAME + ".new", dbm.DB_NAME + ".new.wal"):
             (self.ctx.layout.index_dir / stale).unlink(missing_ok=True)
 
-    def _after_commit(self) -> None:
-        remove_orphans(self.ctx.layout.index_dir, self._live_segment_files())
-        if needs_compaction(self.ctx.layout.index_dir, self.config):
+    def _after_commit(self, commit: Commit) -> None:
+        remove_orphans(self.ctx.layout.index_dir, commit.live_segment_files)
+        if commit.compaction_due:
             self.ctx.progress(ProgressEvent("compact"))
             compact(self.ctx.layout.index_dir, self.config)
 

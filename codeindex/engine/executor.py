@@ -34,6 +34,27 @@ LOOPBACK = "127.0.0.1"
 """A local cluster listens on loopback only: nothing outside this machine can reach its workers."""
 
 
+NO_HTTP_ROUTES: dict[str, list[str]] = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
+"""A local cluster's HTTP servers serve nothing: their routes (``/info`` pages with worker logs and call
+stacks, ``/json``) are plain HTTP whatever the comms' security, readable by any local user."""
+
+
+def cluster_security() -> Any:
+    """One-time credentials for a local cluster: TLS with a key and certificate made for this run.
+
+    Loopback is not a boundary between users: any local process can connect to a port on 127.0.0.1,
+    and a Dask scheduler or worker runs whatever a connected client sends (``run_on_scheduler``), as
+    the user who started the run. With ``distributed.Security.temporary()`` every scheduler, worker
+    and client connection is mutual TLS against a self-signed certificate that exists only in this
+    process's memory (handed to the workers it spawns), so a client without it is refused at the
+    handshake. Cost: one RSA key per run (~0.1 s) and TLS on loopback, next to a cluster start of
+    seconds. Needs ``cryptography`` (a dependency of ``distributed[...]``'s TLS and declared by us).
+    """
+    from distributed.security import Security
+
+    return Security.temporary()
+
+
 class Executor(Protocol):
     name: str
     n_workers: int  # worker processes (each loads its own model)
@@ -114,6 +135,7 @@ class DaskExecutor:
 
     def __init__(self, address: str | None, *, n_workers: int = 0, embed_threads: int = 1,
                  gpu_devices: Sequence[int] = ()) -> None:
+        import dask
         from distributed import Client, LocalCluster
 
         _quiet_distributed()
@@ -128,17 +150,18 @@ class DaskExecutor:
             try:
                 with signals_deferred():  # a Ctrl-C now lands after the start, where it can be handled
                     crashpoints.hit("cluster-start")
-                    if gpu_devices:
-                        self._cluster = gpu_spec_cluster(gpu_devices, n_workers or cores, env)
-                    else:
-                        from codeindex.engine.graph import EMBED_RESOURCE
+                    with dask.config.set(NO_HTTP_ROUTES):
+                        if gpu_devices:
+                            self._cluster = gpu_spec_cluster(gpu_devices, n_workers or cores, env)
+                        else:
+                            from codeindex.engine.graph import EMBED_RESOURCE
 
-                        workers, threads = local_cluster_shape(cores, n_workers)
-                        self.embed_resource = EMBED_RESOURCE
-                        self._cluster = LocalCluster(n_workers=workers, threads_per_worker=threads,
-                                                     processes=True, dashboard_address=f"{LOOPBACK}:0", env=env,
-                                                     host=LOOPBACK, resources={EMBED_RESOURCE: 1},
-                                                     silence_logs=logging.ERROR)
+                            workers, threads = local_cluster_shape(cores, n_workers)
+                            self.embed_resource = EMBED_RESOURCE
+                            self._cluster = LocalCluster(n_workers=workers, threads_per_worker=threads,
+                                                         processes=True, dashboard_address=f"{LOOPBACK}:0",
+                                                         env=env, host=LOOPBACK, resources={EMBED_RESOURCE: 1},
+                                                         security=cluster_security(), silence_logs=logging.ERROR)
                     self.client = Client(self._cluster)
             except BaseException:
                 self.close()
@@ -292,7 +315,7 @@ def usable_gpu_devices(backend: EmbedderBackend, settings: EmbedderSettings) -> 
     build of torch) would embed on one thread while the CPU workers idle: worse than no GPU worker.
     ``cuda:N`` keeps device N only.
     """
-    from codeindex.embedders.common import parse_device
+    from codeindex.embedders.devices import parse_device
 
     count = local_gpu_count()
     kind, index = parse_device(settings.device, backend.name)
@@ -314,17 +337,18 @@ def gpu_spec_cluster(devices: Sequence[int], cpu_workers: int, env: dict[str, st
     """
     from distributed import Nanny, Scheduler, SpecCluster
 
+    security = cluster_security()
+    tls = {"host": LOOPBACK, "protocol": "tls://", "security": security}
     workers: dict[str, Any] = {}
     for device in devices:
         workers[f"gpu-{device}"] = {"cls": Nanny, "options": {
-            "nthreads": 2, "resources": {"GPU": 1}, "host": LOOPBACK,
+            "nthreads": 2, "resources": {"GPU": 1}, **tls,
             "env": {**env, "CUDA_VISIBLE_DEVICES": str(device)}}}
     for i in range(max(1, cpu_workers - len(devices))):
-        workers[f"cpu-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, "host": LOOPBACK,
+        workers[f"cpu-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, **tls,
                                                           "env": {**env, "CUDA_VISIBLE_DEVICES": ""}}}
-    scheduler = {"cls": Scheduler, "options": {"dashboard": False, "dashboard_address": f"{LOOPBACK}:0",
-                                                    "host": LOOPBACK}}
-    return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR)
+    scheduler = {"cls": Scheduler, "options": {"dashboard": False, "dashboard_address": f"{LOOPBACK}:0", **tls}}
+    return SpecCluster(workers=workers, scheduler=scheduler, security=security, silence_logs=logging.ERROR)
 
 
 def local_worker_settings(settings: EmbedderSettings, executor: Executor) -> EmbedderSettings:

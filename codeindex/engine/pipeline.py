@@ -20,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from codeindex.changes.merkle import leaf_hash
+from codeindex.changes.read import ReadSkip
 from codeindex.embedders.batching import plan_batches
 from codeindex.engine.executor import Executor
 from codeindex.engine.results import FileOutcome, PipelineResult
@@ -101,6 +103,7 @@ class Pipeline:
         self._queued_tokens = 0
         self._part = 0
         self._chunks_total_hint = 0
+        self._changed_since_scan: set[str] = set()
 
     # ------------------------------------------------------------------ staging (the write stage)
 
@@ -167,11 +170,27 @@ class Pipeline:
             chunks.extend(res.chunks)
         rows = chunks_to_table(chunks, batch.lex_lens)
         self.stage_rows(rows, batch.postings)
+        self._stage_symbols(batch.results)
         self.progress(ProgressEvent("parse", done=len(self.result.outcomes),
                                     detail={"chunks": self.result.chunks_written}))
 
+    def _stage_symbols(self, results: Sequence[ParseResult]) -> None:
+        """The batch's definitions → a Parquet part of ``symbols`` rows (``store/symbols.py``)."""
+        from codeindex.store.symbols import symbols_table
+
+        rows = [(res.path, d) for res in results for d in res.definitions]
+        if not rows:
+            return
+        start = time.perf_counter()
+        part = self.staging / f"symbols-{len(self.result.symbol_parts) + 1:06d}.parquet"
+        pq.write_table(symbols_table(rows), part)
+        self.result.symbol_parts.append(part)
+        self.result.times.write += time.perf_counter() - start
+
     def _record_outcome(self, res: ParseResult) -> None:
-        self.result.outcomes[res.path] = FileOutcome(res.path, res.parser_id, len(res.chunks), res.skip_reason)
+        self.result.outcomes[res.path] = FileOutcome(res.path, res.parser_id, len(res.chunks), res.skip_reason,
+                                                     res.content_hash, res.path in self._changed_since_scan,
+                                                     list(res.redactions))
 
     def _stage_embedded(self, keys: Sequence[str], out: EmbeddedBatch) -> None:
         start = time.perf_counter()
@@ -266,14 +285,27 @@ class Pipeline:
         return self.result
 
     def _read(self, batch: Sequence[tuple[str, str, str, str]]) -> list[ParseItem]:
+        """Read a batch for parsing: the one read whose bytes are chunked, and hashed again here.
+
+        The scan hashed each file a moment ago; if the bytes read now differ (a checkout, an editor,
+        a truncation mid-run), the file is parsed from these bytes and its stored hash becomes theirs,
+        marked so that the next run hashes the file again (``FileOutcome.changed_since_scan``): the
+        index never holds chunks of one content under the hash of another.
+        """
         start = time.perf_counter()
         out = []
-        for path, language, parser, content_hash in batch:
+        for path, language, parser, scanned_hash in batch:
             try:
                 data = self.read_file(path)
-            except OSError as exc:
-                self._record_outcome(ParseResult(path, content_hash, "", skip_reason=f"unreadable: {exc.strerror}"))
+            except ReadSkip as skip:
+                self._record_outcome(ParseResult(path, scanned_hash, "", skip_reason=skip.reason))
                 continue
+            except OSError as exc:
+                self._record_outcome(ParseResult(path, scanned_hash, "", skip_reason=f"unreadable: {exc.strerror}"))
+                continue
+            content_hash = leaf_hash(data)
+            if content_hash != scanned_hash:
+                self._changed_since_scan.add(path)
             out.append(ParseItem(path, language, parser, content_hash, data))
         self.result.times.read += time.perf_counter() - start
         return out

@@ -10,6 +10,10 @@ from pathlib import Path
 
 from codeindex.store.checksums import Fingerprint
 
+KEEPS_PREVIOUS = frozenset({"unreadable", "not-regular", "too-large", "changed-type"})
+"""Skip reasons of a file the pipeline could not read as discovered (``changes/read.py``): its committed
+state stays as it was, and the next run looks at it again."""
+
 
 @dataclass(slots=True)
 class FileOutcome:
@@ -17,6 +21,17 @@ class FileOutcome:
     parser_id: str
     n_chunks: int
     skip_reason: str | None
+    content_hash: str = ""
+    """The blake3 of the bytes that were parsed (the scan's hash when nothing changed in between)."""
+    changed_since_scan: bool = False
+    """The bytes parsed differ from those the scan hashed: store their hash, hash the file again next run."""
+    redactions: list[tuple[int, str, str]] = field(default_factory=list)
+    """Secrets masked before parsing: (line, kind, variable name)."""
+
+    @property
+    def keeps_previous(self) -> bool:
+        """Not read as discovered: the committed state of the file is left as it was."""
+        return self.skip_reason is not None and self.skip_reason.split(":", 1)[0] in KEEPS_PREVIOUS
 
 
 @dataclass(slots=True)
@@ -40,6 +55,7 @@ class PipelineResult:
     chunk_parts: list[Path] = field(default_factory=list)
     postings_parts: list[Path] = field(default_factory=list)
     staged: dict[Path, Fingerprint] = field(default_factory=dict)  # each staged part's size and checksum
+    symbol_parts: list[Path] = field(default_factory=list)  # staged ``symbols`` rows of the parsed files
     new_vectors: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (vec_id, segment)
     chunks_written: int = 0
     chunks_embedded: int = 0

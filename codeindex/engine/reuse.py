@@ -4,7 +4,6 @@ of moved files, carried to their new path without re-parsing."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -13,32 +12,34 @@ from codeindex.engine.context import RunContext
 from codeindex.engine.pipeline import CHUNK_SCHEMA
 from codeindex.search.analysis import postings_table
 from codeindex.store import db as dbm
+from codeindex.store.session import ReadSession
 
 
 class KnownKeys(dict[str, int]):
-    """Vector keys already stored (key -> vec_id). With a database path, ``prefetch`` fills it on demand."""
+    """Vector keys already stored (key -> vec_id). With a read session, ``prefetch`` fills it on demand."""
 
-    def __init__(self, db_path: Path | None) -> None:
+    def __init__(self, session: ReadSession | None) -> None:
         super().__init__()
-        self.db_path = db_path
+        self.session = session
         self._asked: set[str] = set()
 
     def prefetch(self, keys: Iterable[str]) -> None:
         wanted = [k for k in set(keys) if k not in self._asked]
-        if self.db_path is None or not wanted:
+        if self.session is None or not wanted:
             return
         self._asked.update(wanted)
-        with dbm.open_db(self.db_path, read_only=True) as con:
-            dbm.register_list(con, "wanted_keys", "vec_key", wanted, pa.string())
-            self.update(con.execute("SELECT vec_key, vec_id FROM vectors WHERE vec_key IN "
-                                    "(SELECT vec_key FROM wanted_keys)").fetchall())
+        con = self.session.con()
+        dbm.register_list(con, "wanted_keys", "vec_key", wanted, pa.string())
+        self.update(con.execute("SELECT vec_key, vec_id FROM vectors WHERE vec_key IN "
+                                "(SELECT vec_key FROM wanted_keys)").fetchall())
+
 
 
 def reuse_inputs(ctx: RunContext, n_items: int) -> tuple[KnownKeys, list[pa.Table]]:
     """Known vector keys (content addressing) and chunk rows carried without re-parsing.
 
-    A small update looks its keys up when it has them (one brief read per parse batch); a big one
-    loads every stored key once, which is cheaper than many look-ups.
+    A small update looks its keys up when it has them (one query per parse batch, on the run's read
+    session); a big one loads every stored key once, which is cheaper than many look-ups.
     """
     if ctx.kind != "update":
         return KnownKeys(None), []
@@ -48,35 +49,35 @@ def reuse_inputs(ctx: RunContext, n_items: int) -> tuple[KnownKeys, list[pa.Tabl
     cols = ", ".join(f for f in CHUNK_SCHEMA.names)
     carried: list[pa.Table] = []
     lazy = n_items < ctx.config["engine.small_update_files"] and not model_change
-    known = KnownKeys(ctx.layout.db_path if lazy else None)
-    with dbm.open_db(ctx.layout.db_path, read_only=True) as con:
-        if not model_change and not lazy:
-            keys = dbm.arrow(con, "SELECT vec_key, vec_id FROM vectors")
-            known.update(zip(keys.column(0).to_pylist(), keys.column(1).to_pylist(), strict=True))
-        if moved:
-            dbm.register_list(con, "moved_src", "path", [old for old, _ in moved])
-            rows = dbm.arrow(con, f"SELECT {cols} FROM chunks WHERE path IN (SELECT path FROM moved_src) "
-                               "ORDER BY path, start_byte")
-            new_of = dict(moved)
-            paths = rows.column("path").to_pylist()
-            symbols = rows.column("symbol").to_pylist()
-            new_paths = [new_of[p] for p in paths]
-            new_symbols = [move_symbol(s, p, n) for s, p, n in zip(symbols, paths, new_paths, strict=True)]
-            rows = rows.set_column(rows.schema.get_field_index("path"), "path", pa.array(new_paths, pa.string()))
-            rows = rows.set_column(rows.schema.get_field_index("symbol"), "symbol",
-                                   pa.array(new_symbols, pa.string()))
-            # The lexical document includes path and symbol, so a move changes lex_len too; a stale
-            # one skews BM25 length normalisation (found by the crash tests: moved != rebuilt).
-            _, lex_lens = postings_table(list(range(rows.num_rows)), rows.column("text").to_pylist(),
-                                         new_paths, new_symbols)
-            rows = rows.set_column(rows.schema.get_field_index("lex_len"), "lex_len",
-                                   pa.array(lex_lens, pa.int32()))
-            carried.append(rows.cast(CHUNK_SCHEMA))
-        if model_change:
-            dbm.register_list(con, "reparsed", "path", [*plan.to_parse, *plan.deleted, *(old for old, _ in moved)])
-            rows = dbm.arrow(con, f"SELECT {cols} FROM chunks WHERE path NOT IN (SELECT path FROM reparsed) "
-                               "ORDER BY path, start_byte")
-            carried.append(rows.cast(CHUNK_SCHEMA))
+    known = KnownKeys(ctx.reads if lazy else None)
+    con = ctx.reads.con()
+    if not model_change and not lazy:
+        keys = dbm.arrow(con, "SELECT vec_key, vec_id FROM vectors")
+        known.update(zip(keys.column(0).to_pylist(), keys.column(1).to_pylist(), strict=True))
+    if moved:
+        dbm.register_list(con, "moved_src", "path", [old for old, _ in moved])
+        rows = dbm.arrow(con, f"SELECT {cols} FROM chunks WHERE path IN (SELECT path FROM moved_src) "
+                           "ORDER BY path, start_byte")
+        new_of = dict(moved)
+        paths = rows.column("path").to_pylist()
+        symbols = rows.column("symbol").to_pylist()
+        new_paths = [new_of[p] for p in paths]
+        new_symbols = [move_symbol(s, p, n) for s, p, n in zip(symbols, paths, new_paths, strict=True)]
+        rows = rows.set_column(rows.schema.get_field_index("path"), "path", pa.array(new_paths, pa.string()))
+        rows = rows.set_column(rows.schema.get_field_index("symbol"), "symbol",
+                               pa.array(new_symbols, pa.string()))
+        # The lexical document includes path and symbol, so a move changes lex_len too; a stale
+        # one skews BM25 length normalisation (found by the crash tests: moved != rebuilt).
+        _, lex_lens = postings_table(list(range(rows.num_rows)), rows.column("text").to_pylist(),
+                                     new_paths, new_symbols)
+        rows = rows.set_column(rows.schema.get_field_index("lex_len"), "lex_len",
+                               pa.array(lex_lens, pa.int32()))
+        carried.append(rows.cast(CHUNK_SCHEMA))
+    if model_change:
+        dbm.register_list(con, "reparsed", "path", [*plan.to_parse, *plan.deleted, *(old for old, _ in moved)])
+        rows = dbm.arrow(con, f"SELECT {cols} FROM chunks WHERE path NOT IN (SELECT path FROM reparsed) "
+                           "ORDER BY path, start_byte")
+        carried.append(rows.cast(CHUNK_SCHEMA))
     return known, carried
 
 

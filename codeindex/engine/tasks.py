@@ -18,9 +18,14 @@ import pyarrow as pa
 
 from codeindex.hookspecs import ChunkBudget, EmbedderSettings, Parser
 from codeindex.languages import parser_identity
-from codeindex.models import Chunk, ParseResult
+from codeindex.models import Chunk, Definition, ParseResult
+from codeindex.secrets import redact
 
 BINARY_SNIFF_BYTES = 8192
+
+UNIT_KINDS = frozenset({"function", "method", "class", "struct", "interface", "trait", "impl", "enum", "type",
+                        "macro", "namespace", "object", "record", "protocol", "extension"})
+"""Chunk kinds that name a definition, for parsers that report chunks only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +64,8 @@ def vector_key(key_prefix: str, embed_text: str) -> str:
 
 
 @lru_cache(maxsize=4)
-def _token_counter(backend: str, settings: EmbedderSettings) -> Callable[[Sequence[str]], list[int]]:
+def token_counter(backend: str, settings: EmbedderSettings) -> Callable[[Sequence[str]], list[int]]:
+    """The token counter of a backend, built once per process (parse tasks and benchmarks share it)."""
     from codeindex.plugins import get_plugin_manager
 
     return get_plugin_manager().embedder_backend(backend).token_counter(settings)
@@ -87,9 +93,12 @@ def parse_one(item: ParseItem, ctx: EmbedContext) -> ParseResult:
     if looks_binary(item.data):
         result.skip_reason = "binary"
         return result
-    budget = ChunkBudget(ctx.max_tokens, _token_counter(ctx.backend, ctx.settings))
+    # Secrets are masked before the parser sees the bytes: no chunk, header, symbol or posting holds one.
+    data, redactions = redact(item.data)
+    result.redactions = [(r.line, r.kind, r.name) for r in redactions]
+    budget = ChunkBudget(ctx.max_tokens, token_counter(ctx.backend, ctx.settings))
     try:
-        chunks = parser.chunk(item.data, item.path, item.language, budget)
+        chunks, definitions = chunk_with_definitions(parser, data, item.path, item.language, budget)
     except RecursionError:
         result.skip_reason = f"parse-error: {item.parser}: nesting too deep"
         return result
@@ -97,7 +106,22 @@ def parse_one(item: ParseItem, ctx: EmbedContext) -> ParseResult:
         result.skip_reason = f"parse-error: {item.parser}: {type(exc).__name__}: {exc}"
         return result
     result.chunks = list(chunks)
+    result.definitions = list(definitions)
     return result
+
+
+def chunk_with_definitions(parser: Parser, data: bytes, path: str, language: str,
+                           budget: ChunkBudget) -> tuple[list[Chunk], list[Definition]]:
+    """A file's chunks and definitions: the parser's own report of both when it gives one
+    (``chunk_with_definitions``), else its chunks and the definitions they imply."""
+    both = getattr(parser, "chunk_with_definitions", None)
+    if both is not None:
+        chunks, definitions = both(data, path, language, budget)
+        return list(chunks), list(definitions)
+    from codeindex.chunking.definitions import definitions_from_chunks
+
+    chunks = list(parser.chunk(data, path, language, budget))
+    return chunks, definitions_from_chunks(chunks, UNIT_KINDS)
 
 
 def parse_batch(items: Sequence[ParseItem], ctx: EmbedContext) -> ParsedBatch:

@@ -18,7 +18,8 @@ from codeindex.chunking.source import SourceLines
 from codeindex.hookspecs import ChunkBudget, LanguageSpec
 from codeindex.models import Chunk
 
-PARSER_VERSION = "1.0.0"
+PARSER_VERSION = "1.1.0"
+"""1.1: small sections are joined in balanced groups (``chunking.pieces.merge``), not greedily."""
 
 SPECS: tuple[LanguageSpec, ...] = (
     LanguageSpec("markdown", (".md", ".markdown", ".mdx", ".rst"), ("README", "CHANGELOG")),

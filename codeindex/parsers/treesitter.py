@@ -18,12 +18,15 @@ from typing import Any
 
 import codeindex
 from codeindex.chunking.build import build_chunks, header_allowance
+from codeindex.chunking.definitions import find_definitions, unit_counts
 from codeindex.chunking.source import SourceLines
 from codeindex.chunking.syntax import LanguageRules, Splitter, node_text
 from codeindex.hookspecs import ChunkBudget, LanguageSpec
-from codeindex.models import Chunk
+from codeindex.models import Chunk, Definition
 
-PARSER_VERSION = "1.0.0"
+PARSER_VERSION = "1.1.0"
+"""1.1: whole definitions (exact counts near the limit), splits at body statements with the signature
+as context, balanced groups, no piece of three lines or fewer beside a neighbour it fits with."""
 
 
 def _go_method_name(node: Any, data: bytes) -> str | None:
@@ -151,6 +154,7 @@ SPECS: tuple[LanguageSpec, ...] = (
 )
 
 _parsers: dict[str, Any] = {}
+_queries: dict[str, Any] = {}
 _parsers_lock = threading.Lock()
 
 
@@ -165,6 +169,33 @@ def _parser_for(language: str) -> Any:
             if parser is None:
                 parser = _parsers[language] = get_parser(language)  # type: ignore[arg-type]
     return parser
+
+
+def _unit_query(language: str) -> Any:
+    """A query capturing every node that may be a unit (unit and declaration types the grammar has)."""
+    query = _queries.get(language)
+    if query is None:
+        from tree_sitter import Query, QueryError
+        from tree_sitter_language_pack import get_language
+
+        rules = RULES[language]
+        grammar = get_language(language)  # type: ignore[arg-type]
+        patterns = []
+        for node_type in sorted({*rules.units, *rules.declarations}):
+            try:
+                Query(grammar, f"({node_type}) @unit")
+            except QueryError:  # a type this grammar version does not have
+                continue
+            patterns.append(f"({node_type}) @unit")
+        with _parsers_lock:
+            query = _queries[language] = Query(grammar, " ".join(patterns))
+    return query
+
+
+def _candidates(language: str, root: Any) -> list[Any]:
+    from tree_sitter import QueryCursor
+
+    return list(QueryCursor(_unit_query(language)).captures(root).get("unit", ()))
 
 
 def _rules_fingerprint(rules: LanguageRules) -> str:
@@ -196,16 +227,25 @@ class TreeSitterParser:
         return _config_hash(language)
 
     def chunk(self, source: bytes, path: str, language: str, budget: ChunkBudget) -> list[Chunk]:
+        return self.chunk_with_definitions(source, path, language, budget)[0]
+
+    def chunk_with_definitions(self, source: bytes, path: str, language: str,
+                               budget: ChunkBudget) -> tuple[list[Chunk], list[Definition]]:
         rules = RULES.get(language)
         if rules is None:
             raise ValueError(f"treesitter parser has no rules for language {language!r}")
         if budget.max_tokens < 16:
             raise ValueError(f"token budget {budget.max_tokens} is too small to chunk code")
         lines = SourceLines.from_bytes(source)
-        tree = _parser_for(language).parse(source)
+        root = _parser_for(language).parse(source).root_node
         limit = max(8, budget.max_tokens - header_allowance(language, ()))
-        pieces = Splitter(rules, lines, limit).split(tree.root_node)
-        return build_chunks(pieces, lines, path, language, budget)
+        splitter = Splitter(rules, lines, limit, budget.max_tokens)
+        found = find_definitions(_candidates(language, root), splitter.unit_of, rules.wrappers)
+        splitter.counts = unit_counts(found, lines, limit, language, budget.count_tokens)
+        pieces = splitter.split(root)
+        chunks = build_chunks(pieces, lines, path, language, budget,
+                              resplit=lambda first, last, limit: splitter.resplit(root, first, last, limit))
+        return chunks, [definition for _, definition in found]
 
 
 

@@ -157,3 +157,9 @@ def postings_table(
         schema=pa.schema([("term_id", pa.int64()), ("chunk_id", pa.int64()), ("tf", pa.int32())]),
     )
     return table, lex_lens
+
+
+def clear_caches() -> None:
+    """Forget the cached word analyses and term ids (what a fresh worker process starts with)."""
+    _analyse_word.cache_clear()
+    _KEY_CACHE.clear()

@@ -1,9 +1,15 @@
-"""Search filters: language, kind, path globs and symbol, as one SQL clause over ``chunks c``."""
+"""Search filters: language, kind, path globs and symbol, as one SQL clause over ``chunks c``.
+
+A path pattern matches as in .gitignore: a file, or a directory and everything under it
+(``--path src/click`` and ``--path src/click/`` both mean the whole folder).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from codeindex.globs import path_glob_regex
 
 
 def where_clause(languages: Sequence[str], paths: Sequence[str], exclude_paths: Sequence[str],
@@ -18,40 +24,20 @@ def where_clause(languages: Sequence[str], paths: Sequence[str], exclude_paths: 
         params.extend(kinds)
     if paths:
         clauses.append("(" + " OR ".join("regexp_full_match(c.path, ?)" for _ in paths) + ")")
-        params.extend(glob_regex(p) for p in paths)
+        params.extend(path_regex(p) for p in paths)
     for pattern in exclude_paths:
         clauses.append("NOT regexp_full_match(c.path, ?)")
-        params.append(glob_regex(pattern))
+        params.append(path_regex(pattern))
     if symbol:
         clauses.append("lower(c.symbol) LIKE ?")
         params.append(f"%{symbol.lower()}%")
     return " AND ".join(clauses), params
 
 
-def glob_regex(pattern: str) -> str:
-    """Translate a path glob into a regex: ``**`` matches across ``/``, ``*`` and ``?`` do not.
-
-    A pattern without ``/`` matches the file name anywhere (``*.py``), as in .gitignore.
-    """
-    if "/" not in pattern:
-        pattern = "**/" + pattern
-    out = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif ch == "*":
-            out.append("[^/]*")
-            i += 1
-        elif ch == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append("\\" + ch if ch in ".^$+{}[]()|\\" else ch)
-            i += 1
-    return "".join(out)
+def path_regex(pattern: str) -> str:
+    """The regex of a path filter: what ``globs.path_glob_regex`` matches, and everything below a matching directory."""
+    cleaned = pattern.strip()
+    while cleaned.startswith("./"):
+        cleaned = cleaned[2:]
+    cleaned = cleaned.rstrip("/") or "**"
+    return path_glob_regex(cleaned) + "(?:/.*)?"

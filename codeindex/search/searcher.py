@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,15 @@ from codeindex.config import Config
 from codeindex.embedders.choice import settings_from_config
 from codeindex.errors import CorruptIndexError, ModelMismatchError, NotIndexedError, UsageError
 from codeindex.search.filters import where_clause
+from codeindex.search.grouping import GROUPINGS, Group, group_results
 from codeindex.search.ranking import RRF_K, bm25_search, fusion_weights, rrf
 from codeindex.search.state import Snapshot
+from codeindex.search.symbols import IdentifierQuery, parse_identifier, rank_definitions
+from codeindex.search.validate import FilterVocabulary, check_k
 from codeindex.store import db as dbm
 from codeindex.store.integrity import DamagedSegment, SegmentRecord, damage_error, load_segment, segment_problem
 from codeindex.store.reader import ReadConnection, Stamp
+from codeindex.store.symbols import SymbolRow, definitions_in, definitions_named
 
 MODES = ("hybrid", "vector", "lexical")
 
@@ -44,6 +48,28 @@ log = logging.getLogger("codeindex.search")
 
 @dataclass(slots=True)
 class SearchResult:
+    """One hit: a chunk of a file. Results come best first.
+
+    ``path`` is relative to the indexed root (POSIX separators); ``start_line``/``end_line`` are 1-based
+    and inclusive; ``symbol`` is the enclosing definition's dotted name (empty for text between
+    definitions); ``kind`` is the chunk's kind as its parser names it (``function``, ``class``,
+    ``method``, ``section``...); ``text`` is the chunk's source text; ``chunk_id`` identifies the chunk
+    within one committed state of the index.
+
+    ``score`` depends on the mode, and only orders the results of one query (never compare it across
+    modes or queries):
+
+    * ``vector``: the cosine similarity of query and chunk embeddings (inner product of unit
+      vectors), at most 1; higher is closer.
+    * ``lexical``: the BM25 score of the query's code-aware tokens in the chunk; 0 or more, unbounded.
+    * ``hybrid``: the weighted reciprocal-rank fusion of both lists, the sum of ``weight / rank`` over
+      the lists that hold the chunk (``search/ranking.py``: weights 1.0 vector / 0.5 lexical for a
+      query in words, 0.5 / 1.0 for one identifier), so at most 1.5, for a chunk first in both.
+
+    ``vector_rank`` and ``lexical_rank`` are the chunk's 1-based places in the vector and lexical
+    candidate lists (None when it was not a candidate there), so a hybrid hit says why it came up.
+    """
+
     path: str
     start_line: int
     end_line: int
@@ -55,6 +81,17 @@ class SearchResult:
     chunk_id: int
     vector_rank: int | None = None
     lexical_rank: int | None = None
+    exact_definition: bool = False
+    """The query named this result's definition (an identifier lookup): ranked above fused results."""
+    definition: str | None = None
+    """The in-file name of the definition this piece belongs to (``Console.print``), when it has one."""
+    definition_lines: list[int] | None = None
+    """``[first, last]`` of that definition: all of it, even when this piece is one of several."""
+    other_ranges: list[list[int]] = field(default_factory=list)
+    """``[first, last]`` of the other pieces grouped into this result (same definition, or same file)."""
+    before: list[str] = field(default_factory=list)
+    """With ``context=N``: the N lines before ``start_line`` (fewer at the top of the file)."""
+    after: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +112,7 @@ class Searcher:
         self._embedder: Any = None
         self._embedder_key: tuple[str, str] | None = None
         self._selectors: dict[str, tuple[tuple[str, int], Any, Any]] = {}
+        self._vocabulary = FilterVocabulary()
 
     # ------------------------------------------------------------------ vector side
 
@@ -195,11 +233,53 @@ class Searcher:
             ranked.extend((chunk_id, score) for chunk_id in chunk_ids)
         return ranked[:n]
 
+    def warm(self) -> None:
+        """Load what the committed state says now (segments, selectors, chunk lengths, vector map).
+
+        A long-lived process calls this in idle time after a commit, so that no query pays for it.
+        """
+        if not self._reader.db_path.exists():
+            return
+        try:
+            with self._reader.use() as (con, stamp):
+                snap = self._current(con, stamp)
+                snap.queries = max(snap.queries, 2)  # warm from now on: the heavy parts load below
+                snap.chunk_lengths(con)
+                snap.vectors(con)
+                self._dead_selectors(con, snap)
+                self._load_segments(snap.segments)
+        except FileNotFoundError:  # a writer replaced a segment meanwhile: the next search reads afresh
+            self._forget_state()
+
+    # ------------------------------------------------------------------ look-ups (search/lookup.py)
+
+    def definitions(self, name: str, *, k: int) -> list[Any]:
+        """Definitions named ``name`` (exact or qualified), on the kept read connection."""
+        from codeindex.search.lookup import find_definitions
+
+        if not self._reader.db_path.exists():
+            raise NotIndexedError(f"no index at {self.index_dir}")
+        with self._reader.use() as (con, _):
+            return find_definitions(con, name, k=k)
+
+    def indexed_hash(self, path: str) -> str:
+        """The content hash the index holds for the indexed file ``path`` (a usage error otherwise)."""
+        from codeindex.search.lookup import indexed_hash
+
+        if not self._reader.db_path.exists():
+            raise NotIndexedError(f"no index at {self.index_dir}")
+        with self._reader.use() as (con, _):
+            return indexed_hash(con, path)
+
     # ------------------------------------------------------------------ entry point
 
     def close(self) -> None:
         """Close the database connection now (it is also closed when idle, or when a writer runs)."""
         self._reader.release()
+
+    def meta(self) -> dict[str, str]:
+        """The ``meta`` table of the state the last search read (empty before the first search)."""
+        return dict(self._snapshot.meta) if self._snapshot is not None else {}
 
     def _current(self, con: duckdb.DuckDBPyConnection, stamp: Stamp) -> Snapshot:
         snap = self._snapshot
@@ -208,10 +288,12 @@ class Searcher:
         snap.queries += 1
         return snap
 
-    def _answer(self, con: duckdb.DuckDBPyConnection, snap: Snapshot, query: str, k: int, n: int, mode: str,
-                where: str, params: list[Any], embedder: str | None,
-                ) -> tuple[list[tuple[int, float]], dict[int, int], dict[int, int], list[Any]]:
-        """Ranked (chunk id, score), the vector and lexical ranks, and the result rows of one committed state."""
+    def _answer(self, con: duckdb.DuckDBPyConnection, stamp: Stamp, query: str, k: int, n: int, mode: str,
+                where: str, params: list[Any], embedder: str | None, *, group: str, rerank: Any, context: int,
+                languages: Sequence[str], kinds: Sequence[str]) -> list[SearchResult]:
+        """The results of one committed state: candidates, fusion, exact definitions, reranking, grouping."""
+        snap = self._current(con, stamp)
+        self._vocabulary.check(con, stamp, languages, kinds)
         vector: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         if mode in ("hybrid", "vector"):
@@ -220,20 +302,35 @@ class Searcher:
             lexical = bm25_search(con, query, n, where_sql=where, params=params,
                                   lengths=snap.chunk_lengths(con), stats=snap.lex_stats)
         if mode == "vector":
-            ranked = vector[:k]
+            ranked = vector
         elif mode == "lexical":
-            ranked = lexical[:k]
+            ranked = lexical
         else:
             ranked = rrf([[c for c, _ in vector], [c for c, _ in lexical]], k=RRF_K,
-                         weights=fusion_weights(query))[:k]
+                         weights=fusion_weights(query))[:n]
+        ident = parse_identifier(query) if mode != "vector" else None
+        exact = self._definition_chunks(con, ident, [c for c, _ in ranked], where, params) if ident else []
+        pinned = set(exact)
+        order = exact + [c for c, _ in ranked if c not in pinned]
+        if not order:
+            return []
+        # the candidates' places first; texts only for what a reranker reads and what is returned
+        rows = {r[0]: _Row(*r) for r in con.execute(
+            "SELECT chunk_id, path, start_line, end_line, symbol, kind, language, '' "
+            "FROM chunks WHERE chunk_id IN (SELECT unnest(?::BIGINT[]))", [order]).fetchall()}
+        rest = [c for c in order[len(exact):] if c in rows]
+        if rerank is not None:
+            _fill_texts(con, [rows[c] for c in rest[:RERANK_DEPTH]])
+            rest = _reranked(rerank, query, rest, rows, dict(ranked))
+        hits = [rows[c] for c in [*exact, *rest] if c in rows]
+        definitions = definitions_in(con, sorted({h.path for h in hits}))
+        groups = group_results(hits, definitions, group, k)
+        _fill_texts(con, [g.row for g in groups])
+        around = {g.row.chunk_id: _context_lines(con, g.row, context) for g in groups} if context else {}
+        scores = dict(ranked)
         v_rank = {c: i + 1 for i, (c, _) in enumerate(vector)}
         l_rank = {c: i + 1 for i, (c, _) in enumerate(lexical)}
-        ids = [c for c, _ in ranked]
-        if not ids:
-            return [], v_rank, l_rank, []
-        rows = con.execute("SELECT chunk_id, path, start_line, end_line, symbol, kind, language, text "
-                           "FROM chunks WHERE chunk_id IN (SELECT unnest(?::BIGINT[]))", [ids]).fetchall()
-        return ranked, v_rank, l_rank, rows
+        return [_result(g, scores, v_rank, l_rank, pinned, around.get(g.row.chunk_id, ([], []))) for g in groups]
 
     def _forget_state(self) -> None:
         """Drop the cached state and connection: the next use reads the committed state afresh."""
@@ -250,24 +347,34 @@ class Searcher:
 
     def search(self, query: str, *, k: int, mode: str, languages: Sequence[str] = (), paths: Sequence[str] = (),
                exclude_paths: Sequence[str] = (), kinds: Sequence[str] = (), symbol: str | None = None,
-               embedder: str | None = None) -> list[SearchResult]:
+               embedder: str | None = None, group: str = "definition", context: int = 0,
+               reranker: str | None = None) -> list[SearchResult]:
+        """The top ``k`` results for ``query``.
+
+        Stages: vector and/or lexical candidates, fused (hybrid); for an identifier-shaped query in
+        hybrid or lexical mode, the definitions it names first (``search/symbols.py``); an optional
+        reranker plugin over the rest; then grouping (``search/grouping.py``): by default at most one
+        result per definition. ``context`` adds that many lines before and after each result.
+        """
         if mode not in MODES:
             raise UsageError(f"unknown search mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
+        if group not in GROUPINGS:
+            raise UsageError(f"unknown grouping {group!r}", hint=f"use one of {', '.join(GROUPINGS)}")
         if not query.strip():
             raise UsageError("empty query", hint="pass some words or an identifier")
-        if k < 1:
-            raise UsageError("k must be at least 1")
+        check_k(k)
+        if context < 0:
+            raise UsageError("context must be 0 or more lines")
+        rerank = self._reranker(reranker) if reranker else None
         if not self._reader.db_path.exists():
             raise NotIndexedError(f"no index at {self.index_dir}")
         where, params = where_clause(languages, paths, exclude_paths, kinds, symbol)
-        n = max(50, 5 * k)
+        n = max(50, 5 * k) if group == "none" else max(100, 10 * k)  # grouping folds pieces: look deeper
         for attempt in range(VANISHED_RETRIES + 1):
             try:
                 with self._reader.use() as (con, stamp):
-                    snap = self._current(con, stamp)
-                    ranked, v_rank, l_rank, rows = self._answer(con, snap, query, k, n, mode, where, params,
-                                                                embedder)
-                break
+                    return self._answer(con, stamp, query, k, n, mode, where, params, embedder, group=group,
+                                        rerank=rerank, context=context, languages=languages, kinds=kinds)
             except FileNotFoundError as exc:  # a writer replaced that segment after we read the state
                 missing = Path(exc.filename or "").name
                 self._forget_state()
@@ -291,18 +398,112 @@ class Searcher:
                 self._forget_state()
                 dbm.release_readers(self._reader.db_path)
                 time.sleep(0.01 * 2 ** attempt)
-        if not ranked:
+        raise AssertionError("every attempt returns or raises")
+
+    def _definition_chunks(self, con: duckdb.DuckDBPyConnection, ident: IdentifierQuery, fused: Sequence[int],
+                           where: str, params: list[Any]) -> list[int]:
+        """Chunk ids of the definitions ``ident`` names, best first: each definition's chunk is the one
+        holding its first line (its signature or decorator), among the chunks the filters allow."""
+        named = definitions_named(con, ident.name)
+        if not named:
             return []
-        by_id = {r[0]: r for r in rows}
-        results = []
-        for chunk_id, score in ranked:
-            r = by_id.get(chunk_id)
-            if r is None:
-                continue
-            results.append(SearchResult(path=r[1], start_line=r[2], end_line=r[3], symbol=r[4] or "", kind=r[5],
-                                        language=r[6], score=round(float(score), 6), text=r[7], chunk_id=chunk_id,
-                                        vector_rank=v_rank.get(chunk_id), lexical_rank=l_rank.get(chunk_id)))
-        return results
+        extra = f" AND {where}" if where else ""
+        spans = con.execute(f"SELECT c.chunk_id, c.path, c.start_line, c.end_line FROM chunks c WHERE c.path IN "
+                            f"(SELECT unnest(?::VARCHAR[])){extra}",
+                            [sorted({d.path for d in named}), *params]).fetchall()
+        by_path: dict[str, list[tuple[int, int, int]]] = {}
+        for chunk_id, path, first, last in spans:
+            by_path.setdefault(path, []).append((first, last, chunk_id))
+        chunk_of: dict[SymbolRow, int] = {}
+        for d in named:
+            for first, last, chunk_id in by_path.get(d.path, ()):
+                if first <= d.start_line <= last:
+                    chunk_of[d] = chunk_id
+                    break
+        position = {c: i for i, c in enumerate(fused)}
+        fused_rank = {d: position.get(c, len(position)) for d, c in chunk_of.items()}
+        out: list[int] = []
+        for d in rank_definitions(ident, [d for d in named if d in chunk_of], fused_rank):
+            if chunk_of[d] not in out:
+                out.append(chunk_of[d])
+        return out
+
+    def _reranker(self, name: str) -> Any:
+        from codeindex.plugins import get_plugin_manager
+
+        return get_plugin_manager().reranker(name)
+
+
+@dataclass(slots=True)
+class _Row:
+    chunk_id: int
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str
+    kind: str
+    language: str
+    text: str
+
+
+def _fill_texts(con: duckdb.DuckDBPyConnection, rows: Sequence[_Row]) -> None:
+    """Read the display text of ``rows`` (one query; a result's text is most of its bytes)."""
+    wanted = [r.chunk_id for r in rows if not r.text]
+    if not wanted:
+        return
+    texts = dict(con.execute("SELECT chunk_id, text FROM chunks WHERE chunk_id IN (SELECT unnest(?::BIGINT[]))",
+                             [wanted]).fetchall())
+    for r in rows:
+        r.text = texts.get(r.chunk_id, r.text)
+
+
+RERANK_DEPTH = 50
+"""How many fused candidates a reranker sees (after the exact definitions, which it never moves)."""
+
+
+def _reranked(reranker: Any, query: str, ids: list[int], rows: dict[int, _Row],
+              scores: dict[int, float]) -> list[int]:
+    """``ids`` with the first ``RERANK_DEPTH`` reordered by the reranker's scores (ties keep their order)."""
+    from codeindex.hookspecs import RerankCandidate
+
+    head, tail = ids[:RERANK_DEPTH], ids[RERANK_DEPTH:]
+    candidates = [RerankCandidate(chunk_id=c, path=rows[c].path, start_line=rows[c].start_line,
+                                  end_line=rows[c].end_line, symbol=rows[c].symbol or "", kind=rows[c].kind,
+                                  language=rows[c].language, text=rows[c].text, score=scores.get(c, 0.0))
+                  for c in head]
+    new_scores = list(reranker.rerank(query, candidates))
+    if len(new_scores) != len(head):
+        raise UsageError(f"reranker {reranker.name!r} returned {len(new_scores)} scores for {len(head)} candidates")
+    order = sorted(range(len(head)), key=lambda i: (-float(new_scores[i]), i))
+    return [head[i] for i in order] + tail
+
+
+def _context_lines(con: duckdb.DuckDBPyConnection, row: _Row, n: int) -> tuple[list[str], list[str]]:
+    """The ``n`` lines before and after ``row``, rebuilt from the stored chunks of its file (the
+    chunks cover every non-blank line, so a line no chunk holds is blank)."""
+    first, last = max(1, row.start_line - n), row.end_line + n
+    text_of: dict[int, str] = {}
+    for start_line, text in con.execute("SELECT start_line, text FROM chunks WHERE path = ? AND end_line >= ? "
+                                        "AND start_line <= ?", [row.path, first, last]).fetchall():
+        for i, line in enumerate(text.split("\n")):
+            text_of.setdefault(start_line + i, line)
+    known_last = max(text_of, default=row.end_line)
+    before = [text_of.get(i, "") for i in range(first, row.start_line)]
+    after = [text_of.get(i, "") for i in range(row.end_line + 1, min(last, known_last) + 1)]
+    return before, after
+
+
+def _result(group: Group, scores: dict[int, float], v_rank: dict[int, int], l_rank: dict[int, int],
+            pinned: set[int], around: tuple[list[str], list[str]]) -> SearchResult:
+    r = group.row
+    d = group.definition
+    return SearchResult(path=r.path, start_line=r.start_line, end_line=r.end_line, symbol=r.symbol or "", kind=r.kind,
+                        language=r.language, score=round(float(scores.get(r.chunk_id, 0.0)), 6), text=r.text,
+                        chunk_id=r.chunk_id, vector_rank=v_rank.get(r.chunk_id), lexical_rank=l_rank.get(r.chunk_id),
+                        exact_definition=r.chunk_id in pinned,
+                        definition=d.qualified if d is not None else None,
+                        definition_lines=[d.start_line, d.end_line] if d is not None else None,
+                        other_ranges=[[a, b] for a, b in group.others], before=around[0], after=around[1])
 
 
 def _search_params(index: Any, selector: Any) -> Any:

@@ -30,6 +30,7 @@ from codeindex.errors import (
     classify,
 )
 from codeindex.store.layout import DB_NAME as DB_NAME  # re-exported: callers say dbm.DB_NAME
+from codeindex.store.layout import make_private_file, private_index_error
 from codeindex.store.schema import POSTINGS_DDL, SCHEMA_VERSION, TABLES
 
 if TYPE_CHECKING:  # pyarrow costs ~0.2 s to import: a no-op update never needs it
@@ -55,7 +56,7 @@ def _is_lock_conflict(exc: Exception) -> bool:
     return any(marker in str(exc) for marker in LOCK_MARKERS)
 
 
-_OUR_BUGS = ("different configuration", "Connection Error", "Binder Error", "Parser Error")
+_OUR_BUGS = ("Connection Error", "Binder Error", "Parser Error")
 """Open failures that come from how we opened the file, not from the file: bugs, reported as such."""
 
 
@@ -113,7 +114,11 @@ def connect(path: Path, *, read_only: bool, timeout_s: float = 30.0, release: bo
     connection kept open then does not make a plain ``duckdb.connect(path, read_only=True)`` elsewhere
     in the process fail ("different configuration"), it shares the instance.
     """
-    if read_only and not path.exists():
+    try:
+        exists = path.exists()
+    except PermissionError:
+        raise private_index_error(path.parent) from None
+    if read_only and not exists:
         raise NotIndexedError(f"no index at {path.parent}")
     if release:
         release_readers(path)
@@ -162,8 +167,10 @@ def create_database(path: Path) -> duckdb.DuckDBPyConnection:
     adding a gigabyte to the peak of the run. (On xl: 88M postings sort in ~40 s at a ~0.6 GB peak.)
     """
     release_readers(path)
-    return duckdb.connect(str(path), config=duckdb_config(path, default_block_size=str(BLOCK_SIZE),
-                                                          memory_limit=BULK_MEMORY_LIMIT))
+    con = duckdb.connect(str(path), config=duckdb_config(path, default_block_size=str(BLOCK_SIZE),
+                                                         memory_limit=BULK_MEMORY_LIMIT))
+    make_private_file(path)  # the rebuild's fresh file, renamed over meta.duckdb at the swap
+    return con
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:

@@ -7,6 +7,9 @@ A lock lives in its file's inode: if the file is deleted (or replaced) while a w
 second writer can create a new one and take "the" lock too. Every commit therefore first calls
 ``ensure_still_held``, which fails the run (nothing committed) when the path no longer names the
 inode this process locked.
+
+One live process per index (``codeindex serve`` or ``watch``): ``live_lock`` on ``.codeindex/live.lock``,
+held for the process's lifetime, the same way.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import json
 import logging
 import os
 import socket
+import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from codeindex.errors import EnvironmentProblem, LockedError, environment_problem
+from codeindex.errors import EnvironmentProblem, LiveConflictError, LockedError, environment_problem
+from codeindex.store.layout import PRIVATE_FILE_MODE, make_index_dir, make_private_file
 
 log = logging.getLogger("codeindex.lock")
 
@@ -37,17 +42,25 @@ def _read_holder(path: Path) -> dict[str, object]:
 
 
 @contextlib.contextmanager
-def writer_lock(index_dir: Path, *, wait: bool = False, timeout_s: float = 3600.0) -> Iterator[list[str]]:
-    """Hold the writer lock for the duration of the block; yields a list of warnings (e.g. stale takeover)."""
+def writer_lock(index_dir: Path, *, wait: bool = False, timeout_s: float = 3600.0,
+                on_wait: Callable[[dict[str, object]], None] | None = None) -> Iterator[list[str]]:
+    """Hold the writer lock for the duration of the block; yields a list of warnings (e.g. stale takeover).
+
+    With ``wait``, ``on_wait`` is called once, when the lock is found held, with what the holder wrote
+    (``pid``, ``host``, ``since`` as a Unix time): the CLI shows who it is waiting for.
+    """
     path = index_dir / "lock"
     try:
-        index_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        make_index_dir(index_dir)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
     except OSError as exc:
         raise environment_problem(exc, exc.filename or path, "create the writer lock") from exc
+    if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_FILE_MODE:
+        make_private_file(fd)
     warnings: list[str] = []
     try:
         deadline = time.monotonic() + timeout_s
+        told = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -57,6 +70,9 @@ def writer_lock(index_dir: Path, *, wait: bool = False, timeout_s: float = 3600.
                 if not wait or time.monotonic() > deadline:
                     raise LockedError(f"index {index_dir} is locked by pid {holder.get('pid', '?')} on "
                                       f"{holder.get('host', '?')}") from None
+                if on_wait is not None and not told:
+                    told = True
+                    on_wait(holder)
                 time.sleep(0.1)
         previous = _read_holder(path)
         if previous.get("pid"):
@@ -108,3 +124,36 @@ def ensure_still_held(index_dir: Path) -> None:
         raise EnvironmentProblem(
             f"the writer lock {path} was {what} while this run held it, so another writer may be running: "
             "nothing was committed", hint="make sure no other codeindex writes this index, then rerun")
+
+
+LIVE_LOCK_NAME = "live.lock"
+
+
+@contextlib.contextmanager
+def live_lock(index_dir: Path, *, role: str) -> Iterator[None]:
+    """Be the one live process (``role``: serve or watch) of the index in ``index_dir`` for the block.
+
+    Two would each keep a read connection to a file that admits one process at a time, and race
+    each other's updates of the same changes; the second fails with ``LiveConflictError`` naming the
+    first. Writers are not affected: a live process takes the writer lock for each update it runs.
+    """
+    index_dir.mkdir(parents=True, exist_ok=True)
+    path = index_dir / LIVE_LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(path)
+            raise LiveConflictError(f"index {index_dir} is already kept live by `codeindex {holder.get('role', '?')}` "
+                                    f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "role": role,
+                                  "since": time.time()}).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

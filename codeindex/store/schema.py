@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
-"""3: segments carry their file's size, blake3 checksum and stat at commit (``store/integrity.py``)."""
+SCHEMA_VERSION = 5
+"""3: the ``redactions`` table (``store/redactions.py``); 4: the ``symbols`` table (every definition, for
+identifier lookups and result grouping); 5: segments carry their file's size, blake3 checksum and stat at
+commit (``store/integrity.py``)."""
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (k VARCHAR PRIMARY KEY, v VARCHAR);
@@ -23,14 +25,18 @@ CREATE TABLE IF NOT EXISTS segments (
     n_bytes BIGINT, checksum VARCHAR, file_stat VARCHAR
 );
 CREATE TABLE IF NOT EXISTS merkle_nodes (path VARCHAR, hash VARCHAR);
+CREATE TABLE IF NOT EXISTS symbols (
+    path VARCHAR, name VARCHAR, qualified VARCHAR, kind VARCHAR, start_line INTEGER, end_line INTEGER
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER, kind VARCHAR, started_at TIMESTAMP, wall_s DOUBLE, status VARCHAR,
     scheduler VARCHAR, embedder VARCHAR, model_id VARCHAR,
     files_seen INTEGER, files_added INTEGER, files_modified INTEGER, files_deleted INTEGER,
     files_moved INTEGER, files_reparsed INTEGER, files_skipped INTEGER, files_unreadable INTEGER,
     chunks_total BIGINT, chunks_written BIGINT, chunks_embedded BIGINT, chunks_reused BIGINT,
-    tokens_embedded BIGINT, stages_json VARCHAR, skipped_json VARCHAR
+    tokens_embedded BIGINT, stages_json VARCHAR, skipped_json VARCHAR, secrets_redacted BIGINT
 );
+CREATE TABLE IF NOT EXISTS redactions (path VARCHAR, line INTEGER, kind VARCHAR, name VARCHAR);
 """
 
 POSTINGS_DDL = """

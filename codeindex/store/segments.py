@@ -21,7 +21,9 @@ import numpy as np
 
 from codeindex import crashpoints
 from codeindex.errors import environment_problem
+from codeindex.fsio import rename_durably
 from codeindex.store.checksums import Fingerprint, digest
+from codeindex.store.layout import make_private_file
 
 if TYPE_CHECKING:
     import faiss
@@ -47,14 +49,6 @@ def segment_file(number: int) -> str:
     return f"seg-{number:06d}.faiss"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_index_atomically(index: Any, target: Path) -> Fingerprint:
     """Write a segment under a temporary name, fsync, rename; returns its size and checksum.
 
@@ -69,13 +63,13 @@ def write_index_atomically(index: Any, target: Path) -> Fingerprint:
     tmp = target.with_name(target.name + ".tmp")
     try:
         with open(tmp, "wb") as fh:
+            make_private_file(fh.fileno())
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         del data
         crashpoints.hit("mid-segment-write")
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        rename_durably(tmp, target)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()

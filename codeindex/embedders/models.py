@@ -1,8 +1,7 @@
-"""Pieces every model-backed embedder shares: where the model is, what it is, and how to count tokens.
+"""Which model an embedder runs and what it is: its folder, content identity and description.
 
-Everything here is cheap and imports neither torch nor onnxruntime, because ``identify`` and
-``token_counter`` run on every ``update`` (which must stay well under a second when nothing changed)
-and inside parse tasks on Dask workers.
+Everything here is cheap and imports neither torch nor onnxruntime, because ``identify`` runs on every
+``update`` (which must stay well under a second when nothing changed).
 
 Model identity is content, not a name: the blake3 of the model directory's file names and bytes. The
 hash of ~90 MB takes a few tens of milliseconds, and it is remembered in a small JSON file in the
@@ -11,22 +10,18 @@ user cache dir keyed by each file's (name, size, mtime_ns), so a repeated ``iden
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
-import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from codeindex.errors import EmbedderError
-from codeindex.hookspecs import Embedder, EmbedderBackend, EmbedderSettings
-
-if TYPE_CHECKING:
-    from codeindex.embedders.fast_count import FastWordPieceCounter
+from codeindex.fsio import write_atomic
+from codeindex.hookspecs import EmbedderSettings
 
 log = logging.getLogger("codeindex.embedders")
 
@@ -36,12 +31,10 @@ _HASH_CACHE_FILE = "model-hashes.json"
 
 
 def cache_dir() -> Path:
-    """The user cache dir of codeindex (``$XDG_CACHE_HOME/codeindex``, default ``~/.cache/codeindex``).
+    """The user cache dir of codeindex (``userdirs.cache_dir``; ``~/.cache/codeindex`` on Linux)."""
+    from codeindex.userdirs import cache_dir as user_cache_dir
 
-    Read from the environment on every call so tests (and users) can redirect it at run time.
-    """
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "codeindex"
+    return user_cache_dir()
 
 
 def default_model_path() -> Path:
@@ -166,21 +159,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same dir and a rename: readers see old or new."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # --------------------------------------------------------------------------- model description
 
 
@@ -265,127 +243,3 @@ def identify_model(settings: EmbedderSettings, backend: str) -> tuple[str, int, 
     """``(model_id, dim, max_tokens)`` for a model-backed backend; cheap after the first call."""
     info = model_info(settings, backend)
     return info.model_id, info.dim, info.max_seq_length
-
-
-# --------------------------------------------------------------------------- tokens
-
-
-_tokenizer_lock = threading.Lock()
-_tokenizers: dict[tuple[str, int | None], Any] = {}
-
-
-def load_tokenizer(path: Path, truncate_at: int | None) -> Any:
-    """A ``tokenizers.Tokenizer`` from ``tokenizer.json``, shared per process.
-
-    The file's own truncation (128 for MiniLM) is replaced: ``truncate_at`` is the model's
-    ``max_seq_length`` for embedding, ``None`` for counting (counts are "before truncation").
-    Padding is per batch, to the longest row. The returned object must not be reconfigured.
-    """
-    key = (str(path), truncate_at)
-    with _tokenizer_lock:
-        tok = _tokenizers.get(key)
-        if tok is None:
-            from tokenizers import Tokenizer
-
-            file = path / "tokenizer.json"
-            if not file.exists():
-                raise EmbedderError(f"no tokenizer.json in {path}",
-                                    hint="use the sentence-transformers backend for this model")
-            tok = Tokenizer.from_file(str(file))
-            if truncate_at is None:
-                tok.no_truncation()
-                tok.no_padding()
-            else:
-                tok.enable_truncation(max_length=truncate_at)
-                pad_id = tok.padding["pad_id"] if tok.padding else 0
-                pad_token = tok.padding["pad_token"] if tok.padding else "[PAD]"
-                tok.enable_padding(pad_id=pad_id, pad_token=pad_token)
-            _tokenizers[key] = tok
-        return tok
-
-
-_fast_lock = threading.Lock()
-_fast_counters: dict[str, FastWordPieceCounter | None] = {}
-
-
-def hf_count(path: Path, texts: Sequence[str]) -> list[int]:
-    """Token counts by the model's own tokenizer (the reference), before truncation."""
-    tok = load_tokenizer(path, None)
-    encode = getattr(tok, "encode_batch_fast", tok.encode_batch)  # same ids, no offsets: faster
-    return [len(enc.ids) for enc in encode(list(texts))]
-
-
-def fast_counter(path: Path) -> FastWordPieceCounter | None:
-    """The process-wide ``FastWordPieceCounter`` for the model at ``path``, or ``None`` if its
-    tokenizer is not a BERT WordPiece configuration (then counts come from ``hf_count``)."""
-    key = str(path)
-    with _fast_lock:
-        if key in _fast_counters:
-            return _fast_counters[key]
-    from codeindex.embedders.fast_count import FastWordPieceCounter
-
-    counter = FastWordPieceCounter.from_file(path / "tokenizer.json", lambda texts: hf_count(path, texts))
-    with _fast_lock:
-        return _fast_counters.setdefault(key, counter)
-
-
-class TokenCounter:
-    """Counts tokens as the model's tokenizer sees them, before truncation.
-
-    Exactly ``len(tokenizer.encode(text).ids)``, computed by ``FastWordPieceCounter`` when the model's
-    tokenizer is BERT WordPiece (MiniLM and most sentence-transformers models) and by the tokenizer
-    itself otherwise. Picklable by path alone (both are loaded lazily in the process that counts), so
-    it can travel inside a ``ChunkBudget`` to Dask workers.
-    """
-
-    def __init__(self, model_path: Path) -> None:
-        self.model_path = Path(model_path)
-
-    def __call__(self, texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        fast = fast_counter(self.model_path)
-        if fast is not None:
-            return fast(texts)
-        return hf_count(self.model_path, texts)
-
-    def __reduce__(self) -> tuple[type[TokenCounter], tuple[Path]]:
-        return (TokenCounter, (self.model_path,))
-
-    def __repr__(self) -> str:
-        return f"TokenCounter({str(self.model_path)!r})"
-
-
-def model_token_counter(settings: EmbedderSettings, backend: str) -> TokenCounter:
-    """The ``token_counter`` hook of model-backed backends."""
-    return TokenCounter(resolve_model_path(settings, backend))
-
-
-def available_cores() -> int:
-    """Cores this process may run on (affinity-aware), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def parse_device(device: str, backend: str) -> tuple[str, int]:
-    """Split ``auto``/``cpu``/``cuda``/``cuda:N`` into (kind, index); anything else is an error."""
-    text = (device or "auto").strip().lower()
-    if text in ("auto", "cpu", "cuda"):
-        return text, 0
-    if text.startswith("cuda:") and text[5:].isdigit():
-        return "cuda", int(text[5:])
-    raise EmbedderError(f"{backend}: unknown device {device!r}",
-                        hint="embedder.device is auto, cpu or cuda[:N]")
-
-
-def model_backend(name: str, description: str, create: Callable[[EmbedderSettings], Embedder],
-                  gpu_usable: Callable[[EmbedderSettings], bool]) -> EmbedderBackend:
-    """An ``EmbedderBackend`` for a sentence-transformers model directory: identity and token counting are
-    shared by every backend that runs such a model (cheap, no runtime import); ``create`` and
-    ``gpu_usable`` differ."""
-    return EmbedderBackend(name=name, description=description, create=create,
-                           identify=functools.partial(identify_model, backend=name),
-                           token_counter=functools.partial(model_token_counter, backend=name),
-                           gpu_usable=gpu_usable)
