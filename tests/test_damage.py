@@ -21,7 +21,8 @@ import duckdb
 import pytest
 
 from codeindex import Index
-from tests.crash_helpers import QUERIES, apply_edits, check_invariants, make_tree, run_cli
+from tests.crash_helpers import QUERIES, apply_edits, check_invariants, make_tree
+from tests.helpers import run_cli
 
 VECTOR_QUERY = ("search", "distance between two points", "--mode", "vector", "-k", "500", "--json")
 """k above the chunk count: the answer is every chunk with its score, so no tie between ids is cut."""
@@ -103,7 +104,8 @@ COMMANDS: dict[str, Callable[[Path], tuple[str, ...]]] = {
 
 
 def _hits(stdout: str) -> frozenset[tuple[str, int, int, float]]:
-    return frozenset((h["path"], h["start_line"], h["end_line"], round(h["score"], 4)) for h in json.loads(stdout))
+    return frozenset((h["path"], h["start_line"], h["end_line"], round(h["score"], 4))
+                     for h in json.loads(stdout)["results"])
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +121,9 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, frozenset[tup
 
 
 def _hint_command(stderr: str) -> list[str]:
+    """The command the error's hint says to run (a --json command prints its error as JSON)."""
+    if stderr.lstrip().startswith("{"):
+        stderr = "hint: " + (json.loads(stderr)["error"]["hint"] or "")
     found = re.search(r"hint: run `(codeindex [^`]+)`", stderr)
     assert found, stderr
     return shlex.split(found.group(1))[1:]

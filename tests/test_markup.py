@@ -36,7 +36,8 @@ def test_status_and_report_of_a_tree_whose_name_looks_like_markup(cli, tmp_path:
 
 
 def _report(**extra: object) -> SimpleNamespace:
-    fields = dict(kind="update", files_seen=3, files_added=1, files_modified=0, files_deleted=0, files_moved=0,
+    fields = dict(kind="update", files_seen=3, files_indexed=2, files_added=1, files_modified=0, files_deleted=0,
+                  files_moved=0,
                   files_reparsed=0, files_skipped=1, chunks_total=5, chunks_written=2, chunks_embedded=2,
                   chunks_reused=0, wall_s=0.5, scheduler="tcp://[::1]:8786", embedder="hash[ing]",
                   stages={"busy_s": 1.0, "parse_s": 1.0, "devices": ["cuda[0]"]},
@@ -56,6 +57,7 @@ def test_run_report_values_are_printed_as_they_are() -> None:
 
 def test_status_values_are_printed_as_they_are() -> None:
     info = {"root": f"/src/{NASTY}", "index_dir": f"/src/{NASTY}/.codeindex", "files": 1, "files_skipped": 1,
+            "files_seen": 2,
             "chunks": 2, "vectors": 2, "dead_vectors": 0, "segments": [], "index_bytes": 10, "embedder": "e[x]",
             "embedder_kind": "k", "model_id": "m[/]", "last_run": None, "stale": {"added": 1},
             "skipped_by_reason": {"[weird]": 1}, "parse_failures": 1,
@@ -75,7 +77,8 @@ def test_verify_plan_and_plugins_values_are_printed_as_they_are() -> None:
     render.print_verify(console, report)
     render.print_plugins(console, [{"name": "p[/]", "package": "pkg[x]", "version": "1[/]", "builtin": False,
                                     "provides": [f"lang {NASTY}"]}], [f"warn {NASTY}"])
-    plan = SimpleNamespace(files_seen=1, unchanged=0, by_language={"c[/]": {"add": 1}}, deleted=[], moved=[],
+    plan = SimpleNamespace(files_seen=1, unchanged=0, by_language={"c[/]": {"add": 1}}, added=["c[/].c"],
+                           modified=[], reparse=[], deleted=[], moved=[],
                            model_change=f"a -> {NASTY}", estimated_seconds=None, estimated_chunks=1,
                            estimated_tokens=1)
     render.print_plan(console, plan)

@@ -97,7 +97,7 @@ def test_a_failed_parse_is_shown_and_retried_when_its_parser_is_upgraded(cli, tr
     assert report["files_reparsed"] == 2, report  # every file of that parser: the failed one included
     assert _status(cli, root, env)["parse_failures"] == 0
     found = cli("search", "BOOM", "--root", str(root), "--mode", "lexical", "--json", env=env)
-    assert [hit["path"] for hit in json.loads(found.stdout)] == ["broken.flk"]
+    assert [hit["path"] for hit in json.loads(found.stdout)["results"]] == ["broken.flk"]
 
 
 @pytest.mark.slow

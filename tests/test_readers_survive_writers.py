@@ -11,7 +11,8 @@ import pytest
 from codeindex import Index
 from codeindex.errors import CorruptIndexError
 from codeindex.search import searcher as searcher_module
-from tests.crash_helpers import _generated_module, make_tree, run_cli
+from tests.crash_helpers import _generated_module, make_tree
+from tests.helpers import run_cli
 
 CYCLES = 20
 QUERY = "compute total price"

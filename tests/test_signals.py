@@ -17,7 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.crash_helpers import cli_cmd, make_tree, read_state, run_cli
+from tests.crash_helpers import make_tree, read_state
+from tests.helpers import cli_cmd, run_cli
 
 STANDARD = "codeindex: error: interrupted"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.crash_helpers import cli_cmd
+from tests.helpers import cli_cmd
 
 SCENARIO = Path(__file__).parent / "scenarios" / "e2e_repo"
 
@@ -44,7 +44,7 @@ def test_an_unreadable_directory_keeps_its_files_in_the_index(tmp_path: Path) ->
         assert report["files_unreadable"] == 1  # util/text.py, the one file in util/
         hits = _run(prefix, "search", "slugify", "--root", str(root), "--mode", "lexical", "--json")
         assert hits.returncode == 0, hits.stderr
-        assert "util/text.py" in {h["path"] for h in json.loads(hits.stdout)}
+        assert "util/text.py" in {h["path"] for h in json.loads(hits.stdout)["results"]}
     finally:
         (root / "util").chmod(0o755)
     again = _run([], "update", str(root), "--json", "--scheduler", "sync")

@@ -21,6 +21,7 @@ index between users is not supported (each user builds their own).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
@@ -100,9 +101,17 @@ def private_index_error(index_dir: Path) -> UsageError:
 
 
 def check_access(index_dir: Path) -> None:
-    """Raise ``private_index_error`` for an existing index folder this process may not enter."""
-    if index_dir.is_dir() and not os.access(index_dir, os.R_OK | os.W_OK | os.X_OK):
-        raise private_index_error(index_dir)
+    """Raise ``private_index_error`` for an existing index folder of another user this process may not
+    enter. Our own folder is not refused for lacking write access (a read-only filesystem, say): reads
+    work there, and a write fails naming the path and the OS reason (exit 2)."""
+    if not index_dir.is_dir():
+        return
+    if index_dir.stat().st_uid != os.geteuid():
+        if not os.access(index_dir, os.R_OK | os.W_OK | os.X_OK):
+            raise private_index_error(index_dir)
+    elif not os.access(index_dir, os.R_OK | os.X_OK):
+        raise environment_problem(PermissionError(errno.EACCES, os.strerror(errno.EACCES)), index_dir,
+                                  "read the index folder")
 
 
 def owning_tree(path: Path) -> Path | None:
