@@ -192,7 +192,11 @@ def test_update_repairs_a_deleted_segment_like_a_clean_rebuild(tmp_path: Path) -
     check_invariants(root)
     fresh = make_tree(tmp_path / "fresh")
     Index(fresh).rebuild()
-    assert _vector_answers(root) == _vector_answers(fresh)
+    repaired, clean = _vector_answers(root), _vector_answers(fresh)
+    same = sum(a == b for a, b in zip(repaired, clean, strict=True))
+    print(f"\nlost {file}: {live} vectors; update re-embedded {report.vectors_repaired}; vector answers of "
+          f"{len(QUERIES)} queries equal to a clean rebuild's: {same}/{len(QUERIES)}")
+    assert repaired == clean
 
 
 @pytest.mark.slow
