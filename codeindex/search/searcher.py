@@ -63,8 +63,8 @@ class SearchResult:
       vectors), at most 1; higher is closer.
     * ``lexical``: the BM25 score of the query's code-aware tokens in the chunk; 0 or more, unbounded.
     * ``hybrid``: the weighted reciprocal-rank fusion of both lists, the sum of ``weight / rank`` over
-      the lists that hold the chunk (``search/ranking.py``: weights 1.0 vector / 0.5 lexical for a
-      query in words, 0.5 / 1.0 for one identifier), so at most 1.5, for a chunk first in both.
+      the lists that hold the chunk (``search/ranking.py``: weights 1.0 vector / 0.6 lexical for a
+      query in words, 0.5 / 1.0 for one identifier), so at most 1.6, for a chunk first in both.
 
     ``vector_rank`` and ``lexical_rank`` are the chunk's 1-based places in the vector and lexical
     candidate lists (None when it was not a candidate there), so a hybrid hit says why it came up.
