@@ -33,6 +33,10 @@ place but the old database's WAL not yet removed; ``after-db-commit``: COMMIT do
 closed (the commit may be only in the WAL). The final commit's points (``mid-commit`` to
 ``after-db-commit``) are reached once per run; the others may be reached many times."""
 
+PAUSE_POINTS = ("cluster-start",)
+"""Reached only on some paths, so only paused at, never in the crash tests' sweep: ``cluster-start`` is
+inside ``engine/executor.py: signals_deferred``, just before a local cluster is created."""
+
 
 _paused: set[str] = set()
 _hits: dict[str, int] = {}

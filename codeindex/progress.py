@@ -15,8 +15,9 @@ from typing import Any
 
 @dataclass(slots=True)
 class ProgressEvent:
-    """``stage`` is one of discover, hash, plan, parse, embed, run, checkpoint, commit, compact, done, warning,
-    or ``lock``: waiting for another writer, ``detail`` holding its ``pid``, ``host`` and ``since`` (Unix time).
+    """``stage`` is one of discover, hash, plan, repair, parse, embed, run, checkpoint, commit, compact, done,
+    warning, or ``lock``: waiting for another writer, ``detail`` holding its ``pid``, ``host`` and ``since``
+    (Unix time).
 
     ``run`` is the whole run in tokens to embed (``detail``: ``eta_s``, ``tokens_per_s``, ``exact``);
     ``embed`` counts distinct texts to embed (``detail`` says how many chunks share a text or reuse a

@@ -81,7 +81,13 @@ class Checkpointer:
         start = time.perf_counter()
         segments = self.writer.checkpoint()
         crashpoints.hit("checkpoint-sealed")
-        retired = self.commit.checkpoint(result, segments)
+        before = self.commit.published
+        try:
+            retired = self.commit.checkpoint(result, segments)
+        except Exception:  # raised by the commit itself (a full disk, say): its segments are nobody's
+            if self.commit.published == before:
+                self.writer.discard(segments)
+            raise
         crashpoints.hit("after-checkpoint")
         self.last = time.perf_counter()
         self.progress(ProgressEvent("checkpoint", done=result.checkpoints + 1, detail={

@@ -17,6 +17,7 @@ build), or a rebuild's ``build.duckdb`` beside it, renamed over the live one aft
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,15 +31,17 @@ from codeindex.changes.scan import untrusted
 from codeindex.engine.context import RunContext
 from codeindex.engine.report import RunReport, build_report, write_run
 from codeindex.engine.results import PipelineResult, StagedWork
-from codeindex.errors import CorruptIndexError
+from codeindex.errors import CorruptIndexError, environment_problem
 from codeindex.fsio import fsync_file, rename_durably
 from codeindex.progress import ProgressEvent
 from codeindex.store import db as dbm
 from codeindex.store.build import listed_segments
+from codeindex.store.checksums import fingerprint_file
 from codeindex.store.compaction import needs_compaction
+from codeindex.store.lock import ensure_still_held
 from codeindex.store.postings import cluster_postings, load_postings_parts, needs_clustering, remove_postings
 from codeindex.store.redactions import replace_redactions
-from codeindex.store.segments import FinalSegments, SegmentInfo
+from codeindex.store.segments import FinalSegments, SegmentInfo, segment_rows
 from codeindex.store.symbols import replace_symbols
 
 
@@ -65,9 +68,18 @@ class Commit:
         self._leaves = {p: r.hash for p, r in ctx.state.snapshot.items()}
         """The Merkle leaves the target database holds: the run's start, then each checkpoint's."""
         self._run_id: int | None = None
+        self.published = 0
+        """Commits whose state a database lists for good: at its COMMIT, or for a new database once it
+        is renamed into place. A commit that failed before that leaves its segments to nobody."""
+
+    def check_still_ours(self) -> None:
+        """Before any commit: this run still holds the writer lock, and the tree it read is still there."""
+        ensure_still_held(self.ctx.layout.index_dir)
+        self.ctx.layout.check_root()
 
     def stat_only(self) -> RunReport:
         """Nothing to parse or remove, but some files' stat changed: store the new stat rows."""
+        self.check_still_ours()
         self.ctx.reads.close()  # the write session needs the database to itself
         with dbm.open_db(self.ctx.layout.db_path, read_only=False) as con:
             con.execute("BEGIN")
@@ -96,6 +108,8 @@ class Commit:
 
     def _write(self, result: PipelineResult, segments: FinalSegments, report: RunReport, *,
                final: bool) -> set[str]:
+        self.check_still_ours()
+        self.verify_staged(result.work)
         self.ctx.reads.close()  # the write session needs the database to itself
         target = self.ctx.target.db_path
         swap = final and self.ctx.target.swap
@@ -112,17 +126,27 @@ class Commit:
         new = target.with_name(target.name + ".new")
         new.unlink(missing_ok=True)
         new.with_name(new.name + ".wal").unlink(missing_ok=True)
-        con = dbm.create_database(new)
         try:
-            dbm.create_schema(con)
-            retired = self._transaction(con, result, segments, report, final=final)
-            con.execute("CHECKPOINT")
-            self._read_committed(con, final)
-        finally:
-            con.close()
+            con = dbm.create_database(new)
+            try:
+                dbm.create_schema(con)
+                retired = self._transaction(con, result, segments, report, final=final)
+                con.execute("CHECKPOINT")
+                self._read_committed(con, final)
+            finally:
+                with contextlib.suppress(duckdb.Error):
+                    con.close()
+        except BaseException as exc:  # a full disk, say: the half-built file only takes space
+            for leftover in (new, new.with_name(new.name + ".wal")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+            if isinstance(exc, duckdb.Error):
+                raise dbm.typed_error(exc, new) from exc
+            raise
         fsync_file(new)
         self._swap(new, self.ctx.layout.db_path if swap else target)
         self._fresh = False
+        self.published += 1
         return retired
 
     def _swap(self, source: Path, destination: Path | None = None) -> None:
@@ -137,6 +161,23 @@ class Commit:
             crashpoints.hit("after-swap")
         destination.with_name(destination.name + ".wal").unlink(missing_ok=True)
         source.with_name(source.name + ".wal").unlink(missing_ok=True)  # empty: checkpointed before the rename
+
+    @staticmethod
+    def verify_staged(work: StagedWork) -> None:
+        """The staged parts the commit is about to read are still the bytes the pipeline wrote."""
+        for path, written in work.staged.items():
+            try:
+                now = fingerprint_file(path)
+            except FileNotFoundError:
+                now = None
+            except OSError as exc:
+                raise environment_problem(exc, path, "read the staged part") from exc
+            if now != written:
+                what = "vanished" if now is None else \
+                    f"changed (checksum {written.checksum[:12]}… -> {now.checksum[:12]}…)"
+                raise CorruptIndexError(f"the staged part {path} {what} between its write and the commit: "
+                                        "nothing was committed",
+                                        hint="check the disk holding the index, then rerun `codeindex update PATH`")
 
     def _read_committed(self, con: duckdb.DuckDBPyConnection, final: bool) -> None:
         """What the clean-up after the commit needs, read on the commit's connection (no second open)."""
@@ -201,8 +242,9 @@ class Commit:
             dbm.register_list(con, "file_paths", "path", file_paths, pa.string())
             con.execute("DELETE FROM files WHERE path IN (SELECT path FROM file_paths)")
         dbm.insert_arrow(con, "files", self._file_rows(work, first=first))
-        # what describes a file's content follows its chunks: moved with it, gone where they go
-        gone = [p for p in [*parsed_ok, *(plan.deleted if first else []), *unreached] if p in snapshot]
+        # What describes a file's content follows its chunks: moved with it, gone where they go. Not only
+        # the snapshot's files: a repair may have dropped a file's row and left these (store/integrity.py).
+        gone = [] if self._fresh else [*parsed_ok, *(plan.deleted if first else []), *unreached]
         replace_redactions(con, replaced=gone, moved=moved,
                            rows=[(path, line, kind, name) for path in parsed_ok
                                  for line, kind, name in work.outcomes[path].redactions])
@@ -230,6 +272,8 @@ class Commit:
         point("before-db-commit")
         con.execute("COMMIT")
         self.checkpoints += 1
+        if not self._fresh:
+            self.published += 1
         self._leaves, self._nodes = leaves, nodes
         if final:
             self.committed = True
@@ -252,12 +296,8 @@ class Commit:
             con.execute("UPDATE vectors SET segment = e.segment FROM embedded_now e WHERE vectors.vec_id = e.vec_id")
             con.execute("INSERT INTO tombstones SELECT e.vec_id, e.segment FROM embedded_now e "
                         "WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.vec_id = e.vec_id)")
-        if segments.segments:
-            dbm.insert_arrow(con, "segments", pa.table({
-                "segment": pa.array([s.segment for s in segments.segments], pa.int32()),
-                "file": [s.file for s in segments.segments],
-                "n_vectors": pa.array([s.n_vectors for s in segments.segments], pa.int64()),
-                "index_type": [s.index_type for s in segments.segments]}))
+        if segments.segments:  # with the fingerprint and stat every later use checks (store/integrity.py)
+            dbm.insert_arrow(con, "segments", segment_rows(self.ctx.layout.index_dir, segments.segments))
         if len(segments.moved_ids):  # the run's checkpoint segments merged into full ones
             con.register("seg_map", pa.table({"vec_id": pa.array(segments.moved_ids, pa.int64()),
                                               "segment": pa.array(segments.moved_to, pa.int32())}))

@@ -46,7 +46,7 @@ class Execution:
 
     def run(self, scheduler: str) -> RunReport:
         index_dir = self.ctx.layout.index_dir
-        index_dir.mkdir(parents=True, exist_ok=True)
+        index_dir.mkdir(exist_ok=True)  # the writer lock made it; not its parents (a tree moved mid-run)
         crashpoints.hit("before-pipeline")
         commit = Commit(self.ctx)
         if self.ctx.kind == "update" and self.ctx.plan.is_noop() and not has_pending(self.ctx.state):
@@ -78,6 +78,8 @@ class Execution:
                                  choice.key_prefix)
         policy = CheckpointPolicy.from_config(self.config, first_build=self.ctx.target.fresh
                                               and self.ctx.target.first_build)
+        final: list[SegmentInfo] = []
+        published = -1
         try:
             known, carried, resumed = reuse_inputs(self.ctx, len(items))
             checkpoints = (Checkpointer(policy, writer, commit, self.ctx.progress, started=self.ctx.started)
@@ -96,9 +98,10 @@ class Execution:
                 release_free_memory()  # its full gc would cost ~0.08 s of a one-file edit
             crashpoints.hit("after-pipeline")
             segments = writer.consolidate(adopted)
-            writer.hand_over()  # listed by the commit below: from here on never deleted by this run
+            final = writer.hand_over()  # listed by the commit below: from here on never deleted by this run
             crashpoints.hit("after-segments")
             self.ctx.progress(ProgressEvent("commit"))
+            published = commit.published
             report = commit.commit(result, segments, executor.name)
         except (KeyboardInterrupt, Interrupted) as exc:
             writer.abort()
@@ -106,8 +109,10 @@ class Execution:
             if commit.committed:
                 raise
             raise interrupted(self.ctx, commit) from (None if isinstance(exc, KeyboardInterrupt) else exc)
-        except BaseException:
+        except BaseException as exc:
             writer.abort()  # only segments no commit was handed: checkpoints keep theirs
+            if isinstance(exc, Exception) and commit.published == published:  # the final commit failed before
+                writer.discard(final)  # its state was listed anywhere
             raise
         finally:
             executor.close()
@@ -122,8 +127,8 @@ class Execution:
         if not self.ctx.target.resumed or self.ctx.kind != "rebuild":
             return []
         rows = self.ctx.reads.con().execute(
-            "SELECT segment, file, n_vectors, index_type FROM segments ORDER BY segment").fetchall()
-        return [SegmentInfo(int(n), str(f), int(v), str(t)) for n, f, v, t in rows]
+            "SELECT segment, file, n_vectors, index_type, n_bytes, checksum FROM segments ORDER BY segment").fetchall()
+        return [SegmentInfo(int(n), str(f), int(v), str(t), int(b), str(c)) for n, f, v, t, b, c in rows]
 
     def _reader(self) -> Callable[[str], bytes]:
         """The pipeline's one read of a file to parse: checked as ``changes/read.py`` says."""
