@@ -24,9 +24,11 @@ from codeindex.chunking.syntax import LanguageRules, Splitter, node_text
 from codeindex.hookspecs import ChunkBudget, LanguageSpec
 from codeindex.models import Chunk, Definition
 
-PARSER_VERSION = "1.1.0"
+PARSER_VERSION = "1.2.0"
 """1.1: whole definitions (exact counts near the limit), splits at body statements with the signature
-as context, balanced groups, no piece of three lines or fewer beside a neighbour it fits with."""
+as context, balanced groups, no piece of three lines or fewer beside a neighbour it fits with.
+1.2: small chunks join their neighbour on exact counts; overflowing runs of dense lines are cut
+again as one run (no 3-line tail per group)."""
 
 
 def _go_method_name(node: Any, data: bytes) -> str | None:
@@ -244,7 +246,8 @@ class TreeSitterParser:
         splitter.counts = unit_counts(found, lines, limit, language, budget.count_tokens)
         pieces = splitter.split(root)
         chunks = build_chunks(pieces, lines, path, language, budget,
-                              resplit=lambda first, last, limit: splitter.resplit(root, first, last, limit))
+                              resplit=lambda first, last, limit: splitter.resplit(root, first, last, limit),
+                              join_small=True)
         return chunks, [definition for _, definition in found]
 
 
