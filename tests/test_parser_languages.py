@@ -236,3 +236,14 @@ def test_unit_that_fits_parts_from_a_comment_the_estimate_got_wrong() -> None:
     assert _covering(chunks, f.start_line, f.end_line), [(c.start_line, c.end_line) for c in chunks]
     assert all(c.n_tokens <= 128 for c in chunks)
     assert uncovered_lines(source, chunks) == []
+
+
+def test_small_go_function_joins_the_method_beside_it() -> None:
+    """Go methods are named ``Recv.Method`` but sit at module level: a three-line function after one
+    is a whole unit side by side with it, so it joins it instead of staying a fragment."""
+    body = "\n".join(f"\tw.n += {i}" for i in range(8))
+    source = (f"package p\n\nfunc (w *Writer) Flush() {{\n{body}\n}}\n\n"
+              "func closeWriter(w *Writer) {\n\tw.Close()\n}\n").encode()
+    chunks = TreeSitterParser().chunk(source, "w.go", "go", budget(128))
+    assert not [c for c in chunks if c.end_line - c.start_line + 1 <= 3], [(c.start_line, c.end_line) for c in chunks]
+    assert uncovered_lines(source, chunks) == []

@@ -201,14 +201,16 @@ def affinity(small: Piece, other: Piece, other_is_next: bool) -> int:
     """How much ``small`` belongs with ``other``: 3 the same scope, 2 one scope inside the other,
     1 whole units (or module-level lines) side by side in one scope, 0 not at all (the tail of a
     split function never joins the next function). The first piece of a split unit counts as a
-    whole unit for the small piece right before it."""
+    whole unit for the small piece right before it. Side by side in one scope means the same
+    parent name or the same enclosing signatures: Go methods are named ``Recv.Method`` yet sit at
+    module level beside the functions."""
     if small.name == other.name:
         return 3
     if other.name.startswith(small.name + ".") or small.name.startswith(other.name + "."):
         return 2
     other_whole = other.units or not other.name or (other.head and other_is_next)
     if (small.units or not small.name) and other_whole \
-            and small.name.rpartition(".")[0] == other.name.rpartition(".")[0]:
+            and (small.name.rpartition(".")[0] == other.name.rpartition(".")[0] or small.context == other.context):
         return 1
     return 0
 
