@@ -13,8 +13,12 @@ subcommand; every ``--json`` output is one object with a ``schema`` version (``c
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
+import re
+import shlex
 import signal
 import sys
 from collections.abc import Callable
@@ -23,10 +27,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from codeindex import jsonout
-from codeindex.errors import CodeIndexError, ExitCode, Interrupted, error_lines
+from codeindex.errors import INTERRUPTED_HINT, CodeIndexError, ExitCode, Interrupted, classify, error_lines
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop a command cleanly: exit 130, the standard message, the index old or new."""
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -38,12 +45,18 @@ class State:
         self.index_dir: str | None = None
         self.verbose = 0
         self.quiet = False
+        self.path: str | None = None
+        """The tree the command works on: hints name it instead of ``PATH``."""
+        self.index: Any = None
+        """The command's ``Index``, to locate damage the error did not (``_located``)."""
 
     @property
     def verbosity(self) -> int:
         return -1 if self.quiet else self.verbose
 
 
+_current: State | None = None
+"""The running command's state, for the error boundary (``main``)."""
 _handler: logging.Handler | None = None
 
 
@@ -65,7 +78,9 @@ def _configure_logging(state: State) -> None:
 
 
 def _state(ctx: click.Context) -> State:
-    return ctx.ensure_object(State)
+    global _current
+    _current = ctx.ensure_object(State)
+    return _current
 
 
 def _set_verbose(ctx: click.Context, _param: click.Parameter, value: int) -> None:
@@ -134,6 +149,7 @@ def _index(state: State, path: str | None, *, discover: bool = True, **overrides
 
     root = _find_root(state, path) if discover else Path(path if path is not None else ".")
     index = Index(root, index_dir=state.index_dir, **overrides)
+    state.path, state.index = str(index.root), index
     if state.verbosity >= 0:
         for message in index.config.warnings:
             click.echo(f"codeindex: warning: {message}", err=True)
@@ -173,6 +189,12 @@ def cli(ctx: click.Context) -> None:
     """Keep a semantic index of a source tree up to date, and search it.
 
     Commands that use an index find it from any subfolder of the indexed tree, like git.
+
+    \b
+    Exit codes: 0 done; 1 a bug of codeindex (please report it); 2 bad usage, or the
+    environment refused (permission, read-only, no space, a vanished path, an unreachable
+    scheduler); 3 no index yet; 4 another process holds the index; 5 the index is damaged
+    (the message says what, the hint how to repair it); 6 the embedder failed; 130 interrupted.
     """
     _state(ctx)
 
@@ -189,14 +211,17 @@ def _run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _do_run(state: State, kind: str, path: str | None, scheduler: str | None, embedder: str | None, wait: bool,
-            as_json: bool, force: bool = False) -> None:
+            as_json: bool, force: bool = False, **options: bool) -> None:
     from codeindex.render import ProgressRenderer, print_changes, print_report
 
     index = _index(state, path, discover=False)  # Index finds the tree owning PATH, and says so
     show = state.verbosity >= 0 and not as_json
     with ProgressRenderer(enabled=show, notices=state.verbosity >= 0) as renderer:
-        method = index.rebuild if kind == "rebuild" else index.update
-        report = method(progress=renderer, scheduler=scheduler, embedder=embedder, wait=wait, force=force)
+        if kind == "rebuild":
+            report = index.rebuild(progress=renderer, scheduler=scheduler, embedder=embedder, wait=wait, force=force)
+        else:
+            report = index.update(progress=renderer, scheduler=scheduler, embedder=embedder, wait=wait, force=force,
+                                  **options)
     if as_json:
         _echo_json(kind, report.as_dict())
     elif state.verbosity >= 0:
@@ -221,11 +246,14 @@ def rebuild(state: State, path: str | None, scheduler: str | None, embedder: str
 @path_argument
 @_run_options
 @click.option("--plan", "plan_only", is_flag=True, help="Dry run: show what would change; write nothing.")
+@click.option("--repair", is_flag=True,
+              help="Check everything first (as `verify` does) and mend what the stored chunk texts allow.")
+@click.option("--retry-failed", is_flag=True, help="Parse again every file whose parse failed.")
 @global_options
 @click.pass_obj
 def update(state: State, path: str | None, scheduler: str | None, embedder: str | None, wait: bool, as_json: bool,
-           force: bool, plan_only: bool) -> None:
-    """Re-index only what changed since the last run.
+           force: bool, plan_only: bool, repair: bool, retry_failed: bool) -> None:
+    """Re-index only what changed since the last run; mend the damage it finds.
 
     The index is found by walking up from PATH (default: .); without one, this builds it at PATH.
     In a subfolder of an indexed tree, this updates that tree's index (never a second one nested in it).
@@ -239,7 +267,7 @@ def update(state: State, path: str | None, scheduler: str | None, embedder: str 
         else:
             print_plan(_console(), plan, verbose=state.verbosity >= 1)
         return
-    _do_run(state, "update", path, scheduler, embedder, wait, as_json, force)
+    _do_run(state, "update", path, scheduler, embedder, wait, as_json, force, repair=repair, retry_failed=retry_failed)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -310,23 +338,56 @@ def search(state: State, query: str, path: str | None, k: int | None, mode: str 
 @path_argument
 @click.option("--json", "as_json", is_flag=True, help="Print status as JSON.")
 @click.option("--stale/--no-stale", default=True, help="Also count files changed since the last run.")
+@click.option("--verify", "full", is_flag=True, help="Check everything, as `codeindex verify` does.")
 @global_options
 @click.pass_obj
-def status(state: State, path: str | None, as_json: bool, stale: bool) -> None:
-    """Files, chunks, model, index size, last run, and how stale the index is.
+def status(state: State, path: str | None, as_json: bool, stale: bool, full: bool) -> None:
+    """Files, chunks, model, index size, last run, how stale the index is, and a quick health check.
 
     The index is found by walking up from PATH (default: .).
     """
     index = _index(state, path)
     info = index.status()
+    if full:
+        report = index.verify()
+        info["integrity"] = {"check": "full", **report.as_dict()}
     if stale:
         info["stale"] = index.staleness()
     if as_json:
         _echo_json("status", info)
-        return
-    from codeindex.render import print_status
+    else:
+        from codeindex.render import print_status
 
-    print_status(_console(), info)
+        print_status(_console(), info)
+    if full and not report.ok:
+        from codeindex.store.integrity import damage_error
+
+        raise damage_error(report.problems, index.index_dir)
+
+
+@cli.command(context_settings=CONTEXT)
+@path_argument
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@global_options
+@click.pass_obj
+def verify(state: State, path: str | None, as_json: bool) -> None:
+    """Check the whole index: database blocks, segment checksums, vector and chunk maps, Merkle snapshot.
+
+    Exit 0 when sound, 5 when damaged (each problem names its repair: `update --repair` or `rebuild`).
+    The index is found by walking up from PATH (default: .).
+    """
+    index = _index(state, path)
+    report = index.verify()
+    if as_json:
+        _echo_json("verify", report.as_dict())
+    else:
+        from codeindex.render import print_verify
+
+        print_verify(_console(), report)
+    if not report.ok:
+        from codeindex.store.integrity import damage_error
+
+        raise damage_error(report.problems, index.index_dir)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -497,16 +558,37 @@ def config(state: State, path: str | None, as_json: bool) -> None:
         raise click.exceptions.Exit(int(ExitCode.USAGE))
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
+def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: the one error boundary turning exceptions into messages and exit codes."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    """Entry point: the one error boundary turning exceptions into messages and exit codes.
+
+    Environment problems exit 2 naming the path and the OS reason, a busy or locked index 4, damage 5
+    with the exact repair, an interrupt 130; only what none of them explains is a bug (exit 1). From
+    the moment the command is over, a signal ends the process at once with the standard message, so
+    no phase of the shutdown (closing connections, a cluster's teardown) can print a traceback.
+    """
+    global _current
+    _current = None
     args = list(argv if argv is not None else sys.argv[1:])
     verbose = any(a.startswith("-v") or a == "--verbose" for a in args)
     as_json = "--json" in args
+    for sig in INTERRUPT_SIGNALS[1:]:
+        signal.signal(sig, _raise_interrupt)
+    try:
+        return _boundary(args, verbose, as_json)
+    except KeyboardInterrupt:  # a second signal while the first error was being reported
+        _exit_interrupted()
+        raise  # not reached
+    finally:
+        for sig in INTERRUPT_SIGNALS:
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # a shell's `cmd &` ignores SIGINT: keep that
+                signal.signal(sig, _on_late_signal)
+
+
+def _boundary(args: list[str], verbose: bool, as_json: bool) -> int:
     try:
         code = cli.main(args=args, prog_name="codeindex", standalone_mode=False)
         if isinstance(code, int) and code:  # click returns (not raises) an Exit's code in this mode
@@ -518,14 +600,14 @@ def main(argv: list[str] | None = None) -> int:
             return _fail_json(exc, ExitCode.USAGE, "")
         exc.show()
         return int(ExitCode.USAGE)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        return int(ExitCode.INTERRUPTED)
-    except KeyboardInterrupt:
-        return _fail(Interrupted("interrupted; the index was left in its previous state"), as_json)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        return _fail(Interrupted("interrupted", hint=INTERRUPTED_HINT), as_json)
     except CodeIndexError as exc:
-        return _fail(exc, as_json)
-    except Exception as exc:  # the boundary: anything else is our bug
+        return _fail(_located(exc), as_json)
+    except Exception as exc:  # the boundary: what the environment or damage explains, else our bug
+        typed = classify(exc)
+        if typed is not None:
+            return _fail(_located(typed), as_json)
         if verbose:
             raise
         if as_json:
@@ -536,12 +618,54 @@ def main(argv: list[str] | None = None) -> int:
     return int(ExitCode.OK)
 
 
+def _located(exc: CodeIndexError) -> CodeIndexError:
+    """A damaged database block, as DuckDB reports it, names no table, so not the repair either: run the
+    full check to find which tables it hit (``update --repair`` mends the derived ones)."""
+    if not getattr(exc, "unlocated", False) or _current is None or _current.index is None:
+        return exc
+    try:
+        report = _current.index.verify()
+    except Exception:  # the diagnosis is a courtesy: the original error stands
+        return exc
+    if report.ok:
+        return exc
+    from codeindex.store.integrity import damage_error
+
+    return damage_error(report.problems, _current.index.index_dir)
+
+
 def _fail(exc: CodeIndexError, as_json: bool = False) -> int:
+    hint = _with_path(exc.hint) if exc.hint else exc.hint
     if as_json:
-        return _fail_json(exc, exc.exit_code, exc.hint)
-    for line in error_lines(exc):
+        return _fail_json(exc, exc.exit_code, hint)
+    for line in error_lines(exc, hint):
         click.echo(line, err=True)
     return int(exc.exit_code)
+
+
+def _with_path(hint: str) -> str:
+    """A hint naming the command's own tree (and index folder) where it says ``PATH``: the exact repair."""
+    if _current is None or _current.path is None or not re.search(r"\bPATH\b", hint):
+        return hint
+    if _current.index_dir:
+        hint = hint.replace("`codeindex ", f"`codeindex --index-dir {shlex.quote(_current.index_dir)} ")
+    return re.sub(r"\bPATH\b", lambda _: shlex.quote(_current.path or "") if _current else "PATH", hint)
+
+
+def _exit_interrupted() -> None:
+    """Print the standard interrupt message and end the process now (exit 130)."""
+    for sig in INTERRUPT_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    message = "\n".join(error_lines(Interrupted("interrupted", hint=INTERRUPTED_HINT))) + "\n"
+    with contextlib.suppress(Exception):  # a closed pipe: nothing more to say there
+        sys.stdout.flush()
+    with contextlib.suppress(OSError):
+        os.write(2, message.encode())
+    os._exit(int(ExitCode.INTERRUPTED))
+
+
+def _on_late_signal(signum: int, frame: object) -> None:
+    _exit_interrupted()
 
 
 def _fail_json(exc: BaseException, code: int, hint: str) -> int:

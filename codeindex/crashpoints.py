@@ -25,6 +25,10 @@ written and fsynced but not yet renamed; ``after-swap``: a rebuild's new databas
 place but the old database's WAL not yet removed; ``after-db-commit``: COMMIT done, connection not
 closed (the commit may be only in the WAL)."""
 
+PAUSE_POINTS = ("cluster-start",)
+"""Reached only on some paths, so only paused at, never in the crash tests' sweep: ``cluster-start`` is
+inside ``engine/executor.py: signals_deferred``, just before a local cluster is created."""
+
 
 _paused: set[str] = set()
 

@@ -29,6 +29,7 @@ from codeindex.store.lock import writer_lock
 if TYPE_CHECKING:
     from codeindex.explain import FileRecord, WhyReport
     from codeindex.search.searcher import SearchResult
+    from codeindex.store.integrity import VerifyReport
 
 
 class CompactResult(TypedDict):
@@ -123,7 +124,8 @@ class Index:
 
     def update(self, *, progress: ProgressCallback = no_progress, scheduler: str | None = None,
                embedder: str | None = None, wait: bool = False, force: bool = False,
-               paths: Iterable[str | os.PathLike[str]] | None = None) -> RunReport:
+               paths: Iterable[str | os.PathLike[str]] | None = None, repair: bool = False,
+               retry_failed: bool = False) -> RunReport:
         """Re-index what changed since the last run (a rebuild if there is no index yet).
 
         Run on a subfolder of an indexed tree, it updates that tree's index (and says so).
@@ -131,6 +133,9 @@ class Index:
         as a file watcher reports: they alone are walked and hashed, the rest of the committed
         snapshot is kept as it is. Exact for what changed there; a change elsewhere waits for the next
         full ``update``. ``force`` allows ``/`` and the home folder for a first build.
+        Damage the quick integrity check finds is mended first (``report.repairs`` says what);
+        ``repair`` runs the full check of ``verify`` first. ``retry_failed`` parses again every file
+        whose parse failed, even if neither it nor its parser changed.
         """
         if not force and not self.exists():
             refuse_broad_root(self.root)
@@ -142,7 +147,8 @@ class Index:
             if self.root != self.requested_root:
                 lock_warnings.append(f"{self.requested_root} is part of the tree indexed at {self.root}: "
                                      "updated that index")
-            return self._run(kind, progress, scheduler, embedder, lock_warnings, scoped, prepared)
+            return self._run(kind, progress, scheduler, embedder, lock_warnings, scoped, prepared, repair=repair,
+                             retry_failed=retry_failed)
 
     def prepare_update(self) -> None:
         """Read the committed snapshot now, so that the next ``update`` need not if nothing commits meanwhile.
@@ -151,6 +157,15 @@ class Index:
         update. Checked at use, under the writer lock, by the database's stamp.
         """
         self._prepared = read_state(self.layout, require=False)
+
+    def verify(self) -> VerifyReport:
+        """Check everything on disk: database blocks and tables, every segment's checksum, the vector and
+        chunk maps, the Merkle snapshot. Reads only; ``update --repair`` mends what it finds."""
+        from codeindex.store.integrity import verify_index
+
+        if not self.exists():
+            raise NotIndexedError(f"no index at {self.index_dir}")
+        return verify_index(self.index_dir, self.db_path)
 
     def plan(self, *, embedder: str | None = None, progress: ProgressCallback = no_progress) -> UpdatePlan:
         """What ``update`` would do, without writing anything (``codeindex update --plan``)."""
@@ -268,11 +283,12 @@ class Index:
             yield warnings
 
     def _run(self, kind: str, progress: ProgressCallback, scheduler: str | None, embedder: str | None,
-             warnings: list[str], paths: set[str] | None = None, prepared: IndexState | None = None) -> RunReport:
+             warnings: list[str], paths: set[str] | None = None, prepared: IndexState | None = None, *,
+             repair: bool = False, retry_failed: bool = False) -> RunReport:
         from codeindex.engine.run import run
 
         return run(self.layout, self.config, kind, progress=progress, scheduler=scheduler, embedder=embedder,
-                   warnings=warnings, paths=paths, prepared=prepared)
+                   warnings=warnings, paths=paths, prepared=prepared, repair=repair, retry_failed=retry_failed)
 
     def _require_root(self) -> None:
         """The tree must still be there: taking the lock would create the index folder, and the root with it."""

@@ -9,8 +9,8 @@ from typing import Any
 
 @dataclass(slots=True)
 class ProgressEvent:
-    """``stage`` is one of discover, hash, plan, parse, embed, write, commit, done, warning, or ``lock``:
-    waiting for another writer, ``detail`` holding its ``pid``, ``host`` and ``since`` (Unix time)."""
+    """``stage`` is one of discover, hash, plan, repair, parse, embed, write, commit, compact, done, warning,
+    or ``lock``: waiting for another writer, ``detail`` holding its ``pid``, ``host`` and ``since`` (Unix time)."""
 
     stage: str
     done: int = 0

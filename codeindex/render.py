@@ -114,6 +114,7 @@ class ProgressRenderer:
 
 
 def print_report(console: Console, report: Any) -> None:
+    """A run's one-line summary (values escaped: a scheduler address or a path is never markup)."""
     s = report.stages
     console.print(
         f"[bold]{report.kind}[/] {plural(report.files_seen, 'file')} seen: {report.files_indexed:,} indexed, "
@@ -121,11 +122,13 @@ def print_report(console: Console, report: Any) -> None:
         f"-{report.files_deleted}, moved {report.files_moved}, reparsed {report.files_reparsed}; "
         f"{plural(report.chunks_total, 'chunk')} "
         f"(written {report.chunks_written:,}, embedded {report.chunks_embedded:,}, reused {report.chunks_reused:,})"
-        f" in {report.wall_s:.2f}s [{report.scheduler}, {report.embedder}]")
+        f" in {report.wall_s:.2f}s " + escape(f"[{report.scheduler}, {report.embedder}]"))
+    for line in getattr(report, "repairs", []):
+        console.print(f"[green]repaired:[/] {escape(line)}")
     if s.get("busy_s"):
-        console.print("  " + stage_summary(s))
+        console.print("  " + escape(stage_summary(s)))
     if report.skipped:
-        console.print("  skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items())))
+        console.print("  skipped: " + escape(", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items()))))
     if getattr(report, "secrets_redacted", 0):
         console.print(f"  secrets redacted: {report.secrets_redacted} (masked before embedding and indexing)")
     for message in report.warnings:
@@ -175,7 +178,7 @@ def print_plan(console: Console, plan: Any, *, verbose: bool = False) -> None:
                   f"{plan.unchanged:,} unchanged")
     table = Table("language", "add", "modify", "reparse", "move")
     for lang, counts in sorted(plan.by_language.items()):
-        table.add_row(lang, *(str(counts.get(k, 0)) for k in ("add", "modify", "reparse", "move")))
+        table.add_row(Text(lang), *(str(counts.get(k, 0)) for k in ("add", "modify", "reparse", "move")))
     if plan.by_language:
         console.print(table)
     console.print(f"delete {len(plan.deleted)}, move {len(plan.moved)}")
@@ -227,6 +230,9 @@ def print_results(console: Console, query: str, results: list[Any]) -> None:
         console.print(_highlight(snippet, terms))
 
 
+FAILURES_PRINTED = 5
+
+
 def match_position(text: str, start_line: int, terms: list[str]) -> tuple[int, int, str]:
     """``(line, column, line text)`` an editor should jump to for a result: the first line holding a
     query term (column of the term, 1-based), else the first non-blank line."""
@@ -263,25 +269,65 @@ def print_result_files(results: list[Any]) -> None:
 
 
 def print_status(console: Console, info: dict[str, Any]) -> None:
+    """Every value escaped: a path like ``mk[/]up`` is text, never markup."""
     run = info.get("last_run") or {}
     console.print(f"[bold]{escape(info['root'])}[/] index at {escape(info['index_dir'])}")
     console.print(f"files {info['files_seen']:,} seen: {info['files']:,} indexed, {info['files_skipped']:,} skipped; "
                   f"{plural(info['chunks'], 'chunk')}, {plural(info['vectors'], 'vector')} "
                   f"(+{info['dead_vectors']:,} dead) in {plural(len(info['segments']), 'segment')}, "
                   f"{info['index_bytes'] / 1e6:.1f} MB")
-    console.print(f"embedder {info['embedder']} ({info['embedder_kind']}), model {info['model_id']}")
+    console.print(escape(f"embedder {info['embedder']} ({info['embedder_kind']}), model {info['model_id']}"))
     if run:
-        console.print(f"last run #{run['run_id']} {run['kind']} at {run['started_at']} took {run['wall_s']:.2f}s: "
-                      f"embedded {run['chunks_embedded']:,} chunks, reused {run['chunks_reused']:,}")
-        console.print("  " + stage_summary(run.get("stages") or {}))
+        console.print(escape(f"last run #{run['run_id']} {run['kind']} at {run['started_at']} took "
+                             f"{run['wall_s']:.2f}s: embedded {run['chunks_embedded']:,} chunks, "
+                             f"reused {run['chunks_reused']:,}"))
+        console.print("  " + escape(stage_summary(run.get("stages") or {})))
     if "stale" in info:
         stale = info["stale"]
         changed = sum(stale.values())
         console.print("up to date" if not changed else
-                      "stale: " + ", ".join(f"{k} {v}" for k, v in stale.items() if v))
+                      "stale: " + escape(", ".join(f"{k} {v}" for k, v in stale.items() if v)))
     if info.get("skipped_by_reason"):
-        console.print("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(info["skipped_by_reason"].items()))
-                      + "  (`codeindex files --skipped` lists them)")
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(info["skipped_by_reason"].items()))
+        console.print("skipped: " + escape(reasons) + "  (`codeindex files --skipped` lists them)")
+    failed = info.get("failed") or []
+    if failed:
+        console.print(f"[yellow]parse failures: {info.get('parse_failures', len(failed))}[/] (retried when the "
+                      "parser changes, or with `codeindex update --retry-failed`)")
+        for row in failed[:FAILURES_PRINTED]:
+            console.print("  " + escape(f"{row['path']}: {row['reason']}"))
+        if info.get("parse_failures", len(failed)) > FAILURES_PRINTED:
+            console.print(f"  ... {info['parse_failures'] - FAILURES_PRINTED} more (`codeindex status --json`)")
+    integrity = info.get("integrity") or {}
+    if integrity.get("check") == "full":
+        console.print("integrity: " + escape(_verify_line(integrity)))
+    elif integrity:
+        console.print(f"integrity: quick check passed ({integrity.get('segments_checked', 0)} segment(s)); "
+                      "`codeindex verify` checks everything")
+
+
+def _verify_line(report: dict[str, Any]) -> str:
+    checked = report.get("checked", {})
+    rows = sum(v for k, v in checked.items() if k.startswith("rows."))
+    what = (f"{rows:,} rows, {checked.get('segments', 0)} segment(s), "
+            f"{(checked.get('database_bytes', 0) + checked.get('segment_bytes', 0)) / 1e6:.1f} MB "
+            f"in {report.get('seconds', 0):.2f}s")
+    problems = report.get("problems", [])
+    return f"sound ({what})" if not problems else f"{len(problems)} problem(s) ({what})"
+
+
+def print_verify(console: Console, report: Any) -> None:
+    """What ``codeindex verify`` found: each problem with its repair, then what was checked."""
+    data = report.as_dict()
+    head = f"[bold]verify[/] {escape(data['index_dir'])}: "
+    if report.ok:
+        console.print(head + "[green]sound[/] " + escape(_verify_line(data).removeprefix("sound ")))
+        return
+    console.print(head + f"[red]damaged[/], {len(report.problems)} problem(s)")
+    for problem in report.problems:
+        repair = "update --repair" if problem.repairable else "rebuild"
+        console.print(f"  [red]x[/] {escape(str(problem))}  [dim]repair: codeindex {repair}[/]")
+    console.print("  checked: " + escape(_verify_line(data)))
 
 
 def print_files(console: Console, records: list[Any]) -> None:
@@ -344,12 +390,12 @@ def plugin_records(manager: Any) -> list[dict[str, Any]]:
 
 def print_plugins(console: Console, rows: list[dict[str, Any]], warnings: list[str]) -> None:
     table = Table("plugin", "package", "version", "provides", show_lines=True)
-    for row in rows:
-        table.add_row(row["name"] + (" (built-in)" if row["builtin"] else ""), row["package"], row["version"],
-                      "\n".join(row["provides"]))
+    for row in rows:  # Text cells: "python [.py .pyi]" is a list of extensions, not markup
+        table.add_row(Text(row["name"] + (" (built-in)" if row["builtin"] else "")), Text(row["package"]),
+                      Text(row["version"]), Text("\n".join(row["provides"])))
     console.print(table)
     for message in warnings:
-        console.print(f"[yellow]warning:[/] {message}")
+        console.print(f"[yellow]warning:[/] {escape(message)}")
 
 
 def live_line(status: dict[str, Any]) -> str:

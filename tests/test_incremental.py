@@ -121,6 +121,6 @@ def test_noop_update_imports_no_model_runtime(scenario) -> None:
     Index(root).rebuild(scheduler="sync", embedder="onnx")
     code = ("import sys; from codeindex.cli import main; rc = main(['-q', 'update', sys.argv[1]]); "
             "heavy = [m for m in ('torch', 'onnxruntime', 'faiss', 'distributed', 'sentence_transformers', "
-            "'transformers', 'pyarrow') if m in sys.modules]; print(rc, heavy)")
+            "'transformers', 'pyarrow', 'numpy') if m in sys.modules]; print(rc, heavy)")
     out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0 []", out.stdout + out.stderr

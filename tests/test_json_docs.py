@@ -57,6 +57,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
     got["search"] = run("search", "great circle distance", str(root), "--json")
     got["status"] = run("status", str(root), "--json")
     got["compact"] = run("compact", str(root), "--json")
+    got["verify"] = run("verify", str(root), "--json")
     got["plugins"] = run("plugins", "--json")
     got["config"] = run("config", str(root), "--json")
     (root / "blob.py").write_bytes(b"x\x00")
@@ -70,8 +71,8 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
 
 def test_every_json_command_has_an_example() -> None:
     # rebuild prints the same report as update: one example serves both
-    assert set(_examples()) == {"update", "plan", "search", "status", "compact", "plugins", "config", "files", "why",
-                                "error"}
+    assert set(_examples()) == {"update", "plan", "search", "status", "compact", "verify", "plugins", "config",
+                                "files", "why", "error"}
 
 
 def test_examples_have_the_fields_the_commands_print(outputs: dict[str, dict[str, Any]]) -> None:

@@ -107,6 +107,9 @@ class Discovery:
     files: list[SourceFile]
     skipped: dict[str, int] = field(default_factory=dict)
     skipped_examples: dict[str, list[str]] = field(default_factory=dict)
+    unreadable_dirs: dict[str, str] = field(default_factory=dict)
+    """Directories the walk could not list (relative path -> OS reason): what the index holds below
+    them is kept as it is, never taken for deleted (``changes/plan.py``)."""
     max_examples: int | None = MAX_EXAMPLES
     """Paths kept per reason in ``skipped_examples``; None keeps every one (``codeindex files --skipped``)."""
 
@@ -211,6 +214,7 @@ def discover(root: Path, language_of: Callable[[str], str | None], *, max_file_b
             if not rel:
                 raise UsageError(f"cannot read {root}: {exc}") from exc
             result.skip("unreadable", rel + "/")
+            result.unreadable_dirs[rel] = exc.strerror or type(exc).__name__
             continue
         names = {e.name for e in entries}
         if rel and not forced and not DIR_MARKERS.isdisjoint(names):

@@ -10,9 +10,11 @@ are walked and hashed, every other file keeps its committed leaf. Nothing here w
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import duckdb
 
 from codeindex.changes import merkle
 from codeindex.changes.discovery import Discovery, rescan_scope
@@ -25,6 +27,7 @@ from codeindex.models import FileStat
 from codeindex.plugins import get_plugin_manager
 from codeindex.progress import ProgressCallback, ProgressEvent
 from codeindex.store import db as dbm
+from codeindex.store.integrity import IntegrityFacts, Problem, check_schema
 from codeindex.store.layout import IndexLayout
 from codeindex.store.reader import Stamp, database_stamp
 from codeindex.store.session import ReadSession
@@ -90,6 +93,10 @@ class IndexState:
     stamp: Stamp = ()
     """The database's stamp before it was read (``store.reader.database_stamp``): while the stamp is
     unchanged, nothing was committed since, so the state read earlier is still the committed one."""
+    integrity: IntegrityFacts | None = None
+    """What ``store/integrity.py: quick_check`` needs (segment records, lexical counts)."""
+    damage: list[Problem] = field(default_factory=list)
+    """Damage found while reading (tables ``update`` can recreate are missing)."""
 
 
 def read_state(layout: IndexLayout, session: ReadSession | None = None, *, require: bool) -> IndexState:
@@ -103,18 +110,29 @@ def read_state(layout: IndexLayout, session: ReadSession | None = None, *, requi
             return read_state(layout, own, require=require)
     stamp = database_stamp(layout.db_path)  # before the read: a commit in between is seen as a change
     con = session.con()
-    meta = dbm.get_meta(con)
-    files = con.execute("SELECT path, size, mtime_ns, inode, ctime_ns, hash, language, parser_id, "
-                        "n_chunks, skip_reason FROM files").fetchall()
-    nodes = dict(con.execute("SELECT path, hash FROM merkle_nodes").fetchall())
-    tp = dbm.first_row(con, "SELECT sum(tokens_embedded), sum(json_extract(stages_json, '$.embed_s')::DOUBLE), "
-                       "sum(chunks_embedded) FROM runs WHERE tokens_embedded > 0")
+    try:
+        damage = check_schema(con, layout.db_path)  # raises unless update could recreate what is missing
+        missing = {p.items[0] for p in damage}
+        meta = dbm.get_meta(con)
+        files = con.execute("SELECT path, size, mtime_ns, inode, ctime_ns, hash, language, parser_id, "
+                            "n_chunks, skip_reason FROM files").fetchall()
+        nodes = dict(con.execute("SELECT path, hash FROM merkle_nodes").fetchall()) \
+            if "merkle_nodes" not in missing else {}
+        tp = None if "runs" in missing else dbm.first_row(
+            con, "SELECT sum(tokens_embedded), sum(json_extract(stages_json, '$.embed_s')::DOUBLE), "
+            "sum(chunks_embedded) FROM runs WHERE tokens_embedded > 0")
+        integrity = IntegrityFacts.read(con, missing)
+    except duckdb.Error as exc:
+        typed = dbm.typed_error(exc, layout.db_path)
+        if typed is exc:
+            raise
+        raise typed from exc
     snapshot = {p: SnapshotRow(FileStat(s, m, i, c), h, lang, pid, n, r)
                 for p, s, m, i, c, h, lang, pid, n, r in files}
     throughput = None
     if tp and tp[0] and tp[1]:
         throughput = (float(tp[0]) / float(tp[1]), float(tp[0]) / max(1.0, float(tp[2] or 1)))
-    return IndexState(meta, snapshot, nodes, throughput, stamp)
+    return IndexState(meta, snapshot, nodes, throughput, stamp, integrity, damage)
 
 
 def still_current(state: IndexState | None, layout: IndexLayout) -> bool:
@@ -122,8 +140,13 @@ def still_current(state: IndexState | None, layout: IndexLayout) -> bool:
     return state is not None and bool(state.stamp) and state.stamp == database_stamp(layout.db_path)
 
 
+PARSE_FAILURES = ("parse-error", "parser-unavailable")
+"""Skip reasons of files whose parse failed: retried when their parser's identity changes (a fixed,
+upgraded plugin) or on ``update --retry-failed``; the reason holds the parser's message."""
+
+
 def make_plan(layout: IndexLayout, config: Config, state: IndexState, choice: EmbedderChoice,
-              progress: ProgressCallback, *,
+              progress: ProgressCallback, *, retry_failed: bool = False,
               paths: Collection[str] | None = None) -> tuple[UpdatePlan, Discovery, dict[str, str]]:
     """Walk, scan and diff the tree against ``state``: the plan, what discovery found, the new leaves.
 
@@ -131,6 +154,7 @@ def make_plan(layout: IndexLayout, config: Config, state: IndexState, choice: Em
     file watcher reported) scopes the plan to them: the result is the plan a full walk would make
     if nothing else had changed. A model change, a change that can affect the whole tree
     (``discovery.rescan_scope``) or a state without a snapshot makes it a full plan.
+    ``retry_failed`` reparses every file whose parse failed (``PARSE_FAILURES``).
     """
     manager = get_plugin_manager()
     lang_map = LanguageMap.from_parsers(manager.parsers())
@@ -149,18 +173,21 @@ def make_plan(layout: IndexLayout, config: Config, state: IndexState, choice: Em
     plan = UpdatePlan(files_seen=len(found.files) + sum(found.skipped.values()), skipped=dict(found.skipped),
                       unreadable=dict(scanned.unreadable), rehashed=len(scanned.rehashed),
                       model_change=model_change)
+    # A directory that cannot be listed is treated as its files would be: unreadable, entries kept.
+    for path, directory in under_dirs(state.snapshot, found.unreadable_dirs):
+        plan.unreadable[path] = f"directory {directory}/ unreadable: {found.unreadable_dirs[directory]}"
     rows: Iterable[tuple[str, SnapshotRow]] = state.snapshot.items()
     if scopes is None:
         new_leaves = scanned.hashes
         # unreadable files keep their previous entries: never lose data because of a transient error
-        old_leaves = {p: r.hash for p, r in state.snapshot.items() if p not in scanned.unreadable}
+        old_leaves = {p: r.hash for p, r in state.snapshot.items() if p not in plan.unreadable}
         diff = merkle.diff_trees(old_leaves, new_leaves)  # a dict comparison: milliseconds at 100k files
     else:
-        new_leaves, diff, rows = _scoped_diff(state, scopes, scanned.hashes, scanned.unreadable)
+        new_leaves, diff, rows = _scoped_diff(state, scopes, scanned.hashes, plan.unreadable)
         plan.scoped = True
         plan.files_seen = len(new_leaves) + len(scanned.unreadable)
         plan.skipped = json.loads(state.meta.get("discovery_skipped") or "{}")  # the last full walk's counts
-    if state.nodes and not scanned.unreadable:  # re-hash only the directories above what changed
+    if state.nodes and not plan.unreadable:  # re-hash only the directories above what changed
         plan.nodes = merkle.update_tree(state.nodes, new_leaves, diff.changed_paths())
     else:
         plan.nodes = merkle.build_tree(new_leaves)
@@ -178,9 +205,15 @@ def make_plan(layout: IndexLayout, config: Config, state: IndexState, choice: Em
         return identities[language]
 
     def parsed_as_now(row: SnapshotRow, language: str) -> bool:
-        """The stored chunks are what parsing the file as ``language`` today would give."""
-        return row.language == language and (row.parser_id == identity(language) if row.skip_reason is None
-                                             else not row.skip_reason.startswith("parser-unavailable"))
+        """The stored chunks are what parsing the file as ``language`` today would give. A failed parse
+        stands until its parser's identity changes (a fixed, upgraded plugin) or ``retry_failed``."""
+        if row.language != language:
+            return False
+        if row.skip_reason is None:
+            return row.parser_id == identity(language)
+        if row.skip_reason.startswith(PARSE_FAILURES):
+            return not retry_failed and row.parser_id == identity(language)
+        return True
 
     # A move carries the stored chunk rows to the new path without re-parsing, which is exact only when
     # the new path is parsed the same way (same language, same parser identity); otherwise it is a
@@ -209,6 +242,20 @@ def make_plan(layout: IndexLayout, config: Config, state: IndexState, choice: Em
         plan.by_language.setdefault(languages[new], {"add": 0, "modify": 0, "reparse": 0})
         plan.by_language[languages[new]]["move"] = plan.by_language[languages[new]].get("move", 0) + 1
     return plan, found, new_leaves
+
+
+def under_dirs(paths: Iterable[str], dirs: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(path, directory) for each of ``paths`` inside one of ``dirs`` (relative directories), at any depth."""
+    if not dirs:
+        return []
+    out = []
+    for path in paths:
+        parent = path.rpartition("/")[0]
+        while parent and parent not in dirs:
+            parent = parent.rpartition("/")[0]
+        if parent:
+            out.append((path, parent))
+    return sorted(out)
 
 
 def _model_change(state: IndexState, choice: EmbedderChoice) -> str | None:

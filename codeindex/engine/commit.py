@@ -12,6 +12,7 @@ Protocol (the index on disk is always the old or the new state):
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,14 +27,16 @@ from codeindex.changes.scan import untrusted
 from codeindex.engine.context import RunContext
 from codeindex.engine.report import RunReport, build_report, write_run
 from codeindex.engine.results import PipelineResult
-from codeindex.errors import CorruptIndexError
+from codeindex.errors import CorruptIndexError, environment_problem
 from codeindex.fsio import fsync_file, rename_durably
 from codeindex.progress import ProgressEvent
 from codeindex.store import db as dbm
+from codeindex.store.checksums import fingerprint_file
 from codeindex.store.compaction import needs_compaction
+from codeindex.store.lock import ensure_still_held
 from codeindex.store.postings import cluster_postings, load_postings_parts, needs_clustering, remove_postings
 from codeindex.store.redactions import replace_redactions
-from codeindex.store.segments import SegmentInfo
+from codeindex.store.segments import SegmentInfo, segment_rows
 from codeindex.store.symbols import replace_symbols
 
 
@@ -48,8 +51,14 @@ class Commit:
         """The segment files the committed state lists (read on the commit's own connection)."""
         self.compaction_due = False
 
+    def check_still_ours(self) -> None:
+        """Before any commit: this run still holds the writer lock, and the tree it read is still there."""
+        ensure_still_held(self.ctx.layout.index_dir)
+        self.ctx.layout.check_root()
+
     def stat_only(self) -> RunReport:
         """Nothing to parse or remove, but some files' stat changed: store the new stat rows."""
+        self.check_still_ours()
         self.ctx.reads.close()  # the write session needs the database to itself
         with dbm.open_db(self.ctx.layout.db_path, read_only=False) as con:
             con.execute("BEGIN")
@@ -65,19 +74,30 @@ class Commit:
     def commit(self, result: PipelineResult, segments: list[SegmentInfo], scheduler: str) -> RunReport:
         """Write the run's result as the new committed state (a fresh database swapped in, for a rebuild)."""
         report = self._report(result, scheduler)
+        self.check_still_ours()
+        self.verify_staged(result)
         self.ctx.reads.close()  # the write session needs the database to itself
         if self.ctx.kind == "rebuild":
             target = self.ctx.layout.db_path.with_name(dbm.DB_NAME + ".new")
             target.unlink(missing_ok=True)
             target.with_name(target.name + ".wal").unlink(missing_ok=True)
-            con = dbm.create_database(target)
             try:
-                dbm.create_schema(con)
-                self._transaction(con, result, segments, report, fresh=True)
-                con.execute("CHECKPOINT")
-                self._read_committed(con)
-            finally:
-                con.close()
+                con = dbm.create_database(target)
+                try:
+                    dbm.create_schema(con)
+                    self._transaction(con, result, segments, report, fresh=True)
+                    con.execute("CHECKPOINT")
+                    self._read_committed(con)
+                finally:
+                    with contextlib.suppress(duckdb.Error):
+                        con.close()
+            except BaseException as exc:  # a full disk, say: the half-built file only takes space
+                for leftover in (target, target.with_name(target.name + ".wal")):
+                    with contextlib.suppress(OSError):
+                        leftover.unlink()
+                if isinstance(exc, duckdb.Error):
+                    raise dbm.typed_error(exc, target) from exc
+                raise
             crashpoints.hit("before-swap")
             fsync_file(target)
             self._fold_old_wal()
@@ -91,6 +111,23 @@ class Commit:
                 self._transaction(con, result, segments, report, fresh=False)
                 self._read_committed(con)
         return report
+
+    @staticmethod
+    def verify_staged(result: PipelineResult) -> None:
+        """The staged parts the commit is about to read are still the bytes the pipeline wrote."""
+        for path, written in result.staged.items():
+            try:
+                now = fingerprint_file(path)
+            except FileNotFoundError:
+                now = None
+            except OSError as exc:
+                raise environment_problem(exc, path, "read the staged part") from exc
+            if now != written:
+                what = "vanished" if now is None else \
+                    f"changed (checksum {written.checksum[:12]}… -> {now.checksum[:12]}…)"
+                raise CorruptIndexError(f"the staged part {path} {what} between its write and the commit: "
+                                        "nothing was committed",
+                                        hint="check the disk holding the index, then rerun `codeindex update PATH`")
 
     def _read_committed(self, con: duckdb.DuckDBPyConnection) -> None:
         """What the clean-up after the commit needs, read on the commit's connection (no second open)."""
@@ -164,11 +201,8 @@ class Commit:
                 "vec_key": pa.array(keys, pa.string()),
                 "vec_id": pa.array([result.new_vectors[k][0] for k in keys], pa.int64()),
                 "segment": pa.array([result.new_vectors[k][1] for k in keys], pa.int32())}))
-        if segments:
-            dbm.insert_arrow(con, "segments", pa.table({
-                "segment": pa.array([s.segment for s in segments], pa.int32()),
-                "file": [s.file for s in segments], "n_vectors": pa.array([s.n_vectors for s in segments], pa.int64()),
-                "index_type": [s.index_type for s in segments]}))
+        if segments:  # with the fingerprint and stat every later use checks (store/integrity.py)
+            dbm.insert_arrow(con, "segments", segment_rows(self.ctx.layout.index_dir, segments))
         candidates = "TRUE" if fresh else "v.vec_id IN (SELECT vec_id FROM retired_vec_candidates)"
         con.execute(f"""
             INSERT INTO tombstones

@@ -41,7 +41,7 @@ class Execution:
 
     def run(self, scheduler: str) -> RunReport:
         index_dir = self.ctx.layout.index_dir
-        index_dir.mkdir(parents=True, exist_ok=True)
+        index_dir.mkdir(exist_ok=True)  # the writer lock made it; not its parents (a tree moved mid-run)
         crashpoints.hit("before-pipeline")
         commit = Commit(self.ctx)
         if self.ctx.kind == "update" and self.ctx.plan.is_noop():

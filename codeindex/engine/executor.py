@@ -9,15 +9,19 @@ edit never pays for importing dask.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from codeindex import crashpoints
 from codeindex.engine.tasks import EmbedContext, ParseItem, embed_texts, parse_batch
-from codeindex.errors import UsageError
+from codeindex.errors import EnvironmentProblem, UsageError, os_reason
 
 if TYPE_CHECKING:
     from dask.delayed import Delayed
@@ -137,31 +141,38 @@ class DaskExecutor:
         _quiet_distributed()
         self._closed = False
         self._cluster: Any = None
+        self.client: Any = None
         self.embed_resource: str | None = None
         if address is None:
             self.name = "local"
             cores = max(1, len(os.sched_getaffinity(0)))
             env = {"OMP_NUM_THREADS": str(embed_threads), "ORT_DISABLE_TELEMETRY": "1"}
-            with dask.config.set(NO_HTTP_ROUTES):
-                if gpu_devices:
-                    self._cluster = gpu_spec_cluster(gpu_devices, n_workers or cores, env)
-                else:
-                    from codeindex.engine.graph import EMBED_RESOURCE
+            try:
+                with signals_deferred():  # a Ctrl-C now lands after the start, where it can be handled
+                    crashpoints.hit("cluster-start")
+                    with dask.config.set(NO_HTTP_ROUTES):
+                        if gpu_devices:
+                            self._cluster = gpu_spec_cluster(gpu_devices, n_workers or cores, env)
+                        else:
+                            from codeindex.engine.graph import EMBED_RESOURCE
 
-                    workers, threads = local_cluster_shape(cores, n_workers)
-                    self.embed_resource = EMBED_RESOURCE
-                    self._cluster = LocalCluster(n_workers=workers, threads_per_worker=threads,
-                                                 processes=True, dashboard_address=f"{LOOPBACK}:0", env=env,
-                                                 host=LOOPBACK, resources={EMBED_RESOURCE: 1},
-                                                 security=cluster_security(), silence_logs=logging.ERROR)
-            self.client = Client(self._cluster)
+                            workers, threads = local_cluster_shape(cores, n_workers)
+                            self.embed_resource = EMBED_RESOURCE
+                            self._cluster = LocalCluster(n_workers=workers, threads_per_worker=threads,
+                                                         processes=True, dashboard_address=f"{LOOPBACK}:0",
+                                                         env=env, host=LOOPBACK, resources={EMBED_RESOURCE: 1},
+                                                         security=cluster_security(), silence_logs=logging.ERROR)
+                    self.client = Client(self._cluster)
+            except BaseException:
+                self.close()
+                raise
         else:
             self.name = address
             try:
                 self.client = Client(address, timeout="10s")
             except (OSError, TimeoutError) as exc:
-                raise UsageError(f"cannot reach Dask scheduler {address}: {exc}",
-                                 hint="check the address, or use --scheduler local") from exc
+                raise EnvironmentProblem(f"cannot reach Dask scheduler {address}: {exc}",
+                                         hint=SCHEDULER_HINT) from exc
         info = self.client.scheduler_info()
         workers_info = info.get("workers", {})
         self.n_workers = max(1, len(workers_info))
@@ -201,15 +212,91 @@ class DaskExecutor:
         return set(result.done), set(result.not_done)
 
     def close(self) -> None:
-        """Shut the client (and a cluster we started) down; safe to call more than once."""
+        """Shut the client (and a cluster we started) down; safe to call more than once. A signal that
+        arrives meanwhile is handled once the workers are gone (``signals_deferred``)."""
         if self._closed:
             return
         self._closed = True
-        try:
-            self.client.close()
-        finally:
-            if self._cluster is not None:
-                self._cluster.close()
+        with signals_deferred():
+            try:
+                if self.client is not None:
+                    self.client.close()
+            finally:
+                if self._cluster is not None:
+                    self._cluster.close()
+
+
+DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGHUP)
+"""Blocked while a local cluster starts or stops: worker processes inherit the mask, so a terminal's
+Ctrl-C (sent to the whole process group) reaches only this process, which stops the workers itself."""
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold interrupts back while a local cluster starts or stops, then deliver them.
+
+    A ``KeyboardInterrupt`` raised inside ``LocalCluster(...)`` leaves a half-started cluster whose
+    teardown prints tracebacks, and worker processes that get the terminal's SIGINT print their own.
+    So ``SIGINT``/``SIGHUP`` are blocked (and inherited blocked by the worker processes started here)
+    and ``SIGTERM`` only noted; when the block ends, the pending signal raises ``KeyboardInterrupt``
+    at a point where the caller can close the cluster and exit 130 cleanly. Only the main thread
+    can take signals, so elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    # Started now, unblocked: spawning it later would unblock SIGINT in the spawning thread again.
+    resource_tracker.ensure_running()
+    terminated: list[int] = []
+    previous_term = signal.signal(signal.SIGTERM, lambda signum, frame: terminated.append(signum))
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, DEFERRED_SIGNALS)
+    try:
+        yield
+    finally:
+        if previous_term is not None:  # None: a handler set outside Python, which we cannot put back
+            signal.signal(signal.SIGTERM, previous_term)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)  # a pending SIGINT is delivered here
+        if terminated:
+            raise KeyboardInterrupt
+
+
+SCHEDULER_HINT = "check the address and that the scheduler runs, or use --scheduler local"
+PROBE_TIMEOUT_S = 3.0
+
+
+def probe_scheduler(address: str) -> None:
+    """Fail at once when nothing listens at a ``tcp://``/``tls://`` scheduler address.
+
+    ``distributed.Client`` retries a refused connection until its timeout (10 s); one plain TCP
+    connect tells a refused port, an unknown host or an unreachable network in milliseconds.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address)
+    if parts.scheme not in ("tcp", "tls"):
+        return
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise UsageError(f"bad scheduler address {address!r}: {exc}", hint="use tcp://host:port") from None
+    if not host or port is None:
+        raise UsageError(f"bad scheduler address {address!r}: it needs a host and a port",
+                         hint="use tcp://host:port")
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
+            pass
+    except socket.gaierror as exc:
+        raise EnvironmentProblem(f"cannot reach Dask scheduler {address}: unknown host {host!r} ({exc.strerror})",
+                                 hint=SCHEDULER_HINT) from None
+    except TimeoutError:
+        raise EnvironmentProblem(f"cannot reach Dask scheduler {address}: no answer within {PROBE_TIMEOUT_S:.0f}s",
+                                 hint=SCHEDULER_HINT) from None
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot reach Dask scheduler {address}: {os_reason(exc)}",
+                                 hint=SCHEDULER_HINT) from None
 
 
 def _quiet_distributed() -> None:
@@ -293,5 +380,6 @@ def make_executor(scheduler: str, *, n_dirty: int, small_threshold: int, workers
     if scheduler == "local":
         return DaskExecutor(None, n_workers=workers, gpu_devices=gpu_devices())
     if scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+        probe_scheduler(scheduler)  # before importing distributed (~0.5 s): a refused port fails at once
         return DaskExecutor(scheduler)
     raise UsageError(f"unknown scheduler {scheduler!r}", hint="use local, sync or tcp://host:port")

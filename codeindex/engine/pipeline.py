@@ -26,9 +26,10 @@ from codeindex.embedders.batching import plan_batches
 from codeindex.engine.executor import Executor
 from codeindex.engine.results import FileOutcome, PipelineResult
 from codeindex.engine.tasks import EmbedContext, EmbeddedBatch, ParsedBatch, ParseItem, vector_key
-from codeindex.errors import EmbedderError, Interrupted, UsageError
+from codeindex.errors import EmbedderError, Interrupted, UsageError, environment_problem
 from codeindex.models import Chunk, ParseResult
 from codeindex.progress import ProgressCallback, ProgressEvent
+from codeindex.store.checksums import fingerprint_file
 from codeindex.store.segments import SegmentWriter
 
 CHUNK_SCHEMA = pa.schema([
@@ -141,7 +142,7 @@ class Pipeline:
                                    pa.array(vec_ids, pa.int64()))
             self._part += 1
             part = self.staging / f"chunks-{self._part:06d}.parquet"
-            pq.write_table(rows.cast(CHUNK_SCHEMA), part)
+            self._write_part(rows.cast(CHUNK_SCHEMA), part)
             self.result.chunk_parts.append(part)
             self.result.chunks_written += n
             if postings is not None and postings.num_rows:
@@ -149,9 +150,17 @@ class Pipeline:
                 postings = postings.set_column(postings.schema.get_field_index("chunk_id"), "chunk_id",
                                                pa.array(local.to_numpy().astype(np.int64) + first))
                 ppart = self.staging / f"postings-{self._part:06d}.parquet"
-                pq.write_table(postings, ppart)
+                self._write_part(postings, ppart)
                 self.result.postings_parts.append(ppart)
         self.result.times.write += time.perf_counter() - start
+
+    def _write_part(self, table: pa.Table, path: Path) -> None:
+        """Write a staged part and record its checksum (the commit checks it before reading the part)."""
+        try:
+            pq.write_table(table, path)
+            self.result.staged[path] = fingerprint_file(path)
+        except OSError as exc:
+            raise environment_problem(exc, path, "write the staged part") from exc
 
     def _stage_parsed(self, batch: ParsedBatch) -> None:
         self.result.times.parse += batch.seconds

@@ -52,6 +52,10 @@ class RunReport:
     stages: dict[str, Any]
     skipped: dict[str, int]
     warnings: list[str] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)
+    """What ``update`` mended before its run (``engine/repair.py``), one sentence each."""
+    vectors_repaired: int = 0
+    """Lost vectors the repair re-embedded from the stored chunk texts."""
     files_indexed: int = 0
     changes: dict[str, list[Any]] = field(default_factory=dict)
     """The paths this run changed: ``added``, ``modified``, ``deleted``, ``reparsed`` (lists of paths),

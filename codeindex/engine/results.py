@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codeindex.store.checksums import Fingerprint
+
 KEEPS_PREVIOUS = frozenset({"unreadable", "not-regular", "too-large", "changed-type"})
 """Skip reasons of a file the pipeline could not read as discovered (``changes/read.py``): its committed
 state stays as it was, and the next run looks at it again."""
@@ -52,6 +54,7 @@ class PipelineResult:
     outcomes: dict[str, FileOutcome] = field(default_factory=dict)
     chunk_parts: list[Path] = field(default_factory=list)
     postings_parts: list[Path] = field(default_factory=list)
+    staged: dict[Path, Fingerprint] = field(default_factory=dict)  # each staged part's size and checksum
     symbol_parts: list[Path] = field(default_factory=list)  # staged ``symbols`` rows of the parsed files
     new_vectors: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (vec_id, segment)
     chunks_written: int = 0

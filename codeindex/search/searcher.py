@@ -12,16 +12,19 @@ database file's stamp. Loaded segments are reloaded only when the live-segment l
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import duckdb
 import numpy as np
 
 from codeindex.config import Config
 from codeindex.embedders.choice import settings_from_config
-from codeindex.errors import ModelMismatchError, NotIndexedError, UsageError
+from codeindex.errors import CorruptIndexError, ModelMismatchError, NotIndexedError, UsageError
 from codeindex.search.filters import where_clause
 from codeindex.search.grouping import GROUPINGS, Group, group_results
 from codeindex.search.ranking import RRF_K, bm25_search, fusion_weights, rrf
@@ -29,13 +32,18 @@ from codeindex.search.state import Snapshot
 from codeindex.search.symbols import IdentifierQuery, parse_identifier, rank_definitions
 from codeindex.search.validate import FilterVocabulary, check_k
 from codeindex.store import db as dbm
+from codeindex.store.integrity import DamagedSegment, SegmentRecord, damage_error, load_segment, segment_problem
 from codeindex.store.reader import ReadConnection, Stamp
 from codeindex.store.symbols import SymbolRow, definitions_in, definitions_named
 
-if TYPE_CHECKING:
-    import duckdb
-
 MODES = ("hybrid", "vector", "lexical")
+
+VANISHED_RETRIES = 4
+"""Times a search re-reads the committed state after a segment it was about to load vanished."""
+DB_RETRIES = 2
+"""Times a search reopens the database after a read that failed (damage fails every time)."""
+
+log = logging.getLogger("codeindex.search")
 
 
 @dataclass(slots=True)
@@ -55,8 +63,8 @@ class SearchResult:
       vectors), at most 1; higher is closer.
     * ``lexical``: the BM25 score of the query's code-aware tokens in the chunk; 0 or more, unbounded.
     * ``hybrid``: the weighted reciprocal-rank fusion of both lists, the sum of ``weight / rank`` over
-      the lists that hold the chunk (``search/ranking.py``: weights 1.0 vector / 0.5 lexical for a
-      query in words, 0.5 / 1.0 for one identifier), so at most 1.5, for a chunk first in both.
+      the lists that hold the chunk (``search/ranking.py``: weights 1.0 vector / 0.6 lexical for a
+      query in words, 0.5 / 1.0 for one identifier), so at most 1.6, for a chunk first in both.
 
     ``vector_rank`` and ``lexical_rank`` are the chunk's 1-based places in the vector and lexical
     candidate lists (None when it was not a candidate there), so a hybrid hit says why it came up.
@@ -108,24 +116,26 @@ class Searcher:
 
     # ------------------------------------------------------------------ vector side
 
-    def _load_segments(self, files: Sequence[str]) -> list[Any]:
-        import faiss
+    def _load_segments(self, records: Sequence[SegmentRecord]) -> list[Any]:
+        """The live segments, loaded once each after their checksum is checked (``store/integrity.py``).
 
-        from codeindex.store.segments import read_segment
+        Raises ``FileNotFoundError`` for a file that is gone: a writer deletes the segments it replaced
+        right after its commit, so ``search`` then reads the new committed state and tries again.
+        """
+        import faiss
 
         # One query at a time gains nothing from OpenMP threads, and their spin-waiting costs 2-3x on a
         # busy machine (measured: 6.0 -> 2.5 ms per 65k-vector HNSW segment).
         faiss.omp_set_num_threads(1)
-        wanted = set(files)
+        wanted = {rec.file for rec in records}
         for name in list(self._segments):
             if name not in wanted:
                 del self._segments[name]
         out = []
-        for name in files:
-            if name not in self._segments:
-                path = self.index_dir / name
-                self._segments[name] = read_segment(path, mmap=path.stat().st_size > 64 * 1024 * 1024)
-            out.append(self._segments[name])
+        for rec in records:
+            if rec.file not in self._segments:
+                self._segments[rec.file] = load_segment(self.index_dir, rec)
+            out.append(self._segments[rec.file])
         return out
 
     def _query_vector(self, query: str, meta: dict[str, str], embedder: str | None) -> np.ndarray:
@@ -158,7 +168,8 @@ class Searcher:
         import faiss
 
         out: dict[str, Any] = {}
-        for number, file in snap.segments:
+        for rec in snap.segments:
+            number, file = rec.segment, rec.file
             n_dead = snap.dead.get(number, 0)
             if not n_dead:
                 continue
@@ -170,7 +181,7 @@ class Searcher:
                 cached = (key, faiss.IDSelectorNot(batch), batch)  # keep the batch alive: Not borrows it
                 self._selectors[file] = cached
             out[file] = cached[1]
-        live = {f for _, f in snap.segments}
+        live = {rec.file for rec in snap.segments}
         for file in list(self._selectors):
             if file not in live:
                 del self._selectors[file]
@@ -182,7 +193,7 @@ class Searcher:
 
         if not snap.segments:
             return []
-        files = [f for _, f in snap.segments]
+        files = [rec.file for rec in snap.segments]
         qv = self._query_vector(query, snap.meta, embedder)
         allowed = None
         if where:  # ids of live chunks only: tombstoned vectors are excluded too
@@ -192,7 +203,7 @@ class Searcher:
             allowed = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
         not_dead = {} if allowed is not None else self._dead_selectors(con, snap)
         hits: list[tuple[float, int]] = []
-        for file, index in zip(files, self._load_segments(files), strict=True):
+        for file, index in zip(files, self._load_segments(snap.segments), strict=True):
             kk = min(index.ntotal, n)
             if kk <= 0:
                 continue
@@ -229,13 +240,16 @@ class Searcher:
         """
         if not self._reader.db_path.exists():
             return
-        with self._reader.use() as (con, stamp):
-            snap = self._current(con, stamp)
-            snap.queries = max(snap.queries, 2)  # warm from now on: the heavy parts load below
-            snap.chunk_lengths(con)
-            snap.vectors(con)
-            self._dead_selectors(con, snap)
-            self._load_segments([f for _, f in snap.segments])
+        try:
+            with self._reader.use() as (con, stamp):
+                snap = self._current(con, stamp)
+                snap.queries = max(snap.queries, 2)  # warm from now on: the heavy parts load below
+                snap.chunk_lengths(con)
+                snap.vectors(con)
+                self._dead_selectors(con, snap)
+                self._load_segments(snap.segments)
+        except FileNotFoundError:  # a writer replaced a segment meanwhile: the next search reads afresh
+            self._forget_state()
 
     # ------------------------------------------------------------------ look-ups (search/lookup.py)
 
@@ -274,6 +288,63 @@ class Searcher:
         snap.queries += 1
         return snap
 
+    def _answer(self, con: duckdb.DuckDBPyConnection, stamp: Stamp, query: str, k: int, n: int, mode: str,
+                where: str, params: list[Any], embedder: str | None, *, group: str, rerank: Any, context: int,
+                languages: Sequence[str], kinds: Sequence[str]) -> list[SearchResult]:
+        """The results of one committed state: candidates, fusion, exact definitions, reranking, grouping."""
+        snap = self._current(con, stamp)
+        self._vocabulary.check(con, stamp, languages, kinds)
+        vector: list[tuple[int, float]] = []
+        lexical: list[tuple[int, float]] = []
+        if mode in ("hybrid", "vector"):
+            vector = self._vector_candidates(con, snap, query, n, where, params, embedder)
+        if mode in ("hybrid", "lexical"):
+            lexical = bm25_search(con, query, n, where_sql=where, params=params,
+                                  lengths=snap.chunk_lengths(con), stats=snap.lex_stats)
+        if mode == "vector":
+            ranked = vector
+        elif mode == "lexical":
+            ranked = lexical
+        else:
+            ranked = rrf([[c for c, _ in vector], [c for c, _ in lexical]], k=RRF_K,
+                         weights=fusion_weights(query))[:n]
+        ident = parse_identifier(query) if mode != "vector" else None
+        exact = self._definition_chunks(con, ident, [c for c, _ in ranked], where, params) if ident else []
+        pinned = set(exact)
+        order = exact + [c for c, _ in ranked if c not in pinned]
+        if not order:
+            return []
+        # the candidates' places first; texts only for what a reranker reads and what is returned
+        rows = {r[0]: _Row(*r) for r in con.execute(
+            "SELECT chunk_id, path, start_line, end_line, symbol, kind, language, '' "
+            "FROM chunks WHERE chunk_id IN (SELECT unnest(?::BIGINT[]))", [order]).fetchall()}
+        rest = [c for c in order[len(exact):] if c in rows]
+        if rerank is not None:
+            _fill_texts(con, [rows[c] for c in rest[:RERANK_DEPTH]])
+            rest = _reranked(rerank, query, rest, rows, dict(ranked))
+        hits = [rows[c] for c in [*exact, *rest] if c in rows]
+        definitions = definitions_in(con, sorted({h.path for h in hits}))
+        groups = group_results(hits, definitions, group, k)
+        _fill_texts(con, [g.row for g in groups])
+        around = {g.row.chunk_id: _context_lines(con, g.row, context) for g in groups} if context else {}
+        scores = dict(ranked)
+        v_rank = {c: i + 1 for i, (c, _) in enumerate(vector)}
+        l_rank = {c: i + 1 for i, (c, _) in enumerate(lexical)}
+        return [_result(g, scores, v_rank, l_rank, pinned, around.get(g.row.chunk_id, ([], []))) for g in groups]
+
+    def _forget_state(self) -> None:
+        """Drop the cached state and connection: the next use reads the committed state afresh."""
+        self._reader.release()
+        self._snapshot = None
+
+    def _still_listed(self, file: str) -> SegmentRecord | None:
+        """The committed state's record of ``file`` if, read afresh, it still lists the missing file: damage,
+        not a writer that replaced it (a writer deletes a segment only after committing a state without it)."""
+        with self._reader.use() as (con, stamp):
+            snap = self._current(con, stamp)
+        rec = next((r for r in snap.segments if r.file == file), None)
+        return rec if rec is not None and not (self.index_dir / file).exists() else None
+
     def search(self, query: str, *, k: int, mode: str, languages: Sequence[str] = (), paths: Sequence[str] = (),
                exclude_paths: Sequence[str] = (), kinds: Sequence[str] = (), symbol: str | None = None,
                embedder: str | None = None, group: str = "definition", context: int = 0,
@@ -299,46 +370,35 @@ class Searcher:
             raise NotIndexedError(f"no index at {self.index_dir}")
         where, params = where_clause(languages, paths, exclude_paths, kinds, symbol)
         n = max(50, 5 * k) if group == "none" else max(100, 10 * k)  # grouping folds pieces: look deeper
-        with self._reader.use() as (con, stamp):
-            snap = self._current(con, stamp)
-            self._vocabulary.check(con, stamp, languages, kinds)
-            vector: list[tuple[int, float]] = []
-            lexical: list[tuple[int, float]] = []
-            if mode in ("hybrid", "vector"):
-                vector = self._vector_candidates(con, snap, query, n, where, params, embedder)
-            if mode in ("hybrid", "lexical"):
-                lexical = bm25_search(con, query, n, where_sql=where, params=params,
-                                      lengths=snap.chunk_lengths(con), stats=snap.lex_stats)
-            if mode == "vector":
-                ranked = vector
-            elif mode == "lexical":
-                ranked = lexical
-            else:
-                ranked = rrf([[c for c, _ in vector], [c for c, _ in lexical]], k=RRF_K,
-                             weights=fusion_weights(query))[:n]
-            ident = parse_identifier(query) if mode != "vector" else None
-            exact = self._definition_chunks(con, ident, [c for c, _ in ranked], where, params) if ident else []
-            pinned = set(exact)
-            order = exact + [c for c, _ in ranked if c not in pinned]
-            if not order:
-                return []
-            # the candidates' places first; texts only for what a reranker reads and what is returned
-            rows = {r[0]: _Row(*r) for r in con.execute(
-                "SELECT chunk_id, path, start_line, end_line, symbol, kind, language, '' "
-                "FROM chunks WHERE chunk_id IN (SELECT unnest(?::BIGINT[]))", [order]).fetchall()}
-            rest = [c for c in order[len(exact):] if c in rows]
-            if rerank is not None:
-                _fill_texts(con, [rows[c] for c in rest[:RERANK_DEPTH]])
-                rest = _reranked(rerank, query, rest, rows, dict(ranked))
-            hits = [rows[c] for c in [*exact, *rest] if c in rows]
-            definitions = definitions_in(con, sorted({h.path for h in hits}))
-            groups = group_results(hits, definitions, group, k)
-            _fill_texts(con, [g.row for g in groups])
-            around = {g.row.chunk_id: _context_lines(con, g.row, context) for g in groups} if context else {}
-        scores = dict(ranked)
-        v_rank = {c: i + 1 for i, (c, _) in enumerate(vector)}
-        l_rank = {c: i + 1 for i, (c, _) in enumerate(lexical)}
-        return [_result(g, scores, v_rank, l_rank, pinned, around.get(g.row.chunk_id, ([], []))) for g in groups]
+        for attempt in range(VANISHED_RETRIES + 1):
+            try:
+                with self._reader.use() as (con, stamp):
+                    return self._answer(con, stamp, query, k, n, mode, where, params, embedder, group=group,
+                                        rerank=rerank, context=context, languages=languages, kinds=kinds)
+            except FileNotFoundError as exc:  # a writer replaced that segment after we read the state
+                missing = Path(exc.filename or "").name
+                self._forget_state()
+                listed = self._still_listed(missing)
+                if listed is not None or attempt == VANISHED_RETRIES:
+                    rec = listed or SegmentRecord(-1, missing, 0, "?")
+                    raise damage_error([segment_problem(rec, "missing", "segment-missing")],
+                                       self.index_dir) from None
+                time.sleep(0.01 * 2 ** attempt)
+            except DamagedSegment:
+                raise
+            except (CorruptIndexError, duckdb.Error) as exc:
+                # What this process read of the file no longer holds together: a writer changed it under a
+                # connection we (or another searcher here) kept. Read it afresh; damage fails again.
+                if attempt >= DB_RETRIES:
+                    typed = dbm.typed_error(exc, self._reader.db_path) if isinstance(exc, duckdb.Error) else exc
+                    if typed is exc:
+                        raise
+                    raise typed from exc
+                log.debug("search: reading %s again after %s", self._reader.db_path, exc)
+                self._forget_state()
+                dbm.release_readers(self._reader.db_path)
+                time.sleep(0.01 * 2 ** attempt)
+        raise AssertionError("every attempt returns or raises")
 
     def _definition_chunks(self, con: duckdb.DuckDBPyConnection, ident: IdentifierQuery, fused: Sequence[int],
                            where: str, params: list[Any]) -> list[int]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from codeindex.store import db as dbm
+from codeindex.store.integrity import SegmentRecord, check_schema, raise_if_damaged, read_segment_records
 from codeindex.store.postings import ChunkLengths, lex_stats
 from codeindex.store.reader import Stamp
 
@@ -56,7 +57,7 @@ class Snapshot:
 
     stamp: Stamp
     meta: dict[str, str]
-    segments: list[tuple[int, str]]
+    segments: list[SegmentRecord]
     dead: dict[int, int]
     lex_stats: dict[str, float]
     queries: int = 0
@@ -65,9 +66,8 @@ class Snapshot:
 
     @classmethod
     def read(cls, con: duckdb.DuckDBPyConnection, stamp: Stamp, db_path: Path) -> Snapshot:
-        dbm.check_schema(con, db_path)
-        segments = [(int(n), str(f)) for n, f in
-                    con.execute("SELECT segment, file FROM segments ORDER BY segment").fetchall()]
+        raise_if_damaged(check_schema(con, db_path), db_path.parent)  # a reader cannot mend a lost table
+        segments = read_segment_records(con)
         dead = {int(n): int(c) for n, c in
                 con.execute("SELECT segment, count(*) FROM tombstones GROUP BY segment").fetchall()}
         return cls(stamp, dbm.get_meta(con), segments, dead, lex_stats(con))

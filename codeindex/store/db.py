@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from codeindex.errors import CorruptIndexError, NotIndexedError, SchemaVersionError
+from codeindex.errors import (
+    LOCK_MARKERS,
+    BusyError,
+    CorruptIndexError,
+    NotIndexedError,
+    SchemaVersionError,
+    classify,
+)
 from codeindex.store.layout import DB_NAME as DB_NAME  # re-exported: callers say dbm.DB_NAME
 from codeindex.store.layout import make_private_file, private_index_error
 from codeindex.store.schema import POSTINGS_DDL, SCHEMA_VERSION, TABLES
@@ -35,10 +42,6 @@ BLOCK_SIZE = 16384
 """Block size of a new database file. DuckDB's default (256 KiB) makes every commit's checkpoint write
 whole 256 KiB blocks per touched table: a one-file update wrote ~8.5 MB on a 47k-chunk index. 16 KiB
 blocks write ~10x less at the same BM25 latency and ~10% larger file (benchmarks/edit_footprint.py)."""
-_LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked", "being used by another",
-                 # another thread of this process holds the file with other settings (a reader while the
-                 # writer commits, in `codeindex serve`): as transient as another process's lock
-                 "with a different configuration")
 
 
 def duckdb_config(path: Path, **extra: str) -> dict[str, str | bool | int | float | list[str]]:
@@ -50,7 +53,26 @@ def duckdb_config(path: Path, **extra: str) -> dict[str, str | bool | int | floa
 
 
 def _is_lock_conflict(exc: Exception) -> bool:
-    return any(marker in str(exc) for marker in _LOCK_MARKERS)
+    return any(marker in str(exc) for marker in LOCK_MARKERS)
+
+
+_OUR_BUGS = ("Connection Error", "Binder Error", "Parser Error")
+"""Open failures that come from how we opened the file, not from the file: bugs, reported as such."""
+
+
+def typed_error(exc: BaseException, path: Path) -> BaseException:
+    """What a DuckDB failure on ``path`` means for the user (``errors.classify``), or ``exc`` itself (a bug)."""
+    return classify(exc, path) or exc
+
+
+def _open_error(exc: duckdb.Error, path: Path) -> BaseException:
+    """An open that failed for another reason than a lock: the environment, damage, or our own bug."""
+    typed = classify(exc, path)
+    if typed is not None:
+        return typed
+    if any(marker in str(exc) for marker in _OUR_BUGS):
+        return exc
+    return CorruptIndexError(f"cannot open {path}: {str(exc).splitlines()[0]}")
 
 
 # Read connections that searchers keep open between queries (``store/reader.py``), weakly: a dropped
@@ -113,21 +135,28 @@ def connect(path: Path, *, read_only: bool, timeout_s: float = 30.0, release: bo
         except duckdb.Error as exc:
             if _is_lock_conflict(exc):
                 if time.monotonic() > deadline:
-                    raise CorruptIndexError(f"{path} stayed busy for {timeout_s:.0f}s: {exc}",
-                                            hint="another codeindex process holds it; retry shortly") from exc
+                    raise BusyError(f"{path} stayed busy for {timeout_s:.0f}s (another process holds it): "
+                                    f"{str(exc).splitlines()[0]}") from exc
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.2)
                 continue
-            raise CorruptIndexError(f"cannot open {path}: {str(exc).splitlines()[0]}") from exc
+            raise _open_error(exc, path) from exc
 
 
 @contextlib.contextmanager
 def open_db(path: Path, *, read_only: bool, timeout_s: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection for one phase; DuckDB failures inside the block become typed errors naming ``path``."""
     con = connect(path, read_only=read_only, timeout_s=timeout_s)
     try:
         yield con
+    except duckdb.Error as exc:
+        typed = typed_error(exc, path)
+        if typed is exc:
+            raise
+        raise typed from exc
     finally:
-        con.close()
+        with contextlib.suppress(duckdb.Error):  # closing a connection to a damaged file may fail too
+            con.close()
 
 
 def create_database(path: Path) -> duckdb.DuckDBPyConnection:
@@ -151,14 +180,23 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Raise a clear error for a database that is not ours, damaged, or from a newer codeindex."""
+    """Raise a clear error for a database that is not ours, damaged, or from another codeindex version.
+
+    The version only; ``store/integrity.py: check_schema`` also checks the tables are all there."""
     try:
         row = first_row(con, "SELECT v FROM meta WHERE k = 'schema_version'")
     except duckdb.Error as exc:
+        typed = classify(exc, path)
+        if typed is not None and type(exc).__name__ != "CatalogException":
+            raise typed from exc  # damaged blocks, a full disk...: say that, not "not ours"
         raise CorruptIndexError(f"{path} is not a codeindex database ({str(exc).splitlines()[0]})") from exc
     if row is None:
-        raise CorruptIndexError(f"{path} has no schema version")
-    version = int(row[0])
+        raise CorruptIndexError(f"{path} is damaged: it records no schema version")
+    try:
+        version = int(row[0])
+    except (TypeError, ValueError):
+        raise CorruptIndexError(f"{path} is damaged: its schema version is {str(row[0])[:40]!r}, not a number") \
+            from None
     if version > SCHEMA_VERSION:
         raise SchemaVersionError(f"{path} has schema version {version}; this codeindex reads up to "
                                  f"{SCHEMA_VERSION}")

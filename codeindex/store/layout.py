@@ -21,14 +21,15 @@ index between users is not supported (each user builds their own).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from codeindex.errors import UsageError
+from codeindex.errors import EnvironmentProblem, UsageError, environment_problem
 
 DB_NAME = "meta.duckdb"
 INDEX_DIR_NAME = ".codeindex"
@@ -100,9 +101,17 @@ def private_index_error(index_dir: Path) -> UsageError:
 
 
 def check_access(index_dir: Path) -> None:
-    """Raise ``private_index_error`` for an existing index folder this process may not enter."""
-    if index_dir.is_dir() and not os.access(index_dir, os.R_OK | os.W_OK | os.X_OK):
-        raise private_index_error(index_dir)
+    """Raise ``private_index_error`` for an existing index folder of another user this process may not
+    enter. Our own folder is not refused for lacking write access (a read-only filesystem, say): reads
+    work there, and a write fails naming the path and the OS reason (exit 2)."""
+    if not index_dir.is_dir():
+        return
+    if index_dir.stat().st_uid != os.geteuid():
+        if not os.access(index_dir, os.R_OK | os.W_OK | os.X_OK):
+            raise private_index_error(index_dir)
+    elif not os.access(index_dir, os.R_OK | os.X_OK):
+        raise environment_problem(PermissionError(errno.EACCES, os.strerror(errno.EACCES)), index_dir,
+                                  "read the index folder")
 
 
 def owning_tree(path: Path) -> Path | None:
@@ -154,6 +163,35 @@ class IndexLayout:
 
     root: Path
     index_dir: Path
+    root_identity: tuple[int, int] | None = field(default=None, compare=False)
+    """(device, inode) of the root when the layout was made: ``check_root`` notices a moved tree."""
+
+    def __post_init__(self) -> None:
+        if self.root_identity is None:
+            try:
+                st = os.stat(self.root)
+            except OSError:
+                return
+            object.__setattr__(self, "root_identity", (st.st_dev, st.st_ino))
+
+    def check_root(self) -> None:
+        """Raise ``EnvironmentProblem`` if the tree was moved or deleted since this layout was made.
+
+        Called before every commit: a run whose tree vanished under it read nothing (or half), and
+        committing that would delete files from the index that still exist elsewhere.
+        """
+        try:
+            st = os.stat(self.root)
+        except FileNotFoundError:
+            raise EnvironmentProblem(f"the indexed tree {self.root} vanished while codeindex ran (moved or "
+                                     "deleted?): nothing was committed",
+                                     hint="run codeindex again on the tree where it is now") from None
+        except OSError as exc:
+            raise environment_problem(exc, self.root, "read the indexed tree") from exc
+        if self.root_identity is not None and (st.st_dev, st.st_ino) != self.root_identity:
+            raise EnvironmentProblem(f"the indexed tree {self.root} was replaced by another directory while "
+                                     "codeindex ran (moved?): nothing was committed",
+                                     hint="run codeindex again on the tree where it is now")
 
     @property
     def db_path(self) -> Path:
@@ -174,8 +212,11 @@ class IndexLayout:
     def new_staging_dir(self) -> Path:
         """A fresh folder for one run's uncommitted parts (removed when the run ends, whatever happens)."""
         staging = self.index_dir / "staging" / uuid.uuid4().hex[:12]
-        staging.parent.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
-        staging.mkdir(mode=PRIVATE_DIR_MODE)
+        try:  # never parents=True above the index folder: a tree moved mid-run must not be recreated
+            staging.parent.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+            staging.mkdir(mode=PRIVATE_DIR_MODE)
+        except OSError as exc:
+            raise environment_problem(exc, staging, "create the staging folder") from exc
         return staging
 
     def clean_staging(self) -> None:

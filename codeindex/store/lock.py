@@ -3,6 +3,11 @@
 ``flock`` is released by the kernel when the holder dies (even by SIGKILL), so a lock file left by a
 dead writer is detected as stale and taken over, with a warning naming the dead pid.
 
+A lock lives in its file's inode: if the file is deleted (or replaced) while a writer holds it, a
+second writer can create a new one and take "the" lock too. Every commit therefore first calls
+``ensure_still_held``, which fails the run (nothing committed) when the path no longer names the
+inode this process locked.
+
 One live process per index (``codeindex serve`` or ``watch``): ``live_lock`` on ``.codeindex/live.lock``,
 held for the process's lifetime, the same way.
 """
@@ -20,10 +25,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from codeindex.errors import LiveConflictError, LockedError
+from codeindex.errors import EnvironmentProblem, LiveConflictError, LockedError, environment_problem
 from codeindex.store.layout import PRIVATE_FILE_MODE, make_index_dir, make_private_file
 
 log = logging.getLogger("codeindex.lock")
+
+_held: dict[str, int] = {}
+"""index folder -> the descriptor of the lock this process holds on it."""
 
 
 def _read_holder(path: Path) -> dict[str, object]:
@@ -41,9 +49,12 @@ def writer_lock(index_dir: Path, *, wait: bool = False, timeout_s: float = 3600.
     With ``wait``, ``on_wait`` is called once, when the lock is found held, with what the holder wrote
     (``pid``, ``host``, ``since`` as a Unix time): the CLI shows who it is waiting for.
     """
-    make_index_dir(index_dir)
     path = index_dir / "lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+    try:
+        make_index_dir(index_dir)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+    except OSError as exc:
+        raise environment_problem(exc, exc.filename or path, "create the writer lock") from exc
     if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_FILE_MODE:
         make_private_file(fd)
     warnings: list[str] = []
@@ -74,16 +85,45 @@ def writer_lock(index_dir: Path, *, wait: bool = False, timeout_s: float = 3600.
             removed = remove_dead_writer_leftovers(index_dir)
             if removed:
                 log.info("removed what pid %s left behind: %s", previous.get("pid"), ", ".join(removed))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                  "since": time.time()}).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                      "since": time.time()}).encode(), 0)
+        except OSError as exc:
+            raise environment_problem(exc, path, "write the writer lock") from exc
+        key = os.path.abspath(index_dir)
+        _held[key] = fd
         try:
             yield warnings
         finally:
-            os.ftruncate(fd, 0)
+            _held.pop(key, None)
+            with contextlib.suppress(OSError):  # a full or read-only disk: the flock below is what matters
+                os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def ensure_still_held(index_dir: Path) -> None:
+    """Raise ``EnvironmentProblem`` if the lock file this process holds for ``index_dir`` was deleted or
+    replaced since it was taken (another writer could then hold a lock of its own). A no-op when this
+    process holds no lock there (a library caller that writes without ``writer_lock``)."""
+    fd = _held.get(os.path.abspath(index_dir))
+    if fd is None:
+        return
+    path = index_dir / "lock"
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        current = None
+    except OSError as exc:
+        raise environment_problem(exc, path, "check the writer lock") from exc
+    mine = os.fstat(fd)
+    if current is None or (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev):
+        what = "deleted" if current is None else "replaced by another file"
+        raise EnvironmentProblem(
+            f"the writer lock {path} was {what} while this run held it, so another writer may be running: "
+            "nothing was committed", hint="make sure no other codeindex writes this index, then rerun")
 
 
 LIVE_LOCK_NAME = "live.lock"

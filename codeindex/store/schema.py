@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """3: the ``redactions`` table (``store/redactions.py``); 4: the ``symbols`` table (every definition, for
-identifier lookups and result grouping)."""
+identifier lookups and result grouping); 5: segments carry their file's size, blake3 checksum and stat at
+commit (``store/integrity.py``)."""
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (k VARCHAR PRIMARY KEY, v VARCHAR);
@@ -19,7 +20,10 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE TABLE IF NOT EXISTS vectors (vec_key VARCHAR, vec_id BIGINT, segment INTEGER);
 CREATE TABLE IF NOT EXISTS tombstones (vec_id BIGINT, segment INTEGER);
-CREATE TABLE IF NOT EXISTS segments (segment INTEGER, file VARCHAR, n_vectors BIGINT, index_type VARCHAR);
+CREATE TABLE IF NOT EXISTS segments (
+    segment INTEGER, file VARCHAR, n_vectors BIGINT, index_type VARCHAR,
+    n_bytes BIGINT, checksum VARCHAR, file_stat VARCHAR
+);
 CREATE TABLE IF NOT EXISTS merkle_nodes (path VARCHAR, hash VARCHAR);
 CREATE TABLE IF NOT EXISTS symbols (
     path VARCHAR, name VARCHAR, qualified VARCHAR, kind VARCHAR, start_line INTEGER, end_line INTEGER
@@ -49,3 +53,13 @@ INSERT INTO lex_stats VALUES ('n_docs', 0), ('total_len', 0), ('unclustered_rows
     ON CONFLICT DO NOTHING;
 """
 """Tables of the lexical index (``store/postings.py``); idempotent."""
+
+
+def expected_columns() -> dict[str, tuple[str, ...]]:
+    """Every table this schema creates and its columns in order, read from the DDL above (one place)."""
+    import re
+
+    out: dict[str, tuple[str, ...]] = {}
+    for name, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\);", TABLES + POSTINGS_DDL, re.S):
+        out[name] = tuple(part.split()[0] for part in body.replace("\n", " ").split(",") if part.strip())
+    return out

@@ -11,6 +11,8 @@ rebuild's segment of at least ``ann_min_vectors`` vectors gets ``hnsw`` (built o
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from codeindex import crashpoints
-from codeindex.fsio import fsync_file, rename_durably
+from codeindex.errors import environment_problem
+from codeindex.fsio import rename_durably
+from codeindex.store.checksums import Fingerprint, digest
 from codeindex.store.layout import make_private_file
 
 if TYPE_CHECKING:
@@ -31,25 +35,46 @@ HNSW_EF_SEARCH = 128
 
 @dataclass(frozen=True, slots=True)
 class SegmentInfo:
+    """A sealed segment file, with the fingerprint the commit records for it."""
+
     segment: int
     file: str
     n_vectors: int
     index_type: str
+    n_bytes: int
+    checksum: str
 
 
 def segment_file(number: int) -> str:
     return f"seg-{number:06d}.faiss"
 
 
-def write_index_atomically(index: Any, target: Path) -> None:
+def write_index_atomically(index: Any, target: Path) -> Fingerprint:
+    """Write a segment under a temporary name, fsync, rename; returns its size and checksum.
+
+    Serialised here and written with Python's I/O rather than ``faiss.write_index``: a full disk or
+    a read-only folder then raises an ``OSError`` with its errno (FAISS says only "write error"), and
+    the checksum comes from the very bytes written.
+    """
     import faiss
 
+    data = faiss.serialize_index(index).data  # a view of FAISS's buffer: no second copy
+    fingerprint = Fingerprint(data.nbytes, digest(data))
     tmp = target.with_name(target.name + ".tmp")
-    faiss.write_index(index, str(tmp))
-    make_private_file(tmp)
-    fsync_file(tmp)
-    crashpoints.hit("mid-segment-write")
-    rename_durably(tmp, target)
+    try:
+        with open(tmp, "wb") as fh:
+            make_private_file(fh.fileno())
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        del data
+        crashpoints.hit("mid-segment-write")
+        rename_durably(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise environment_problem(exc, target, "write the vector segment") from exc
+    return fingerprint
 
 
 def flat_index(dim: int) -> faiss.IndexIDMap2:
@@ -84,6 +109,7 @@ class SegmentWriter:
         self.index_dir = index_dir
         self.dim = dim
         self.next_number = first_number
+        self._first_number = first_number
         self.max_vectors = max_vectors
         self.ann_min_vectors = ann_min_vectors
         self.bulk = bulk
@@ -125,10 +151,11 @@ class SegmentWriter:
         name = segment_file(self.next_number)
         path = self.index_dir / name
         crashpoints.hit("mid-segment-write")
-        write_index_atomically(index, path)
-        self.bytes_written += path.stat().st_size
-        self.sealed.append(SegmentInfo(self.next_number, name, int(index.ntotal), "flat"))
-        self.next_number += 1
+        self.next_number += 1  # taken even if the write fails: abort() removes what was written
+        fingerprint = write_index_atomically(index, path)
+        self.bytes_written += fingerprint.n_bytes
+        self.sealed.append(SegmentInfo(self.next_number - 1, name, int(index.ntotal), "flat",
+                                       fingerprint.n_bytes, fingerprint.checksum))
 
     def finish(self) -> list[SegmentInfo]:
         """Seal the last segment; a big bulk rebuild then gets its ANN structure, built once, here at the end."""
@@ -143,14 +170,17 @@ class SegmentWriter:
         ids, vecs = vectors_of(read_segment(path))
         index = hnsw_index(self.dim)
         index.add_with_ids(vecs, ids)
-        write_index_atomically(index, path)
-        return SegmentInfo(info.segment, info.file, info.n_vectors, "hnsw")
+        fingerprint = write_index_atomically(index, path)
+        return SegmentInfo(info.segment, info.file, info.n_vectors, "hnsw", fingerprint.n_bytes,
+                           fingerprint.checksum)
 
     def abort(self) -> None:
-        """Remove files this writer created (they were never live)."""
+        """Remove files this writer created (they were never live), even if the segments list failed."""
         self._current = None
-        for info in self.sealed:
-            (self.index_dir / info.file).unlink(missing_ok=True)
+        for number in range(self._first_number, self.next_number):
+            for name in (segment_file(number), segment_file(number) + ".tmp"):
+                with contextlib.suppress(OSError):
+                    (self.index_dir / name).unlink()
         self.sealed.clear()
 
 
@@ -170,6 +200,30 @@ def read_segment(path: Path, *, mmap: bool = False) -> Any:  # faiss has no usef
     if isinstance(inner, faiss.IndexHNSWFlat):
         inner.hnsw.efSearch = HNSW_EF_SEARCH
     return index
+
+
+def segment_rows(index_dir: Path, infos: list[SegmentInfo]) -> Any:
+    """The ``segments`` rows of sealed segments, with the fingerprint and the stat the commit records
+    (``store/integrity.py`` checks them on every later use). An Arrow table."""
+    import pyarrow as pa
+
+    from codeindex.store.checksums import stat_token
+
+    stats = []
+    for info in infos:
+        path = index_dir / info.file
+        try:
+            stats.append(stat_token(os.stat(path)))
+        except OSError as exc:
+            raise environment_problem(exc, path, "read the new vector segment") from exc
+    return pa.table({
+        "segment": pa.array([s.segment for s in infos], pa.int32()), "file": pa.array([s.file for s in infos],
+                                                                                       pa.string()),
+        "n_vectors": pa.array([s.n_vectors for s in infos], pa.int64()),
+        "index_type": pa.array([s.index_type for s in infos], pa.string()),
+        "n_bytes": pa.array([s.n_bytes for s in infos], pa.int64()),
+        "checksum": pa.array([s.checksum for s in infos], pa.string()),
+        "file_stat": pa.array(stats, pa.string())})
 
 
 def remove_orphans(index_dir: Path, live_files: set[str]) -> list[str]:
