@@ -7,7 +7,9 @@ embedder's token counter and budget, through the pipeline's parse task. Figures 
 
 - ``share_le3_lines``: chunks of three lines or fewer (the fragments an agent cannot use);
   ``share_le3_lines_light`` counts only those under half the token budget (three lines of a hex
-  table can fill a chunk: those are not fragments);
+  table can fill a chunk: those are not fragments); ``share_le3_lines_whole_file`` counts those
+  that are their file's only chunk (a file that small is legitimately one small chunk). Both are
+  parts of ``share_le3_lines``, which stays the plain count;
 - ``share_fit_split``: of the definitions whose own text fits the budget as one chunk (header +
   text, counted exactly), the share no single chunk holds whole. Definitions come from this
   checkout's symbol extraction, the same list for both sides;
@@ -100,6 +102,7 @@ def shape(data: dict[str, Any], fitting: Sequence[tuple[str, int, int, str]],
     by_path: dict[str, list[tuple[int, int]]] = {}
     for path, first, last, _, _ in chunks:
         by_path.setdefault(path, []).append((first, last))
+    whole_file = sum(1 for c in small if len(by_path[c[0]]) == 1)
     split = [d for d in fitting if not any(a <= d[1] and d[2] <= b for a, b in by_path.get(d[0], ()))]
     distinct: dict[str, int] = {}
     for c in chunks:
@@ -108,6 +111,7 @@ def shape(data: dict[str, Any], fitting: Sequence[tuple[str, int, int, str]],
         "files": data["files"], "chunks": len(chunks), "chunks_per_file": len(chunks) / max(1, data["files"]),
         "share_le3_lines": len(small) / n,
         "share_le3_lines_light": sum(1 for c in small if c[3] < max_tokens // 2) / n,
+        "share_le3_lines_whole_file": whole_file / n,
         "share_one_line": sum(1 for c in chunks if c[1] == c[2]) / n,
         "definitions_fitting": len(fitting), "fit_but_split": len(split),
         "share_fit_split": len(split) / max(1, len(fitting)),

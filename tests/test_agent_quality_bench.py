@@ -65,3 +65,6 @@ def test_chunk_shape_figures() -> None:
     assert figures["share_le3_lines"] == 0.5 and figures["share_le3_lines_light"] == 0.25
     assert figures["fit_but_split"] == 1 and figures["share_fit_split"] == 0.5
     assert figures["tokens_embedded"] == 10 + 200 + 250, "identical embedded texts count once"
+    assert figures["share_le3_lines_whole_file"] == 0, "no file here is a single small chunk"
+    data["chunks"].append(["c.py", 1, 1, 5, "h4"])
+    assert shape(data, fitting)["share_le3_lines_whole_file"] == 1 / 5

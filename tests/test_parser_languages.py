@@ -159,3 +159,91 @@ def test_config_hash_differs_per_language_and_unknown_language_is_value_error() 
     assert parser.config_hash("python") != parser.config_hash("go")
     with pytest.raises(ValueError):
         parser.chunk(b"x", "a.zz", "cobol", budget())
+
+
+# ---------------------------------------------------------------- definitions that fit stay whole
+
+
+def _covering(chunks, first: int, last: int) -> bool:  # type: ignore[no-untyped-def]
+    return any(c.start_line <= first and last <= c.end_line for c in chunks)
+
+
+def _members(n: int) -> str:
+    return "\n".join(f"  virtual int Member{i}(int x) const {{ return x + {i}; }}" for i in range(n))
+
+
+def test_cpp_header_named_h_parses_as_cpp() -> None:
+    """``.h`` is C by extension; googletest's headers are C++: parsed as C, ``namespace testing {``
+    became a function and the classes in it were cut."""
+    source = (f"#include <x.h>\n\nnamespace testing {{\n\n// One.\nclass First {{\n public:\n{_members(6)}\n}};\n\n"
+              f"// Two.\nclass Second {{\n public:\n{_members(6)}\n}};\n\n}}  // namespace testing\n").encode()
+    parser = TreeSitterParser()
+    chunks, definitions = parser.chunk_with_definitions(source, "include/a.h", "c", budget(128))
+    spans = {d.qualified: (d.kind, d.start_line, d.end_line) for d in definitions}
+    assert spans["testing.First"] == ("class", 6, 14) and spans["testing.Second"] == ("class", 17, 25)
+    assert _covering(chunks, 6, 14) and _covering(chunks, 17, 25)
+    assert all(c.language == "c" for c in chunks)
+    c_source = b"struct point { int x; };\nint class_count(struct point *p) { return p->x; }\n"
+    _, c_definitions = parser.chunk_with_definitions(c_source, "point.h", "c", budget(128))
+    assert [d.qualified for d in c_definitions] == ["point", "class_count"]
+
+
+def _api_class(name: str) -> str:
+    return (f"class API_ {name} {{\n public:\n  {name}(const char* regex) : pattern_(regex) {{}}\n"
+            f"  {name}(const {name}& other) : {name}(other.pattern()) {{}}\n\n"
+            "  const std::string& pattern() const { return pattern_; }\n\n"
+            f"  static bool FullMatch(const char* str, const {name}& re) {{\n"
+            "    return Match(str, re.pattern_);\n  }\n"
+            f"  static bool PartialMatch(const char* str, const {name}& re) {{\n"
+            "    return Find(str, re.pattern_);\n  }\n\n"
+            " private:\n  std::string pattern_;\n};\n")
+
+
+def test_unit_followed_by_a_lone_semicolon_is_still_a_unit() -> None:
+    """``class API_ RE {...};`` (an export macro) parses as a function plus an empty statement on its
+    last line: the ``;`` is no second node making the cluster a non-unit (whose lines were then cut)."""
+    source = f"namespace internal {{\n\n{_api_class('RE')}\n{_api_class('Other')}\n}}  // namespace internal\n".encode()
+    chunks, definitions = TreeSitterParser().chunk_with_definitions(source, "re.cc", "cpp", budget(128))
+    spans = {d.qualified: (d.start_line, d.end_line) for d in definitions}
+    assert spans["internal.RE"] == (3, 19) and spans["internal.Other"] == (21, 37)
+    assert _covering(chunks, 3, 19) and _covering(chunks, 21, 37), [(c.start_line, c.end_line) for c in chunks]
+
+
+def test_unit_stays_whole_when_its_region_adds_lines_after_it() -> None:
+    """A small statement between two functions joins the region of the one before; when that
+    function fits but the region does not, the function stays whole and the statement parts from it."""
+    doc = "\n".join(f" * @param {{number}} p{i} the {i}th value" for i in range(6))
+    body = "\n".join(f"  if (p{i} > {i}) {{ total += p{i}; }}" for i in range(9))
+    function = "function NAME(p0, p1, p2, p3, p4, p5) {\n  let total = 0;\n" + body + "\n  return total;\n}"
+    source = (f"import a from 'a';\n\n/**\n{doc}\n */\n{function.replace('NAME', 'trim')}\n"
+              f"const pattern_with_closing_curly_brace = [/^\\s*}}/, /^\\s*]/];\n\n/**\n{doc}\n */\n"
+              f"{function.replace('NAME', 'pad')}\n").encode()
+    chunks, definitions = TreeSitterParser().chunk_with_definitions(source, "t.js", "javascript", budget(160))
+    (trim,) = [d for d in definitions if d.qualified == "trim"]
+    assert _covering(chunks, trim.start_line, trim.end_line), [(c.start_line, c.end_line) for c in chunks]
+    assert uncovered_lines(source, chunks) == []
+
+
+def test_unit_that_fits_parts_from_a_comment_the_estimate_got_wrong() -> None:
+    """The unit fits by its exact count; the comment above it was estimated to fit with it but is
+    dense punctuation and does not: cut again, the comment parts from the unit, not the unit in two."""
+    comment = "\n".join("# " + "(" * 40 for _ in range(2))
+    body = "\n".join(f"    total = total + p{i}" for i in range(14))
+    source = (f"x = 1\n\n\n{comment}\ndef f(p0):\n    total = 0\n{body}\n    return total\n\n\n"
+              f"y = 2\n").encode()
+    chunks, definitions = TreeSitterParser().chunk_with_definitions(source, "m.py", "python", budget(128))
+    (f,) = [d for d in definitions if d.qualified == "f"]
+    assert _covering(chunks, f.start_line, f.end_line), [(c.start_line, c.end_line) for c in chunks]
+    assert all(c.n_tokens <= 128 for c in chunks)
+    assert uncovered_lines(source, chunks) == []
+
+
+def test_small_go_function_joins_the_method_beside_it() -> None:
+    """Go methods are named ``Recv.Method`` but sit at module level: a three-line function after one
+    is a whole unit side by side with it, so it joins it instead of staying a fragment."""
+    body = "\n".join(f"\tw.n += {i}" for i in range(8))
+    source = (f"package p\n\nfunc (w *Writer) Flush() {{\n{body}\n}}\n\n"
+              "func closeWriter(w *Writer) {\n\tw.Close()\n}\n").encode()
+    chunks = TreeSitterParser().chunk(source, "w.go", "go", budget(128))
+    assert not [c for c in chunks if c.end_line - c.start_line + 1 <= 3], [(c.start_line, c.end_line) for c in chunks]
+    assert uncovered_lines(source, chunks) == []

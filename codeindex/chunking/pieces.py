@@ -165,22 +165,22 @@ def absorb_small(pieces: Sequence[Piece], lines: SourceLines, limit: int) -> lis
             nxt = items[i + 1] if i + 1 < len(items) else None
             options: list[tuple[int, int, str]] = []
             if prev is not None and prev.start_byte is None and est[piece.last + 1] - est[prev.first] <= limit:
-                affinity = _affinity(piece, prev, False)
-                if affinity:
-                    options.append((-affinity, est[piece.last + 1] - est[prev.first], "prev"))
+                score = affinity(piece, prev, False)
+                if score:
+                    options.append((-score, est[piece.last + 1] - est[prev.first], "prev"))
             if nxt is not None and nxt.start_byte is None and est[nxt.last + 1] - est[piece.first] <= limit:
-                affinity = _affinity(piece, nxt, True)
-                if affinity:
-                    options.append((-affinity, est[nxt.last + 1] - est[piece.first], "next"))
+                score = affinity(piece, nxt, True)
+                if score:
+                    options.append((-score, est[nxt.last + 1] - est[piece.first], "next"))
             if options:
                 side = min(options)[2]
                 if side == "prev":
                     assert prev is not None
                     out.pop()
-                    items[i] = _absorbed(prev, piece, lines)
+                    items[i] = absorbed(prev, piece, lines)
                 else:
                     assert nxt is not None
-                    items[i + 1] = _absorbed(piece, nxt, lines)
+                    items[i + 1] = absorbed(piece, nxt, lines)
                     i += 1
                 continue
         out.append(piece)
@@ -197,23 +197,25 @@ def _line_count(piece: Piece, lines: SourceLines) -> int:
     return 0 if span is None else span[1] - span[0] + 1
 
 
-def _affinity(small: Piece, other: Piece, other_is_next: bool) -> int:
+def affinity(small: Piece, other: Piece, other_is_next: bool) -> int:
     """How much ``small`` belongs with ``other``: 3 the same scope, 2 one scope inside the other,
     1 whole units (or module-level lines) side by side in one scope, 0 not at all (the tail of a
     split function never joins the next function). The first piece of a split unit counts as a
-    whole unit for the small piece right before it."""
+    whole unit for the small piece right before it. Side by side in one scope means the same
+    parent name or the same enclosing signatures: Go methods are named ``Recv.Method`` yet sit at
+    module level beside the functions."""
     if small.name == other.name:
         return 3
     if other.name.startswith(small.name + ".") or small.name.startswith(other.name + "."):
         return 2
     other_whole = other.units or not other.name or (other.head and other_is_next)
     if (small.units or not small.name) and other_whole \
-            and small.name.rpartition(".")[0] == other.name.rpartition(".")[0]:
+            and (small.name.rpartition(".")[0] == other.name.rpartition(".")[0] or small.context == other.context):
         return 1
     return 0
 
 
-def _absorbed(a: Piece, b: Piece, lines: SourceLines) -> Piece:
+def absorbed(a: Piece, b: Piece, lines: SourceLines) -> Piece:
     """``a`` and the adjacent ``b`` as one piece. A unit's identity wins over a gap's, else the bigger
     piece's; the context is the first piece's (its first line is the joined piece's)."""
     if bool(a.units) != bool(b.units):

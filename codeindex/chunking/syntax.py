@@ -194,6 +194,8 @@ class Splitter:
         self.counts = counts or {}
         """Exact counts of the units near the limit, by their node's byte span (``definitions.unit_counts``):
         such a unit is kept whole exactly when it fits ``max_tokens``."""
+        self.strict_counts = False
+        """Set while ``resplit`` retries: a counted unit fits only on its own lines, none added at an estimate."""
 
     # ------------------------------------------------------------------ classification
     def unit_of(self, node: Any) -> Unit | None:
@@ -243,18 +245,24 @@ class Splitter:
         are found again from the root, so pieces inside a class keep their names and signature context.
         A first try keeps the units' exact counts and joins no small pieces (the piece may be a unit
         that fits plus a small neighbour it took in: they part again); if that gives the piece back
-        whole, the counts are set aside.
+        whole, a second try keeps a counted unit whole only on its own lines (the comment above it,
+        whose tokens were estimated, parts from it: the unit's exact count fits); only if that too
+        gives the piece back are the counts set aside.
         """
         saved = self.limit, self.counts
         self.limit = max(8, int(limit))
         try:
             parts = self.split_children(root, first, last, Scope(), 0)
+            if len(parts) <= 1 and self.counts:
+                self.strict_counts = True
+                parts = self.split_children(root, first, last, Scope(), 0)
             if len(parts) <= 1:
                 self.counts = {}
                 parts = absorb_small(self.split_children(root, first, last, Scope(), 0), self.lines, self.limit)
             return parts
         finally:
             self.limit, self.counts = saved
+            self.strict_counts = False
 
     def split_children(self, node: Any, first: int, last: int, scope: Scope, depth: int) -> list[Piece]:
         """Pieces covering lines ``first..last``, cut where ``node``'s children start."""
@@ -327,15 +335,25 @@ class Splitter:
             if fits:
                 return [Piece(first, last, kind, name, scope.context_for(first), units=1,
                               solo=est * SOLO_SHARE > limit)]
-            node_first = node.start_point[0]
-            if node_first > first and (
-                    self.lines.estimate(node_first, last) <= limit if count is None else
-                    count.tokens + max(0, self.lines.estimate(node_first, last) - count.est) * count.rate
+            node_first = max(first, node.start_point[0])
+            end_row, end_column = node.end_point
+            node_last = min(last, end_row - 1 if end_column == 0 and end_row > node_first else end_row)
+            if (node_first > first or node_last < last) and (
+                    self.lines.estimate(node_first, node_last) <= limit if count is None else
+                    count.tokens + max(0, self.lines.estimate(node_first, node_last) - count.est) * count.rate
                     <= self.max_tokens):
-                # the unit fits without the long comment above it: the comment is a piece of its own,
-                # named after the unit (grouped with it in results), and the code stays whole
-                return [Piece(first, node_first - 1, kind, name, scope.context_for(first), solo=True),
-                        Piece(node_first, last, kind, name, scope.context_for(node_first), units=1, solo=True)]
+                # the unit fits without the lines its region adds (a long comment above it, a small
+                # statement folded in after it): those are pieces of their own and the code stays
+                # whole. The comment is named after the unit (grouped with it in results); what
+                # follows is the scope's, free to join its neighbours.
+                out = []
+                if node_first > first:
+                    out.append(Piece(first, node_first - 1, kind, name, scope.context_for(first), solo=True))
+                out.append(Piece(node_first, node_last, kind, name, scope.context_for(node_first), units=1,
+                                 solo=True))
+                if node_last < last:
+                    out.append(gap_piece(node_last + 1, last, scope))
+                return out
             return self._split_unit(node, first, last, scope, kind, name, limit, depth)
         if est <= self.limit or first == last:
             return [gap_piece(first, last, scope)]
@@ -354,6 +372,8 @@ class Splitter:
         if count is None:
             return False
         extra = max(0, self.lines.estimate(first, last) - count.est)
+        if extra and self.strict_counts:
+            return False
         return count.tokens + extra * count.rate <= self.max_tokens
 
     def _split_unit(self, node: Any, first: int, last: int, scope: Scope, kind: str, name: str, limit: float,
@@ -400,6 +420,7 @@ class Splitter:
     def _clusters(self, children: Sequence[Any], first: int, last: int) -> list[_Cluster]:
         """Children grouped so that no two groups share a line, comments joined to what they precede."""
         attached_types = self.rules.attached
+        data = self.lines.data
         clusters: list[_Cluster] = []
         current: _Cluster | None = None
         for child in children:
@@ -415,7 +436,10 @@ class Splitter:
                 continue
             typ = child.type
             attached = "comment" in typ or typ in attached_types
-            main = not attached and getattr(child, "is_named", True)
+            # a lone ``;`` after a unit (``class GTEST_API_ RE {...};`` parses as a function and an
+            # empty statement) is punctuation, not a second main node: the unit stays a unit
+            main = (not attached and getattr(child, "is_named", True)
+                    and not (child.end_byte - child.start_byte == 1 and data[child.start_byte] == 59))
             if current is not None and start <= current.end:
                 current.nodes.append(child)
                 if end > current.end:

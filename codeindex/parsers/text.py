@@ -18,8 +18,9 @@ from codeindex.chunking.source import SourceLines
 from codeindex.hookspecs import ChunkBudget, LanguageSpec
 from codeindex.models import Chunk
 
-PARSER_VERSION = "1.1.0"
-"""1.1: small sections are joined in balanced groups (``chunking.pieces.merge``), not greedily."""
+PARSER_VERSION = "1.2.0"
+"""1.1: small sections are joined in balanced groups (``chunking.pieces.merge``), not greedily.
+1.2: overflowing runs of dense lines are cut again as one run (``chunking.build``)."""
 
 SPECS: tuple[LanguageSpec, ...] = (
     LanguageSpec("markdown", (".md", ".markdown", ".mdx", ".rst"), ("README", "CHANGELOG")),

@@ -24,9 +24,12 @@ from codeindex.chunking.syntax import LanguageRules, Splitter, node_text
 from codeindex.hookspecs import ChunkBudget, LanguageSpec
 from codeindex.models import Chunk, Definition
 
-PARSER_VERSION = "1.1.0"
+PARSER_VERSION = "1.2.0"
 """1.1: whole definitions (exact counts near the limit), splits at body statements with the signature
-as context, balanced groups, no piece of three lines or fewer beside a neighbour it fits with."""
+as context, balanced groups, no piece of three lines or fewer beside a neighbour it fits with.
+1.2: small chunks join their neighbour on exact counts; overflowing runs of dense lines are cut
+again as one run (no 3-line tail per group); a unit that fits stays whole when its region has lines
+after it too; C++ headers named ``.h`` parse as C++."""
 
 
 def _go_method_name(node: Any, data: bytes) -> str | None:
@@ -153,6 +156,22 @@ SPECS: tuple[LanguageSpec, ...] = (
     LanguageSpec("lua", (".lua",), (), ("lua",)),
 )
 
+_CPP_MARKERS = re.compile(rb"^[ \t]*(?:namespace(?:[ \t]+\w+)?[ \t]*\{|template[ \t]*<|class[ \t]+\w+[^;\n]*(?:\{|$)"
+                          rb"|(?:public|private|protected)[ \t]*:|using[ \t]+namespace\b)", re.MULTILINE)
+"""Lines only C++ has: a ``.h`` holding one is a C++ header (googletest's are), parsed as C++."""
+
+
+def grammar_for(language: str, path: str, source: bytes) -> str:
+    """The grammar (and rules) to parse a file with: its language's, except C++ headers named ``.h``.
+
+    ``.h`` is C by extension; a C++ header parsed as C turns ``namespace x {`` into a function and
+    splits the classes in it. The chunks keep the file's language; only the parse changes.
+    """
+    if language == "c" and path.endswith(".h") and _CPP_MARKERS.search(source):
+        return "cpp"
+    return language
+
+
 _parsers: dict[str, Any] = {}
 _queries: dict[str, Any] = {}
 _parsers_lock = threading.Lock()
@@ -211,7 +230,10 @@ def _config_hash(language: str) -> str:
     rules = RULES.get(language)
     if rules is None:
         raise ValueError(f"treesitter parser has no rules for language {language!r}")
-    return hashlib.blake2b(_rules_fingerprint(rules).encode(), digest_size=8).hexdigest()
+    fingerprint = _rules_fingerprint(rules)
+    if language == "c":  # C++ headers named .h parse with the C++ rules (``grammar_for``)
+        fingerprint += _rules_fingerprint(RULES["cpp"])
+    return hashlib.blake2b(fingerprint.encode(), digest_size=8).hexdigest()
 
 
 class TreeSitterParser:
@@ -236,15 +258,18 @@ class TreeSitterParser:
             raise ValueError(f"treesitter parser has no rules for language {language!r}")
         if budget.max_tokens < 16:
             raise ValueError(f"token budget {budget.max_tokens} is too small to chunk code")
+        grammar = grammar_for(language, path, source)
+        rules = RULES[grammar]
         lines = SourceLines.from_bytes(source)
-        root = _parser_for(language).parse(source).root_node
+        root = _parser_for(grammar).parse(source).root_node
         limit = max(8, budget.max_tokens - header_allowance(language, ()))
         splitter = Splitter(rules, lines, limit, budget.max_tokens)
-        found = find_definitions(_candidates(language, root), splitter.unit_of, rules.wrappers)
+        found = find_definitions(_candidates(grammar, root), splitter.unit_of, rules.wrappers)
         splitter.counts = unit_counts(found, lines, limit, language, budget.count_tokens)
         pieces = splitter.split(root)
         chunks = build_chunks(pieces, lines, path, language, budget,
-                              resplit=lambda first, last, limit: splitter.resplit(root, first, last, limit))
+                              resplit=lambda first, last, limit: splitter.resplit(root, first, last, limit),
+                              join_small=True)
         return chunks, [definition for _, definition in found]
 
 
