@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 
@@ -73,23 +73,13 @@ class PluginManager:
         return {b.name: b for b in self._embedders}
 
     def embedder_backend(self, name: str) -> hookspecs.EmbedderBackend:
-        backends = self.embedder_backends()
-        if name not in backends:
-            known = ", ".join(sorted(backends)) or "none"
-            raise PluginError(f"unknown embedder backend {name!r} (available: {known})",
-                              hint="`codeindex plugins` lists the installed backends")
-        return backends[name]
+        return _pick(self.embedder_backends(), name, "embedder backend", "none", "backends")
 
     def rerankers(self) -> dict[str, hookspecs.Reranker]:
         return {r.name: r for info in self.infos.values() for r in info.rerankers}
 
     def reranker(self, name: str) -> hookspecs.Reranker:
-        rerankers = self.rerankers()
-        if name not in rerankers:
-            known = ", ".join(sorted(rerankers)) or "none installed"
-            raise PluginError(f"unknown reranker {name!r} (available: {known})",
-                              hint="`codeindex plugins` lists the installed rerankers")
-        return rerankers[name]
+        return _pick(self.rerankers(), name, "reranker", "none installed", "rerankers")
 
     def parser_by_name(self, name: str) -> hookspecs.Parser:
         for parser in self.parsers():
@@ -246,3 +236,14 @@ def _dist_version(dist: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+T = TypeVar("T")
+
+def _pick(table: dict[str, T], name: str, kind: str, when_empty: str, plural: str) -> T:
+    """``table[name]``, or the one error every plugin lookup gives: what is unknown and what is installed."""
+    if name not in table:
+        known = ", ".join(sorted(table)) or when_empty
+        raise PluginError(f"unknown {kind} {name!r} (available: {known})",
+                          hint=f"`codeindex plugins` lists the installed {plural}")
+    return table[name]
