@@ -17,11 +17,13 @@ import pytest
 
 from codeindex import Index
 from codeindex.search.ranking import bm25_search
-from codeindex.search.state import VectorMap
+from codeindex.search.state import ChunkPlaces, DefinitionsByName, VectorMap
 from codeindex.store import db as dbm
 from codeindex.store.lock import writer_lock
 from codeindex.store.postings import ChunkLengths
 from codeindex.store.reader import ReadConnection, database_stamp, writer_active
+from codeindex.store.schema import TABLES
+from codeindex.store.symbols import SymbolRow
 from tests.crash_helpers import QUERIES, make_tree
 from tests.helpers import run_cli
 
@@ -81,6 +83,37 @@ def test_chunk_lengths_mark_missing_ids() -> None:
     assert lengths.of(np.array([2, 0, 1, 10])).tolist() == [3, 5, -1, -1]
 
 
+def _places_db() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute(TABLES)
+    # ids out of order and with a gap, two files interleaved: look-ups must not rely on either
+    for chunk_id, path, first, last, symbol, kind in [
+        (7, "b.py", 1, 4, "b.f", "function"), (2, "a.py", 1, 9, "a.C", "class"),
+        (5, "b.py", 6, 8, "b.g", "function"), (3, "a.py", 11, 12, "a", "module"),
+    ]:
+        con.execute("INSERT INTO chunks (chunk_id, path, language, start_line, end_line, kind, symbol) "
+                    "VALUES (?, ?, 'python', ?, ?, ?, ?)", [chunk_id, path, first, last, kind, symbol])
+    con.execute("INSERT INTO symbols VALUES ('a.py', 'C', 'C', 'class', 1, 9), ('b.py', 'f', 'f', 'function', 1, 4),"
+                " ('b.py', 'g', 'g', 'function', 6, 8), ('c.py', 'F', 'F', 'function', 1, 2)")
+    return con
+
+
+def test_chunk_places_give_the_rows_asked_in_order_and_skip_unknown_ids() -> None:
+    places = ChunkPlaces.load(_places_db())
+    assert places.of([5, 100, 2, 4, -1, 7]) == [
+        (5, "b.py", 6, 8, "b.g", "function", "python"), (2, "a.py", 1, 9, "a.C", "class", "python"),
+        (7, "b.py", 1, 4, "b.f", "function", "python")]
+    assert sorted(places.in_paths(["b.py", "nowhere.py", "a.py"])) == [
+        (2, "a.py", 1, 9), (3, "a.py", 11, 12), (5, "b.py", 6, 8), (7, "b.py", 1, 4)]
+
+
+def test_definitions_by_name_answer_like_the_symbol_table() -> None:
+    by_name = DefinitionsByName.load(_places_db())
+    assert by_name.of([("b.py", "g"), ("a.py", "g"), ("b.py", "g")]) == [SymbolRow("b.py", "g", "g", "function", 6, 8)]
+    assert sorted(d.path for d in by_name.named("f")) == ["b.py", "c.py"]  # case ignored, as in SQL
+    assert by_name.named("missing") == []
+
+
 # ---------------------------------------------------------------------------------------------- caches
 
 
@@ -92,15 +125,18 @@ def test_cached_lengths_give_the_join_results(tree: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "vector", "lexical"])
-def test_warm_queries_equal_the_first_query_of_a_state(tree: Path, mode: str) -> None:
-    """The first query of a state uses joins, later ones the cached maps: same results, same order."""
+@pytest.mark.parametrize("languages", [(), ("python",)])
+def test_warm_queries_equal_the_first_query_of_a_state(tree: Path, mode: str, languages: tuple[str, ...]) -> None:
+    """The first query of a state uses joins, later ones the cached maps (lengths, vectors, places,
+    definitions): same results, same order, with and without a filter."""
     for query in QUERIES:
-        first = [r.as_dict() for r in Index(tree).search(query, k=10, mode=mode)]
+        first = [r.as_dict() for r in Index(tree).search(query, k=10, mode=mode, languages=languages)]
         index = Index(tree)
         index.search("warm up", k=1, mode=mode)
         index.search("warm up", k=1, mode=mode)
         assert index._searcher._snapshot.warm
-        assert [r.as_dict() for r in index.search(query, k=10, mode=mode)] == first
+        assert [r.as_dict() for r in index.search(query, k=10, mode=mode, languages=languages)] == first
+        assert index._searcher._snapshot.chunk_places is not None or not first  # the warm path ran
         index.close()
 
 

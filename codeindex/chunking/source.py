@@ -7,6 +7,7 @@ the file is not valid UTF-8.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from itertools import accumulate
 from operator import add
@@ -86,8 +87,12 @@ class SourceLines:
         return (first, last) if first <= last else None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def module_path(path: str) -> str:
-    """``pkg/sub/mod.py`` → ``pkg.sub.mod``: the prefix of every symbol in the file."""
+    """``pkg/sub/mod.py`` → ``pkg.sub.mod``: the prefix of every symbol in the file.
+
+    Cached: search grouping asks it for every candidate of every query, the chunker for every chunk.
+    """
     p = path.replace("\\", "/")
     while p.startswith("./"):
         p = p[2:]

@@ -30,16 +30,23 @@ class Group:
     definition: SymbolRow | None = None
 
 
+def in_file_name(path: str, symbol: str) -> str | None:
+    """``symbol`` without the module prefix of ``path`` (``Console.print``); None for a module-level piece
+    or a symbol of another file."""
+    prefix = module_path(path) + "."
+    return symbol[len(prefix):] if symbol.startswith(prefix) else None
+
+
 def owner(definitions: Iterable[SymbolRow], path: str, symbol: str, first: int, last: int) -> SymbolRow | None:
     """The definition a piece (``symbol``, lines ``first..last`` of ``path``) is named after.
 
     Of the file's definitions with that in-file name: the one overlapping the piece most, else the
     nearest one after it (a long comment above a definition is a piece of its own, named after it).
+    ``definitions`` may hold only those of that name (``store/symbols.definitions_of``).
     """
-    prefix = module_path(path) + "."
-    if not symbol.startswith(prefix):
+    name = in_file_name(path, symbol)
+    if name is None:
         return None
-    name = symbol[len(prefix):]
     best: tuple[int, SymbolRow] | None = None
     following: SymbolRow | None = None
     for d in definitions:

@@ -26,7 +26,7 @@ from codeindex.config import Config
 from codeindex.embedders.choice import settings_from_config
 from codeindex.errors import CorruptIndexError, ModelMismatchError, NotIndexedError, UsageError
 from codeindex.search.filters import where_clause
-from codeindex.search.grouping import GROUPINGS, Group, group_results
+from codeindex.search.grouping import GROUPINGS, Group, group_results, in_file_name
 from codeindex.search.ranking import RRF_K, bm25_search, fusion_weights, rrf
 from codeindex.search.state import Snapshot
 from codeindex.search.symbols import IdentifierQuery, parse_identifier, rank_definitions
@@ -34,7 +34,7 @@ from codeindex.search.validate import FilterVocabulary, check_k
 from codeindex.store import db as dbm
 from codeindex.store.integrity import DamagedSegment, SegmentRecord, damage_error, load_segment, segment_problem
 from codeindex.store.reader import ReadConnection, Stamp
-from codeindex.store.symbols import SymbolRow, definitions_in, definitions_named
+from codeindex.store.symbols import SymbolRow, definitions_named, definitions_of
 
 MODES = ("hybrid", "vector", "lexical")
 
@@ -246,6 +246,8 @@ class Searcher:
                 snap.queries = max(snap.queries, 2)  # warm from now on: the heavy parts load below
                 snap.chunk_lengths(con)
                 snap.vectors(con)
+                snap.places(con)
+                snap.definitions(con)
                 self._dead_selectors(con, snap)
                 self._load_segments(snap.segments)
         except FileNotFoundError:  # a writer replaced a segment meanwhile: the next search reads afresh
@@ -325,21 +327,27 @@ class Searcher:
             ranked = rrf([[c for c, _ in vector], [c for c, _ in lexical]], k=RRF_K,
                          weights=fusion_weights(query))[:n]
         ident = parse_identifier(query) if mode != "vector" else None
-        exact = self._definition_chunks(con, ident, [c for c, _ in ranked], where, params) if ident else []
+        exact = self._definition_chunks(con, snap, ident, [c for c, _ in ranked], where, params) if ident else []
         pinned = set(exact)
         order = exact + [c for c, _ in ranked if c not in pinned]
         if not order:
             return []
         # the candidates' places first; texts only for what a reranker reads and what is returned
-        rows = {r[0]: _Row(*r) for r in con.execute(
-            "SELECT chunk_id, path, start_line, end_line, symbol, kind, language, '' "
-            "FROM chunks WHERE chunk_id IN (SELECT unnest(?::BIGINT[]))", [order]).fetchall()}
+        places = snap.places(con)
+        if places is not None:
+            rows = {r[0]: _Row(*r, "") for r in places.of(order)}
+        else:
+            rows = {r[0]: _Row(*r) for r in con.execute(
+                "SELECT chunk_id, path, start_line, end_line, symbol, kind, language, '' "
+                "FROM chunks WHERE chunk_id IN (SELECT unnest(?::BIGINT[]))", [order]).fetchall()}
         rest = [c for c in order[len(exact):] if c in rows]
         if rerank is not None:
             _fill_texts(con, [rows[c] for c in rest[:RERANK_DEPTH]])
             rest = _reranked(rerank, query, rest, rows, dict(ranked))
         hits = [rows[c] for c in [*exact, *rest] if c in rows]
-        definitions = definitions_in(con, sorted({h.path for h in hits}))
+        names = [(p, q) for p, q in {(h.path, in_file_name(h.path, h.symbol)) for h in hits} if q is not None]
+        by_name = snap.definitions(con)
+        definitions = by_name.of(names) if by_name is not None else definitions_of(con, names)
         groups = group_results(hits, definitions, group, k)
         _fill_texts(con, [g.row for g in groups])
         around = {g.row.chunk_id: _context_lines(con, g.row, context) for g in groups} if context else {}
@@ -416,17 +424,21 @@ class Searcher:
                 time.sleep(0.01 * 2 ** attempt)
         raise AssertionError("every attempt returns or raises")
 
-    def _definition_chunks(self, con: duckdb.DuckDBPyConnection, ident: IdentifierQuery, fused: Sequence[int],
-                           where: str, params: list[Any]) -> list[int]:
+    def _definition_chunks(self, con: duckdb.DuckDBPyConnection, snap: Snapshot, ident: IdentifierQuery,
+                           fused: Sequence[int], where: str, params: list[Any]) -> list[int]:
         """Chunk ids of the definitions ``ident`` names, best first: each definition's chunk is the one
         holding its first line (its signature or decorator), among the chunks the filters allow."""
-        named = definitions_named(con, ident.name)
+        by_name, places = snap.definitions(con), snap.places(con)
+        named = by_name.named(ident.name) if by_name is not None else definitions_named(con, ident.name)
         if not named:
             return []
-        extra = f" AND {where}" if where else ""
-        spans = con.execute(f"SELECT c.chunk_id, c.path, c.start_line, c.end_line FROM chunks c WHERE c.path IN "
-                            f"(SELECT unnest(?::VARCHAR[])){extra}",
-                            [sorted({d.path for d in named}), *params]).fetchall()
+        if places is not None and not where:
+            spans = places.in_paths(sorted({d.path for d in named}))
+        else:
+            extra = f" AND {where}" if where else ""
+            spans = con.execute(f"SELECT c.chunk_id, c.path, c.start_line, c.end_line FROM chunks c WHERE c.path IN "
+                                f"(SELECT unnest(?::VARCHAR[])){extra}",
+                                [sorted({d.path for d in named}), *params]).fetchall()
         by_path: dict[str, list[tuple[int, int, int]]] = {}
         for chunk_id, path, first, last in spans:
             by_path.setdefault(path, []).append((first, last, chunk_id))

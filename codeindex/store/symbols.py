@@ -6,7 +6,7 @@ inside the file (``Console.print``), kind and 1-based inclusive lines. The modul
 
 Kept like the chunks, in the commit's transaction (``replace_symbols``): the rows of re-parsed and
 deleted files go, moved files' rows follow their file, new rows come from the parse tasks' staged
-Parquet parts. Searches read it (``definitions_named``, ``definitions_in``) with the same
+Parquet parts. Searches read it (``definitions_named``, ``definitions_of``) with the same
 connection as the chunks, so both always describe one committed state.
 """
 
@@ -80,10 +80,18 @@ def definitions_named(con: duckdb.DuckDBPyConnection, name: str) -> list[SymbolR
     return [SymbolRow(*r) for r in rows]
 
 
-def definitions_in(con: duckdb.DuckDBPyConnection, paths: Sequence[str]) -> list[SymbolRow]:
-    """Every definition of the files ``paths``."""
-    if not paths:
+def definitions_of(con: duckdb.DuckDBPyConnection, pairs: Sequence[tuple[str, str]]) -> list[SymbolRow]:
+    """The definitions named ``qualified`` inside ``path``, for each ``(path, qualified)`` of ``pairs``.
+
+    What grouping needs to tell which definition a piece belongs to: only the definitions the pieces
+    are named after, not every definition of their files (1,577 rows for a typical query's files,
+    9 ms to read and build, against a few dozen).
+    """
+    if not pairs:
         return []
-    rows = con.execute(f"SELECT {', '.join(COLUMNS)} FROM symbols WHERE path IN (SELECT unnest(?::VARCHAR[]))",
-                       [list(paths)]).fetchall()
+    wanted = sorted(set(pairs))
+    rows = con.execute(f"SELECT {', '.join('s.' + c for c in COLUMNS)} FROM symbols s JOIN "
+                       "(SELECT unnest(?::VARCHAR[]) AS path, unnest(?::VARCHAR[]) AS qualified) w "
+                       "ON s.path = w.path AND s.qualified = w.qualified",
+                       [[p for p, _ in wanted], [q for _, q in wanted]]).fetchall()
     return [SymbolRow(*r) for r in rows]
