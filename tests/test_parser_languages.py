@@ -247,3 +247,19 @@ def test_small_go_function_joins_the_method_beside_it() -> None:
     chunks = TreeSitterParser().chunk(source, "w.go", "go", budget(128))
     assert not [c for c in chunks if c.end_line - c.start_line + 1 <= 3], [(c.start_line, c.end_line) for c in chunks]
     assert uncovered_lines(source, chunks) == []
+
+
+def test_function_in_the_first_branch_of_an_else_if_chain_stays_whole() -> None:
+    """The branches of ``if {...} else if {...} else {...}`` share lines (``} else {``), so the whole
+    chain is one cluster. Cut at its biggest node only (a later branch), the first branch was lines
+    without structure, windowed through the middle of the function passed in it."""
+    lines = "\n".join(f"      total += step{i}(node, {i});" for i in range(4))
+    later = "\n".join(f"    total -= undo{i}(node, {i});" for i in range(14))
+    source = ("function visit(node) {\n  let total = 0;\n  if (node.kind === 'tag') {\n"
+              f"{lines}\n    walk(node, {{\n      leave(child) {{\n        total += child.size;\n      }}\n    }});\n"
+              f"{lines}\n  }} else if (node.kind === 'text') {{\n{later}\n  }} else {{\n{later}\n  }}\n"
+              "  return total;\n}\n").encode()
+    chunks, definitions = TreeSitterParser().chunk_with_definitions(source, "v.js", "javascript", budget(96))
+    (leave,) = [d for d in definitions if d.qualified == "visit.leave"]
+    assert _covering(chunks, leave.start_line, leave.end_line), [(c.start_line, c.end_line) for c in chunks]
+    assert uncovered_lines(source, chunks) == []

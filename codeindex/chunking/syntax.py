@@ -266,9 +266,13 @@ class Splitter:
 
     def split_children(self, node: Any, first: int, last: int, scope: Scope, depth: int) -> list[Piece]:
         """Pieces covering lines ``first..last``, cut where ``node``'s children start."""
+        return self._split_nodes(node.children, first, last, scope, depth)
+
+    def _split_nodes(self, nodes: Sequence[Any], first: int, last: int, scope: Scope, depth: int) -> list[Piece]:
+        """Pieces covering lines ``first..last``, cut where the sibling ``nodes`` start."""
         if depth > MAX_DEPTH:
             return self._windows(first, last, scope)
-        clusters = self._clusters(node.children, first, last)
+        clusters = self._clusters(nodes, first, last)
         if not clusters:
             return self._windows(first, last, scope)
         pieces: list[Piece] = []
@@ -357,9 +361,15 @@ class Splitter:
             return self._split_unit(node, first, last, scope, kind, name, limit, depth)
         if est <= self.limit or first == last:
             return [gap_piece(first, last, scope)]
-        biggest = max(cluster.nodes, key=lambda n: n.end_point[0] - n.start_point[0])
-        if biggest.end_point[0] > biggest.start_point[0] and biggest.children:
-            return self.split_children(biggest, first, last, scope, depth + 1)
+        # Cut at the children of every node of the cluster, not only the biggest: in an
+        # ``if {...} else if {...} else {...}`` chain the branches share lines (``} else {``), and
+        # descending into the biggest alone left the other branches as lines without structure,
+        # cut into windows through the middle of what they hold.
+        opened = [node.end_point[0] > node.start_point[0] and bool(node.children) for node in cluster.nodes]
+        if any(opened):
+            children = [child for node, is_open in zip(cluster.nodes, opened, strict=True)
+                        for child in (node.children if is_open else (node,))]
+            return self._split_nodes(children, first, last, scope, depth + 1)
         return self._windows(first, last, scope)
 
     def _fits_by_count(self, cluster: _Cluster, first: int, last: int) -> bool:

@@ -24,12 +24,14 @@ from codeindex.chunking.syntax import LanguageRules, Splitter, node_text
 from codeindex.hookspecs import ChunkBudget, LanguageSpec
 from codeindex.models import Chunk, Definition
 
-PARSER_VERSION = "1.2.0"
+PARSER_VERSION = "1.3.0"
 """1.1: whole definitions (exact counts near the limit), splits at body statements with the signature
 as context, balanced groups, no piece of three lines or fewer beside a neighbour it fits with.
 1.2: small chunks join their neighbour on exact counts; overflowing runs of dense lines are cut
 again as one run (no 3-line tail per group); a unit that fits stays whole when its region has lines
-after it too; C++ headers named ``.h`` parse as C++."""
+after it too; C++ headers named ``.h`` parse as C++.
+1.3: a region too big to be one piece is cut at the children of all its nodes, not only the biggest
+(the first branches of an ``else if`` chain were windowed)."""
 
 
 def _go_method_name(node: Any, data: bytes) -> str | None:
