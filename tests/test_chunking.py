@@ -50,6 +50,21 @@ def test_merge_joins_small_neighbours_and_keeps_solo_pieces_apart() -> None:
     assert [(p.first, p.last, p.kind, p.name) for p in one_unit] == [(1, 2, "function", "f")]
 
 
+def test_keep_whole_takes_a_cut_definition_out_of_the_pieces_around_it() -> None:
+    from codeindex.chunking.pieces import Piece, Whole, keep_whole
+
+    pieces = [Piece(0, 4, "function", "f", ("def f():",), head=True), Piece(5, 9, "function", "f", ("def f():",)),
+              Piece(10, 14, "module", "", ())]
+    wholes = [Whole(3, 7, "function", "f.g"), Whole(4, 6, "function", "f.g.h"), Whole(8, 20, "class", "C")]
+    out = keep_whole(pieces, wholes)
+    assert [(p.first, p.last, p.name, p.units) for p in out] == [
+        (0, 2, "f", 0), (3, 7, "f.g", 1), (8, 9, "f", 0), (10, 14, "", 0)]
+    assert out[0].head and not out[2].head and out[1].context == ("def f():",)
+    assert keep_whole(pieces, [Whole(0, 9, "function", "f")])[0] == Piece(0, 9, "function", "f", ("def f():",),
+                                                                         units=1, solo=True)
+    assert keep_whole(pieces, [Whole(1, 3, "function", "f.g")]) == pieces  # not cut: nothing to do
+
+
 # ---------------------------------------------------------------- coverage
 
 _names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)

@@ -263,3 +263,24 @@ def test_function_in_the_first_branch_of_an_else_if_chain_stays_whole() -> None:
     (leave,) = [d for d in definitions if d.qualified == "visit.leave"]
     assert _covering(chunks, leave.start_line, leave.end_line), [(c.start_line, c.end_line) for c in chunks]
     assert uncovered_lines(source, chunks) == []
+
+
+def test_unit_misparsed_onto_the_line_of_a_statement_stays_whole() -> None:
+    """``T* F(args)\\n    const LOCK_REQUIRED_(mu) {`` (an annotation macro) parses as a field
+    declaration ending at ``const`` and a function ``LOCK_REQUIRED_`` starting on the same line: two
+    nodes on a line make a cluster without a unit, which was cut inside the function. The
+    definitions query still finds it, and a definition that fits is never cut."""
+    body = "\n".join(f"    if (exp{i}->Handles(args)) return exp{i};" for i in range(4))
+    source = ("template <typename F>\nclass FunctionMocker {\n public:\n"
+              "  // Returns the expectation that matches the arguments, or NULL if no\n"
+              "  // expectation matches them: the caller holds the lock.\n"
+              "  Expectation<F>* FindMatchingLocked(const ArgumentTuple& args)\n"
+              "      const GTEST_LOCK_REQUIRED_(g_mutex) {\n    g_mutex.AssertHeld();\n"
+              f"{body}\n    return nullptr;\n  }}\n\n  int count_;\n}};\n").encode()
+    chunks, definitions = TreeSitterParser().chunk_with_definitions(source, "m.h", "cpp", budget(96))
+    (locked,) = [d for d in definitions if d.qualified == "FunctionMocker.GTEST_LOCK_REQUIRED_"]
+    text = header("cpp", locked.kind, locked.qualified, ()) + "\n".join(
+        source.decode().split("\n")[locked.start_line - 1:locked.end_line])
+    assert pretoken_count([text])[0] <= 96
+    assert _covering(chunks, locked.start_line, locked.end_line), [(c.start_line, c.end_line) for c in chunks]
+    assert uncovered_lines(source, chunks) == []

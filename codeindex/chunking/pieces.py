@@ -7,8 +7,9 @@ exact count happens once, on the final texts, in ``codeindex.chunking.build``.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from codeindex.chunking.source import SourceLines
 
@@ -190,6 +191,52 @@ def absorb_small(pieces: Sequence[Piece], lines: SourceLines, limit: int) -> lis
 
 MIN_LINES = 3
 """A piece of this many lines or fewer (blank edges aside) is too small to be a chunk of its own."""
+
+
+@dataclass(frozen=True, slots=True)
+class Whole:
+    """Lines ``first..last`` (0-based, inclusive) of a definition that fits the budget as one chunk."""
+
+    first: int
+    last: int
+    kind: str
+    name: str
+
+
+def keep_whole(pieces: Sequence[Piece], wholes: Sequence[Whole]) -> list[Piece]:
+    """``pieces`` (a partition of the lines, in order) with no cut inside any of ``wholes``.
+
+    The splitter keeps a unit that fits whole when it sees the unit as a unit. Where it does not,
+    the tree misled it: a macro call parsed as a function whose "declarator" swallows the next 300
+    lines (windowed, as lines without structure), or a unit sharing its first line with a statement
+    the parser ended early (two nodes on a line: a cluster without a unit, cut inside). The
+    definitions query still finds those units, so their spans are the last word: each cut across
+    pieces is taken out whole, as a unit piece of its own, and what the cut pieces hold around it
+    stays with them (pieces of two lines or fewer there join a neighbour later, like any small
+    piece). ``wholes`` come outermost first (by first line, then longest): a definition inside one
+    already taken out is whole with it.
+    """
+    out = list(pieces)
+    if not out:
+        return out
+    starts = [p.first for p in out]
+    for whole in wholes:
+        if whole.first < out[0].first or whole.last > out[-1].last:
+            continue  # not in these lines (a range cut again)
+        i = bisect_right(starts, whole.first) - 1
+        j = bisect_right(starts, whole.last) - 1
+        if i == j:
+            continue
+        before, after = out[i], out[j]
+        parts: list[Piece] = []
+        if before.first < whole.first:
+            parts.append(replace(before, last=whole.first - 1))
+        parts.append(Piece(whole.first, whole.last, whole.kind, whole.name, before.context, units=1, solo=True))
+        if whole.last < after.last:
+            parts.append(replace(after, first=whole.last + 1, head=False))
+        out[i:j + 1] = parts
+        starts = [p.first for p in out]
+    return out
 
 
 def _line_count(piece: Piece, lines: SourceLines) -> int:

@@ -21,8 +21,10 @@ from codeindex.chunking.pieces import (
     SOLO_SHARE,
     Piece,
     Scope,
+    Whole,
     absorb_small,
     gap_piece,
+    keep_whole,
     merge,
     windows,
 )
@@ -196,6 +198,8 @@ class Splitter:
         such a unit is kept whole exactly when it fits ``max_tokens``."""
         self.strict_counts = False
         """Set while ``resplit`` retries: a counted unit fits only on its own lines, none added at an estimate."""
+        self.wholes: Sequence[Whole] = ()
+        """The definitions that fit (``definitions.wholes``): no piece boundary cuts one (``pieces.keep_whole``)."""
 
     # ------------------------------------------------------------------ classification
     def unit_of(self, node: Any) -> Unit | None:
@@ -236,7 +240,8 @@ class Splitter:
     def split(self, root: Any) -> list[Piece]:
         """Pieces covering every line of the file."""
         last = len(self.lines) - 1
-        return absorb_small(self.split_children(root, 0, last, Scope(), 0), self.lines, self.limit)
+        pieces = keep_whole(self.split_children(root, 0, last, Scope(), 0), self.wholes)
+        return absorb_small(pieces, self.lines, self.limit)
 
     def resplit(self, root: Any, first: int, last: int, limit: float) -> list[Piece]:
         """Lines ``first..last`` (a piece whose exact count overflowed) split again from the tree.
@@ -247,21 +252,21 @@ class Splitter:
         that fits plus a small neighbour it took in: they part again); if that gives the piece back
         whole, a second try keeps a counted unit whole only on its own lines (the comment above it,
         whose tokens were estimated, parts from it: the unit's exact count fits); only if that too
-        gives the piece back are the counts set aside.
+        gives the piece back are the counts, and the definitions kept whole on them, set aside.
         """
-        saved = self.limit, self.counts
+        saved = self.limit, self.counts, self.wholes
         self.limit = max(8, int(limit))
         try:
-            parts = self.split_children(root, first, last, Scope(), 0)
+            parts = keep_whole(self.split_children(root, first, last, Scope(), 0), self.wholes)
             if len(parts) <= 1 and self.counts:
                 self.strict_counts = True
-                parts = self.split_children(root, first, last, Scope(), 0)
+                parts = keep_whole(self.split_children(root, first, last, Scope(), 0), self.wholes)
             if len(parts) <= 1:
-                self.counts = {}
+                self.counts, self.wholes = {}, ()
                 parts = absorb_small(self.split_children(root, first, last, Scope(), 0), self.lines, self.limit)
             return parts
         finally:
-            self.limit, self.counts = saved
+            self.limit, self.counts, self.wholes = saved
             self.strict_counts = False
 
     def split_children(self, node: Any, first: int, last: int, scope: Scope, depth: int) -> list[Piece]:
