@@ -247,10 +247,11 @@ def _line_count(piece: Piece, lines: SourceLines) -> int:
 def affinity(small: Piece, other: Piece, other_is_next: bool) -> int:
     """How much ``small`` belongs with ``other``: 3 the same scope, 2 one scope inside the other,
     1 whole units (or module-level lines) side by side in one scope, 0 not at all (the tail of a
-    split function never joins the next function). The first piece of a split unit counts as a
-    whole unit for the small piece right before it. Side by side in one scope means the same
-    parent name or the same enclosing signatures: Go methods are named ``Recv.Method`` yet sit at
-    module level beside the functions."""
+    split function and the next function: on estimates they never join; ``build._join_small`` lets
+    a fragment holding no unit cross, on exact counts, when nothing it belongs with takes it). The
+    first piece of a split unit counts as a whole unit for the small piece right before it. Side by
+    side in one scope means the same parent name or the same enclosing signatures: Go methods are
+    named ``Recv.Method`` yet sit at module level beside the functions."""
     if small.name == other.name:
         return 3
     if other.name.startswith(small.name + ".") or small.name.startswith(other.name + "."):
@@ -262,15 +263,18 @@ def affinity(small: Piece, other: Piece, other_is_next: bool) -> int:
     return 0
 
 
-def absorbed(a: Piece, b: Piece, lines: SourceLines) -> Piece:
+def absorbed(a: Piece, b: Piece, lines: SourceLines, across: bool = False) -> Piece:
     """``a`` and the adjacent ``b`` as one piece. A unit's identity wins over a gap's, else the bigger
-    piece's; the context is the first piece's (its first line is the joined piece's)."""
+    piece's; the context is the first piece's (its first line is the joined piece's). ``across`` a
+    definition boundary (pieces of unrelated scopes: the tail of one function and the next) the
+    context is the owner's too, the other's would put the owner in a scope it is not in; and the
+    piece is the head of a split unit only if ``a`` is (``b``'s signature no longer leads it)."""
     if bool(a.units) != bool(b.units):
         owner = a if a.units else b
     else:
         owner = a if lines.estimate(a.first, a.last) >= lines.estimate(b.first, b.last) else b
-    return Piece(a.first, b.last, owner.kind, owner.name, a.context, a.units + b.units, a.solo or b.solo,
-                 head=a.head or b.head)
+    return Piece(a.first, b.last, owner.kind, owner.name, owner.context if across else a.context,
+                 a.units + b.units, a.solo or b.solo, head=a.head or (b.head and not across))
 
 
 def _grown(prev: Piece, last: int, kind: str, name: str, context: tuple[str, ...], units: int) -> Piece:

@@ -32,7 +32,8 @@ again as one run (no 3-line tail per group); a unit that fits stays whole when i
 after it too; C++ headers named ``.h`` parse as C++.
 1.3: a region too big to be one piece is cut at the children of all its nodes, not only the biggest
 (the first branches of an ``else if`` chain were windowed); no piece boundary cuts a definition that
-fits (a misparse hid the unit from the splitter: the definitions query still finds it)."""
+fits (a misparse hid the unit from the splitter: the definitions query still finds it); a small chunk
+holding no unit that nothing of its scope takes joins the other neighbour, across a definition boundary."""
 
 
 def _go_method_name(node: Any, data: bytes) -> str | None:
