@@ -50,6 +50,21 @@ def test_merge_joins_small_neighbours_and_keeps_solo_pieces_apart() -> None:
     assert [(p.first, p.last, p.kind, p.name) for p in one_unit] == [(1, 2, "function", "f")]
 
 
+def test_keep_whole_takes_a_cut_definition_out_of_the_pieces_around_it() -> None:
+    from codeindex.chunking.pieces import Piece, Whole, keep_whole
+
+    pieces = [Piece(0, 4, "function", "f", ("def f():",), head=True), Piece(5, 9, "function", "f", ("def f():",)),
+              Piece(10, 14, "module", "", ())]
+    wholes = [Whole(3, 7, "function", "f.g"), Whole(4, 6, "function", "f.g.h"), Whole(8, 20, "class", "C")]
+    out = keep_whole(pieces, wholes)
+    assert [(p.first, p.last, p.name, p.units) for p in out] == [
+        (0, 2, "f", 0), (3, 7, "f.g", 1), (8, 9, "f", 0), (10, 14, "", 0)]
+    assert out[0].head and not out[2].head and out[1].context == ("def f():",)
+    assert keep_whole(pieces, [Whole(0, 9, "function", "f")])[0] == Piece(0, 9, "function", "f", ("def f():",),
+                                                                         units=1, solo=True)
+    assert keep_whole(pieces, [Whole(1, 3, "function", "f.g")]) == pieces  # not cut: nothing to do
+
+
 # ---------------------------------------------------------------- coverage
 
 _names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
@@ -254,3 +269,30 @@ def test_small_chunk_joins_its_neighbour_when_the_exact_count_fits() -> None:
     assert uncovered_lines(source, chunks) == []
     assert all(c.n_tokens <= 96 for c in chunks)
     assert not [c for c in chunks if c.end_line - c.start_line + 1 <= 3], [(c.start_line, c.end_line) for c in chunks]
+
+
+def test_doc_comment_parted_from_its_function_joins_the_function_before() -> None:
+    # ``Close`` fits alone but not with its comment, so the comment parts from it; the function
+    # before has room for it. The comment is no whole definition: it joins across the boundary
+    # instead of staying a fragment, and the chunk keeps ``Flush``'s identity.
+    body = "\n".join(f"\tif err := w.files[{i}].Sync(); err != nil {{\n\t\treturn err\n\t}}" for i in range(2))
+    source = ("package p\n\nfunc (w *Writer) Flush() {\n\tw.buf.Flush()\n\tw.n = 0\n}\n\n"
+              "// Close syncs every file of the writer and reports the first error\n// the file system returned.\n"
+              f"func (w *Writer) Close() error {{\n{body}\n\treturn nil\n}}\n").encode()
+    chunks = PARSER.chunk(source, "w.go", "go", budget(80))
+    assert [(c.start_line, c.end_line, c.symbol) for c in chunks] == [(1, 9, "w.Writer.Flush"),
+                                                                      (10, 18, "w.Writer.Close")]
+    assert all(c.n_tokens <= 80 for c in chunks)
+
+
+def test_tail_of_a_split_method_joins_the_next_function_under_that_functions_header() -> None:
+    # the method's last piece is two lines and the piece before it is full: it joins the function
+    # after the class, whose header names that function alone (not the method the tail came from)
+    body = "\n".join(f"        total = total + self.values[{i}] * {i}" for i in range(6))
+    source = (f"class Report:\n    def total(self):\n        total = 0\n{body}\n        return total\n\n\n"
+              "def empty_report():\n    return Report()\n").encode()
+    chunks = PARSER.chunk(source, "r.py", "python", budget(64))
+    assert uncovered_lines(source, chunks) == []
+    (after,) = [c for c in chunks if "def empty_report" in c.text]
+    assert after.symbol == "r.empty_report" and "self.values[5]" in after.text
+    assert after.embed_text == "python function empty_report\n" + after.text

@@ -125,7 +125,7 @@ def test_spans_match_text(name: str) -> None:
 
 def test_split_method_pieces_carry_signatures_not_path() -> None:
     """The first piece of a split method shows its signature; the others carry it in their header."""
-    _, chunks = _chunks("sample.py", 64)
+    _, chunks = _chunks("sample.py", 56)  # at 64 the method's 2-line tail joins ``empty`` after it
     restock = [c for c in chunks if c.symbol == "sample.Item.restock"]
     assert len(restock) > 1
     assert restock[0].text.lstrip().startswith("def restock(") and "class Item:" in restock[0].embed_text
@@ -246,4 +246,41 @@ def test_small_go_function_joins_the_method_beside_it() -> None:
               "func closeWriter(w *Writer) {\n\tw.Close()\n}\n").encode()
     chunks = TreeSitterParser().chunk(source, "w.go", "go", budget(128))
     assert not [c for c in chunks if c.end_line - c.start_line + 1 <= 3], [(c.start_line, c.end_line) for c in chunks]
+    assert uncovered_lines(source, chunks) == []
+
+
+def test_function_in_the_first_branch_of_an_else_if_chain_stays_whole() -> None:
+    """The branches of ``if {...} else if {...} else {...}`` share lines (``} else {``), so the whole
+    chain is one cluster. Cut at its biggest node only (a later branch), the first branch was lines
+    without structure, windowed through the middle of the function passed in it."""
+    lines = "\n".join(f"      total += step{i}(node, {i});" for i in range(4))
+    later = "\n".join(f"    total -= undo{i}(node, {i});" for i in range(14))
+    source = ("function visit(node) {\n  let total = 0;\n  if (node.kind === 'tag') {\n"
+              f"{lines}\n    walk(node, {{\n      leave(child) {{\n        total += child.size;\n      }}\n    }});\n"
+              f"{lines}\n  }} else if (node.kind === 'text') {{\n{later}\n  }} else {{\n{later}\n  }}\n"
+              "  return total;\n}\n").encode()
+    chunks, definitions = TreeSitterParser().chunk_with_definitions(source, "v.js", "javascript", budget(96))
+    (leave,) = [d for d in definitions if d.qualified == "visit.leave"]
+    assert _covering(chunks, leave.start_line, leave.end_line), [(c.start_line, c.end_line) for c in chunks]
+    assert uncovered_lines(source, chunks) == []
+
+
+def test_unit_misparsed_onto_the_line_of_a_statement_stays_whole() -> None:
+    """``T* F(args)\\n    const LOCK_REQUIRED_(mu) {`` (an annotation macro) parses as a field
+    declaration ending at ``const`` and a function ``LOCK_REQUIRED_`` starting on the same line: two
+    nodes on a line make a cluster without a unit, which was cut inside the function. The
+    definitions query still finds it, and a definition that fits is never cut."""
+    body = "\n".join(f"    if (exp{i}->Handles(args)) return exp{i};" for i in range(4))
+    source = ("template <typename F>\nclass FunctionMocker {\n public:\n"
+              "  // Returns the expectation that matches the arguments, or NULL if no\n"
+              "  // expectation matches them: the caller holds the lock.\n"
+              "  Expectation<F>* FindMatchingLocked(const ArgumentTuple& args)\n"
+              "      const GTEST_LOCK_REQUIRED_(g_mutex) {\n    g_mutex.AssertHeld();\n"
+              f"{body}\n    return nullptr;\n  }}\n\n  int count_;\n}};\n").encode()
+    chunks, definitions = TreeSitterParser().chunk_with_definitions(source, "m.h", "cpp", budget(96))
+    (locked,) = [d for d in definitions if d.qualified == "FunctionMocker.GTEST_LOCK_REQUIRED_"]
+    text = header("cpp", locked.kind, locked.qualified, ()) + "\n".join(
+        source.decode().split("\n")[locked.start_line - 1:locked.end_line])
+    assert pretoken_count([text])[0] <= 96
+    assert _covering(chunks, locked.start_line, locked.end_line), [(c.start_line, c.end_line) for c in chunks]
     assert uncovered_lines(source, chunks) == []

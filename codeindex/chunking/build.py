@@ -116,8 +116,12 @@ def _join_small(done: list[tuple[Piece, Chunk]], lines: SourceLines, path: str, 
     than it says): a doc comment or an import line that would fit with its neighbour stayed alone
     when the estimate said it did not. Here the joined text is counted exactly and the join is kept
     only when it fits. Neighbours are tried in ``affinity`` order, the same rule as the estimate
-    pass; a chunk with no neighbour it belongs with (the tail of a split function beside the next
-    function) stays. Each chunk takes part in at most one join per round.
+    pass. A chunk that holds no whole unit (the tail of a split function, a doc comment parted from
+    the function it documents because both do not fit, the imports before it) and has no neighbour
+    it belongs with that takes it, joins the other neighbour, across the definition boundary: alone
+    it is a fragment no search wants, beside a neighbour it is a few lines of context; the joined
+    chunk keeps the neighbour's identity and header (``pieces.absorbed``). A small whole unit never
+    crosses: it is a search result of its own. Each chunk takes part in at most one join per round.
     """
     tried: set[tuple[int, int]] = set()  # (first line, last line) pairs of joins that overflowed
     for _ in range(JOIN_ROUNDS):
@@ -135,13 +139,13 @@ def _join_small(done: list[tuple[Piece, Chunk]], lines: SourceLines, path: str, 
                     if (done[a][0].first, done[b][0].last) in tried:
                         continue
                     score = affinity(piece, done[j][0], other_is_next)
-                    if score:
+                    if score or not piece.units:
                         options.append((-score, done[j][1].n_tokens, j))
             if not options:
                 continue
-            j = min(options)[2]
+            score, _, j = min(options)
             a, b = min(i, j), max(i, j)
-            proposals.append((a, b, absorbed(done[a][0], done[b][0], lines)))
+            proposals.append((a, b, absorbed(done[a][0], done[b][0], lines, across=not score)))
             taken.update((a, b))
         if not proposals:
             break

@@ -9,10 +9,11 @@ named exactly like the chunk of the same unit; its span grows over the wrappers 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from codeindex.chunking.build import header
+from codeindex.chunking.pieces import Whole
 from codeindex.chunking.source import SourceLines
 from codeindex.chunking.syntax import CLASSLIKE, Unit, UnitCount
 from codeindex.models import Definition
@@ -87,6 +88,24 @@ def unit_counts(found: Sequence[tuple[Any, Definition]], lines: SourceLines, lim
         return {}
     counts = count_tokens([text for _, _, text in wanted])
     return {span: UnitCount(count, est) for (span, est, _), count in zip(wanted, counts, strict=True)}
+
+
+def wholes(found: Sequence[tuple[Any, Definition]], counts: Mapping[tuple[int, int], UnitCount],
+           lines: SourceLines, limit: int, max_tokens: int) -> list[Whole]:
+    """The definitions that fit the budget as one chunk, outermost first, for ``pieces.keep_whole``.
+
+    A definition fits by its exact count when ``unit_counts`` made one (those near the limit), else
+    by its estimate (those far below it).
+    """
+    out: list[Whole] = []
+    for node, definition in found:
+        first, last = definition.start_line - 1, definition.end_line - 1
+        count = counts.get((node.start_byte, node.end_byte))
+        fits = count.tokens <= max_tokens if count is not None else lines.estimate(first, last) <= limit
+        if fits:
+            out.append(Whole(first, last, definition.kind, definition.qualified))
+    out.sort(key=lambda w: (w.first, -w.last))
+    return out
 
 
 def definitions_from_chunks(chunks: Sequence[Any], unit_kinds: frozenset[str]) -> list[Definition]:

@@ -7,8 +7,9 @@ exact count happens once, on the final texts, in ``codeindex.chunking.build``.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from codeindex.chunking.source import SourceLines
 
@@ -192,6 +193,52 @@ MIN_LINES = 3
 """A piece of this many lines or fewer (blank edges aside) is too small to be a chunk of its own."""
 
 
+@dataclass(frozen=True, slots=True)
+class Whole:
+    """Lines ``first..last`` (0-based, inclusive) of a definition that fits the budget as one chunk."""
+
+    first: int
+    last: int
+    kind: str
+    name: str
+
+
+def keep_whole(pieces: Sequence[Piece], wholes: Sequence[Whole]) -> list[Piece]:
+    """``pieces`` (a partition of the lines, in order) with no cut inside any of ``wholes``.
+
+    The splitter keeps a unit that fits whole when it sees the unit as a unit. Where it does not,
+    the tree misled it: a macro call parsed as a function whose "declarator" swallows the next 300
+    lines (windowed, as lines without structure), or a unit sharing its first line with a statement
+    the parser ended early (two nodes on a line: a cluster without a unit, cut inside). The
+    definitions query still finds those units, so their spans are the last word: each cut across
+    pieces is taken out whole, as a unit piece of its own, and what the cut pieces hold around it
+    stays with them (pieces of two lines or fewer there join a neighbour later, like any small
+    piece). ``wholes`` come outermost first (by first line, then longest): a definition inside one
+    already taken out is whole with it.
+    """
+    out = list(pieces)
+    if not out:
+        return out
+    starts = [p.first for p in out]
+    for whole in wholes:
+        if whole.first < out[0].first or whole.last > out[-1].last:
+            continue  # not in these lines (a range cut again)
+        i = bisect_right(starts, whole.first) - 1
+        j = bisect_right(starts, whole.last) - 1
+        if i == j:
+            continue
+        before, after = out[i], out[j]
+        parts: list[Piece] = []
+        if before.first < whole.first:
+            parts.append(replace(before, last=whole.first - 1))
+        parts.append(Piece(whole.first, whole.last, whole.kind, whole.name, before.context, units=1, solo=True))
+        if whole.last < after.last:
+            parts.append(replace(after, first=whole.last + 1, head=False))
+        out[i:j + 1] = parts
+        starts = [p.first for p in out]
+    return out
+
+
 def _line_count(piece: Piece, lines: SourceLines) -> int:
     span = lines.trim(piece.first, piece.last)
     return 0 if span is None else span[1] - span[0] + 1
@@ -200,10 +247,11 @@ def _line_count(piece: Piece, lines: SourceLines) -> int:
 def affinity(small: Piece, other: Piece, other_is_next: bool) -> int:
     """How much ``small`` belongs with ``other``: 3 the same scope, 2 one scope inside the other,
     1 whole units (or module-level lines) side by side in one scope, 0 not at all (the tail of a
-    split function never joins the next function). The first piece of a split unit counts as a
-    whole unit for the small piece right before it. Side by side in one scope means the same
-    parent name or the same enclosing signatures: Go methods are named ``Recv.Method`` yet sit at
-    module level beside the functions."""
+    split function and the next function: on estimates they never join; ``build._join_small`` lets
+    a fragment holding no unit cross, on exact counts, when nothing it belongs with takes it). The
+    first piece of a split unit counts as a whole unit for the small piece right before it. Side by
+    side in one scope means the same parent name or the same enclosing signatures: Go methods are
+    named ``Recv.Method`` yet sit at module level beside the functions."""
     if small.name == other.name:
         return 3
     if other.name.startswith(small.name + ".") or small.name.startswith(other.name + "."):
@@ -215,15 +263,18 @@ def affinity(small: Piece, other: Piece, other_is_next: bool) -> int:
     return 0
 
 
-def absorbed(a: Piece, b: Piece, lines: SourceLines) -> Piece:
+def absorbed(a: Piece, b: Piece, lines: SourceLines, across: bool = False) -> Piece:
     """``a`` and the adjacent ``b`` as one piece. A unit's identity wins over a gap's, else the bigger
-    piece's; the context is the first piece's (its first line is the joined piece's)."""
+    piece's; the context is the first piece's (its first line is the joined piece's). ``across`` a
+    definition boundary (pieces of unrelated scopes: the tail of one function and the next) the
+    context is the owner's too, the other's would put the owner in a scope it is not in; and the
+    piece is the head of a split unit only if ``a`` is (``b``'s signature no longer leads it)."""
     if bool(a.units) != bool(b.units):
         owner = a if a.units else b
     else:
         owner = a if lines.estimate(a.first, a.last) >= lines.estimate(b.first, b.last) else b
-    return Piece(a.first, b.last, owner.kind, owner.name, a.context, a.units + b.units, a.solo or b.solo,
-                 head=a.head or b.head)
+    return Piece(a.first, b.last, owner.kind, owner.name, owner.context if across else a.context,
+                 a.units + b.units, a.solo or b.solo, head=a.head or (b.head and not across))
 
 
 def _grown(prev: Piece, last: int, kind: str, name: str, context: tuple[str, ...], units: int) -> Piece:

@@ -21,8 +21,10 @@ from codeindex.chunking.pieces import (
     SOLO_SHARE,
     Piece,
     Scope,
+    Whole,
     absorb_small,
     gap_piece,
+    keep_whole,
     merge,
     windows,
 )
@@ -196,6 +198,8 @@ class Splitter:
         such a unit is kept whole exactly when it fits ``max_tokens``."""
         self.strict_counts = False
         """Set while ``resplit`` retries: a counted unit fits only on its own lines, none added at an estimate."""
+        self.wholes: Sequence[Whole] = ()
+        """The definitions that fit (``definitions.wholes``): no piece boundary cuts one (``pieces.keep_whole``)."""
 
     # ------------------------------------------------------------------ classification
     def unit_of(self, node: Any) -> Unit | None:
@@ -236,7 +240,8 @@ class Splitter:
     def split(self, root: Any) -> list[Piece]:
         """Pieces covering every line of the file."""
         last = len(self.lines) - 1
-        return absorb_small(self.split_children(root, 0, last, Scope(), 0), self.lines, self.limit)
+        pieces = keep_whole(self.split_children(root, 0, last, Scope(), 0), self.wholes)
+        return absorb_small(pieces, self.lines, self.limit)
 
     def resplit(self, root: Any, first: int, last: int, limit: float) -> list[Piece]:
         """Lines ``first..last`` (a piece whose exact count overflowed) split again from the tree.
@@ -247,28 +252,32 @@ class Splitter:
         that fits plus a small neighbour it took in: they part again); if that gives the piece back
         whole, a second try keeps a counted unit whole only on its own lines (the comment above it,
         whose tokens were estimated, parts from it: the unit's exact count fits); only if that too
-        gives the piece back are the counts set aside.
+        gives the piece back are the counts, and the definitions kept whole on them, set aside.
         """
-        saved = self.limit, self.counts
+        saved = self.limit, self.counts, self.wholes
         self.limit = max(8, int(limit))
         try:
-            parts = self.split_children(root, first, last, Scope(), 0)
+            parts = keep_whole(self.split_children(root, first, last, Scope(), 0), self.wholes)
             if len(parts) <= 1 and self.counts:
                 self.strict_counts = True
-                parts = self.split_children(root, first, last, Scope(), 0)
+                parts = keep_whole(self.split_children(root, first, last, Scope(), 0), self.wholes)
             if len(parts) <= 1:
-                self.counts = {}
+                self.counts, self.wholes = {}, ()
                 parts = absorb_small(self.split_children(root, first, last, Scope(), 0), self.lines, self.limit)
             return parts
         finally:
-            self.limit, self.counts = saved
+            self.limit, self.counts, self.wholes = saved
             self.strict_counts = False
 
     def split_children(self, node: Any, first: int, last: int, scope: Scope, depth: int) -> list[Piece]:
         """Pieces covering lines ``first..last``, cut where ``node``'s children start."""
+        return self._split_nodes(node.children, first, last, scope, depth)
+
+    def _split_nodes(self, nodes: Sequence[Any], first: int, last: int, scope: Scope, depth: int) -> list[Piece]:
+        """Pieces covering lines ``first..last``, cut where the sibling ``nodes`` start."""
         if depth > MAX_DEPTH:
             return self._windows(first, last, scope)
-        clusters = self._clusters(node.children, first, last)
+        clusters = self._clusters(nodes, first, last)
         if not clusters:
             return self._windows(first, last, scope)
         pieces: list[Piece] = []
@@ -357,9 +366,15 @@ class Splitter:
             return self._split_unit(node, first, last, scope, kind, name, limit, depth)
         if est <= self.limit or first == last:
             return [gap_piece(first, last, scope)]
-        biggest = max(cluster.nodes, key=lambda n: n.end_point[0] - n.start_point[0])
-        if biggest.end_point[0] > biggest.start_point[0] and biggest.children:
-            return self.split_children(biggest, first, last, scope, depth + 1)
+        # Cut at the children of every node of the cluster, not only the biggest: in an
+        # ``if {...} else if {...} else {...}`` chain the branches share lines (``} else {``), and
+        # descending into the biggest alone left the other branches as lines without structure,
+        # cut into windows through the middle of what they hold.
+        opened = [node.end_point[0] > node.start_point[0] and bool(node.children) for node in cluster.nodes]
+        if any(opened):
+            children = [child for node, is_open in zip(cluster.nodes, opened, strict=True)
+                        for child in (node.children if is_open else (node,))]
+            return self._split_nodes(children, first, last, scope, depth + 1)
         return self._windows(first, last, scope)
 
     def _fits_by_count(self, cluster: _Cluster, first: int, last: int) -> bool:

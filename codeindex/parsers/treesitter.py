@@ -18,18 +18,22 @@ from typing import Any
 
 import codeindex
 from codeindex.chunking.build import build_chunks, header_allowance
-from codeindex.chunking.definitions import find_definitions, unit_counts
+from codeindex.chunking.definitions import find_definitions, unit_counts, wholes
 from codeindex.chunking.source import SourceLines
 from codeindex.chunking.syntax import LanguageRules, Splitter, node_text
 from codeindex.hookspecs import ChunkBudget, LanguageSpec
 from codeindex.models import Chunk, Definition
 
-PARSER_VERSION = "1.2.0"
+PARSER_VERSION = "1.3.0"
 """1.1: whole definitions (exact counts near the limit), splits at body statements with the signature
 as context, balanced groups, no piece of three lines or fewer beside a neighbour it fits with.
 1.2: small chunks join their neighbour on exact counts; overflowing runs of dense lines are cut
 again as one run (no 3-line tail per group); a unit that fits stays whole when its region has lines
-after it too; C++ headers named ``.h`` parse as C++."""
+after it too; C++ headers named ``.h`` parse as C++.
+1.3: a region too big to be one piece is cut at the children of all its nodes, not only the biggest
+(the first branches of an ``else if`` chain were windowed); no piece boundary cuts a definition that
+fits (a misparse hid the unit from the splitter: the definitions query still finds it); a small chunk
+holding no unit that nothing of its scope takes joins the other neighbour, across a definition boundary."""
 
 
 def _go_method_name(node: Any, data: bytes) -> str | None:
@@ -266,6 +270,7 @@ class TreeSitterParser:
         splitter = Splitter(rules, lines, limit, budget.max_tokens)
         found = find_definitions(_candidates(grammar, root), splitter.unit_of, rules.wrappers)
         splitter.counts = unit_counts(found, lines, limit, language, budget.count_tokens)
+        splitter.wholes = wholes(found, splitter.counts, lines, limit, budget.max_tokens)
         pieces = splitter.split(root)
         chunks = build_chunks(pieces, lines, path, language, budget,
                               resplit=lambda first, last, limit: splitter.resplit(root, first, last, limit),
