@@ -9,6 +9,11 @@ vectors are content-addressed and committed, so the next run re-embeds none of t
 
 ``CheckpointPolicy`` is the pure decision of when; ``Checkpointer`` seals the segment writer's vectors
 and hands the pipeline's staged work to the commit.
+
+A first build's lexical checkpoints come while it parses (every ``lexical_s``, spaced out to at least
+``LEXICAL_COST_RATIO`` times what the last commit took, so committing never takes more than a small
+share of the run) and once more the moment its parsing ends: the whole tree is then lexically
+searchable, and from there on only the vector cadence commits (``every_s``, ``every_chunks``).
 """
 
 from __future__ import annotations
@@ -23,13 +28,19 @@ from codeindex.engine.results import PipelineResult
 from codeindex.progress import ProgressCallback, ProgressEvent
 from codeindex.store.segments import SegmentWriter
 
+LEXICAL_COST_RATIO = 10.0
+"""Lexical checkpoints wait at least this many times the last checkpoint's duration: on a tree whose
+commits take a second, one every 10 s rather than every 3 (at most ~1/11 of the time spent committing)."""
+
 
 @dataclass(frozen=True, slots=True)
 class CheckpointPolicy:
     """When a run commits what it has: every ``every_s`` seconds or ``every_chunks`` embedded chunks.
 
     ``lexical_s`` (a first build only, None otherwise): newly parsed files are committed once they wait
-    that long, so a new index answers lexical searches on them within seconds while it embeds.
+    that long (or ``LEXICAL_COST_RATIO`` times the last commit, if longer), and at once when parsing ends,
+    so a new index answers lexical searches on them within seconds while it embeds. ``lexical_s = 0``:
+    after every batch of parse results (the crash tests' reproducible checkpoints).
     ``every_s <= 0`` turns checkpoints off: one commit at the end.
     """
 
@@ -46,13 +57,22 @@ class CheckpointPolicy:
     def enabled(self) -> bool:
         return self.every_s > 0
 
-    def due(self, *, since_last: float, parsed_since: int, embedded_since: int) -> bool:
+    @property
+    def lexical(self) -> bool:
+        return self.enabled and self.lexical_s is not None
+
+    def due(self, *, since_last: float, parsed_since: int, embedded_since: int, parsing_done: bool = False,
+            last_cost: float = 0.0) -> bool:
         """Whether to commit now. ``since_last``: seconds since the last checkpoint (or the run's start);
-        ``parsed_since``/``embedded_since``: files parsed and vectors embedded since then."""
+        ``parsed_since``/``embedded_since``: files parsed and vectors embedded since then; ``parsing_done``:
+        every file of the run is parsed; ``last_cost``: seconds the last checkpoint took."""
         if not self.enabled or not (parsed_since or embedded_since):
             return False
-        if self.lexical_s is not None and parsed_since and since_last >= self.lexical_s:
-            return True
+        if self.lexical_s is not None and parsed_since:
+            if parsing_done or self.lexical_s <= 0:
+                return True
+            if since_last >= max(self.lexical_s, LEXICAL_COST_RATIO * last_cost):
+                return True
         if since_last >= self.every_s:
             return True
         return self.every_chunks > 0 and embedded_since >= self.every_chunks
@@ -70,11 +90,14 @@ class Checkpointer:
         self.commit = commit
         self.progress = progress
         self.last = started
+        self.last_cost = 0.0
+        self.lexical = policy.lexical
 
-    def due(self, result: PipelineResult, now: float) -> bool:
+    def due(self, result: PipelineResult, now: float, *, parsing_done: bool = False) -> bool:
         work = result.work
         return self.policy.due(since_last=now - self.last, parsed_since=len(work.outcomes) + int(work.carried),
-                               embedded_since=len(work.embedded))
+                               embedded_since=len(work.embedded), parsing_done=parsing_done,
+                               last_cost=self.last_cost)
 
     def __call__(self, result: PipelineResult) -> set[str]:
         """Commit ``result.work`` as a checkpoint; returns the vector keys the commit retired."""
@@ -90,6 +113,7 @@ class Checkpointer:
             raise
         crashpoints.hit("after-checkpoint")
         self.last = time.perf_counter()
+        self.last_cost = self.last - start
         self.progress(ProgressEvent("checkpoint", done=result.checkpoints + 1, detail={
             **self.commit.coverage, "seconds": round(self.last - start, 3)}))
         return retired
