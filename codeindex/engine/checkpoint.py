@@ -57,21 +57,19 @@ class CheckpointPolicy:
     def enabled(self) -> bool:
         return self.every_s > 0
 
-    @property
-    def lexical(self) -> bool:
-        return self.enabled and self.lexical_s is not None
-
     def due(self, *, since_last: float, parsed_since: int, embedded_since: int, parsing_done: bool = False,
-            last_cost: float = 0.0) -> bool:
+            memory_full: bool = False, last_cost: float = 0.0) -> bool:
         """Whether to commit now. ``since_last``: seconds since the last checkpoint (or the run's start);
         ``parsed_since``/``embedded_since``: files parsed and vectors embedded since then; ``parsing_done``:
-        every file of the run is parsed; ``last_cost``: seconds the last checkpoint took."""
+        every file of the run is parsed; ``memory_full``: the pipeline holds as much uncommitted text as it
+        should (committed, it is dropped: a lexical checkpoint comes early rather than parsing wait);
+        ``last_cost``: seconds the last checkpoint took."""
         if not self.enabled or not (parsed_since or embedded_since):
             return False
         if self.lexical_s is not None and parsed_since:
             if parsing_done or self.lexical_s <= 0:
                 return True
-            if since_last >= max(self.lexical_s, LEXICAL_COST_RATIO * last_cost):
+            if since_last >= max(0.0 if memory_full else self.lexical_s, LEXICAL_COST_RATIO * last_cost):
                 return True
         if since_last >= self.every_s:
             return True
@@ -91,13 +89,13 @@ class Checkpointer:
         self.progress = progress
         self.last = started
         self.last_cost = 0.0
-        self.lexical = policy.lexical
 
-    def due(self, result: PipelineResult, now: float, *, parsing_done: bool = False) -> bool:
+    def due(self, result: PipelineResult, now: float, *, parsing_done: bool = False,
+            memory_full: bool = False) -> bool:
         work = result.work
         return self.policy.due(since_last=now - self.last, parsed_since=len(work.outcomes) + int(work.carried),
                                embedded_since=len(work.embedded), parsing_done=parsing_done,
-                               last_cost=self.last_cost)
+                               memory_full=memory_full, last_cost=self.last_cost)
 
     def __call__(self, result: PipelineResult) -> set[str]:
         """Commit ``result.work`` as a checkpoint; returns the vector keys the commit retired."""

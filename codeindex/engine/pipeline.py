@@ -64,8 +64,9 @@ runs ahead of embedding; without (``engine.checkpoint_s = 0``) it stays a window
 memory stays flat however large the tree."""
 
 LEXICAL_FLUSH_BUDGETS = EMBED_WINDOW_BUDGETS
-"""A run with lexical checkpoints (a first build) commits as soon as the uncommitted texts it holds reach
-this many budgets, whatever the time: parsing never waits on memory for the next lexical checkpoint."""
+"""A run with lexical checkpoints (a first build) commits once the uncommitted texts it holds reach this
+many budgets, without waiting for ``engine.lexical_checkpoint_s`` (but still spaced out by the commits'
+cost, ``engine/checkpoint.py``): parsing rarely waits on memory for the next lexical checkpoint."""
 
 __all__ = ["CHUNK_SCHEMA", "PendingText", "Pipeline", "chunks_to_table", "join_embed_text", "split_embed_text"]
 
@@ -97,13 +98,11 @@ class KnownKeyLookup(Protocol):
 class CheckpointHook(Protocol):
     """Commits the pipeline's staged work while it runs (``engine/checkpoint.py: Checkpointer``).
 
-    ``lexical``: it commits parsed files within seconds (a first build), so the pipeline may also ask
-    for a commit to drop the texts it holds (``LEXICAL_FLUSH_BUDGETS``).
+    ``due`` hears whether parsing is done and whether the uncommitted texts held fill their share of
+    memory (``LEXICAL_FLUSH_BUDGETS``): a first build's lexical checkpoints then come early.
     """
 
-    lexical: bool
-
-    def due(self, result: PipelineResult, now: float, *, parsing_done: bool) -> bool: ...
+    def due(self, result: PipelineResult, now: float, *, parsing_done: bool, memory_full: bool) -> bool: ...
     def __call__(self, result: PipelineResult) -> set[str]: ...
 
 
@@ -416,11 +415,8 @@ class Pipeline:
 
     def _checkpoint_due(self, budget: int, parsing_done: bool) -> bool:
         assert self.checkpoint is not None
-        if self.checkpoint.due(self.result, time.perf_counter(), parsing_done=parsing_done):
-            return True
-        # a first build's uncommitted texts fill memory before its next lexical checkpoint: commit them now
-        return (self.checkpoint.lexical and self.stored_texts is not None
-                and self._waiting.held_tokens >= LEXICAL_FLUSH_BUDGETS * budget)
+        full = self.stored_texts is not None and self._waiting.held_tokens >= LEXICAL_FLUSH_BUDGETS * budget
+        return self.checkpoint.due(self.result, time.perf_counter(), parsing_done=parsing_done, memory_full=full)
 
     def _read(self, batch: Sequence[tuple[str, str, str, str]]) -> list[ParseItem]:
         """Read a batch for parsing: the one read whose bytes are chunked, and hashed again here.
