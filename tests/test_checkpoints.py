@@ -46,17 +46,16 @@ def test_checkpoint_policy() -> None:
     assert not off.due(since_last=99, parsed_since=9, embedded_since=999)
 
 
-def test_lexical_checkpoints_come_when_parsing_ends_and_never_cost_more_than_a_tenth() -> None:
+def test_lexical_checkpoints_come_when_parsing_ends_or_memory_fills_and_spread_out_as_the_run_goes_on() -> None:
     policy = CheckpointPolicy(every_s=30, every_chunks=100, lexical_s=3)
     assert policy.due(since_last=0.1, parsed_since=5, embedded_since=0, parsing_done=True)  # the last files: at once
     assert not policy.due(since_last=0.1, parsed_since=0, embedded_since=5, parsing_done=True)  # all committed
-    assert not policy.due(since_last=5, parsed_since=5, embedded_since=0, last_cost=0.8)  # 10 x 0.8 s apart
-    assert policy.due(since_last=8, parsed_since=5, embedded_since=0, last_cost=0.8)
-    assert policy.due(since_last=3, parsed_since=5, embedded_since=0, last_cost=0.1)
-    assert policy.due(since_last=1.5, parsed_since=5, embedded_since=0, memory_full=True, last_cost=0.1)  # early
-    assert not policy.due(since_last=0.5, parsed_since=5, embedded_since=0, memory_full=True, last_cost=0.1)
+    assert policy.due(since_last=3, parsed_since=5, embedded_since=0, elapsed=20)
+    assert not policy.due(since_last=5, parsed_since=5, embedded_since=0, elapsed=600)  # a tenth of 600 s apart
+    assert policy.due(since_last=60, parsed_since=5, embedded_since=0, elapsed=600)
+    assert policy.due(since_last=0.5, parsed_since=5, embedded_since=0, memory_full=True, elapsed=600)  # early
     every_batch = CheckpointPolicy(every_s=3600, every_chunks=8, lexical_s=0)  # the crash tests': no clock
-    assert every_batch.due(since_last=0.0, parsed_since=1, embedded_since=0, last_cost=5.0)
+    assert every_batch.due(since_last=0.0, parsed_since=1, embedded_since=0, elapsed=5000)
     update = CheckpointPolicy(every_s=30, every_chunks=100)
     assert not update.due(since_last=1, parsed_since=5, embedded_since=0, parsing_done=True, memory_full=True)
 
@@ -172,9 +171,8 @@ def test_a_first_build_parses_ahead_of_the_embedding_holding_no_committed_text(
 
     A small ``batch_tokens`` makes the tree span many embed windows and memory budgets; on the sync
     scheduler each round parses 4 batches and embeds 4, and the commits that drop the texts come when
-    they fill memory (not spaced out by commit cost here), so the order of events is fixed, not timed."""
+    they fill memory, so the order of events is fixed, not timed."""
     from codeindex.embedders import hashing
-    from codeindex.engine import checkpoint
     from codeindex.engine import pipeline as pl
     from codeindex.engine.results import PipelineResult
     from codeindex.engine.waiting import capped
@@ -208,7 +206,6 @@ def test_a_first_build_parses_ahead_of_the_embedding_holding_no_committed_text(
         embedded[-1].extend(texts)
         return embed(self, texts)
 
-    monkeypatch.setattr(checkpoint, "LEXICAL_COST_RATIO", 0.0)  # early commits when memory fills: not timed
     monkeypatch.setattr(pl.Pipeline, "_commit_checkpoint", checkpoint_and_look)
     monkeypatch.setattr(pl.Pipeline, "_stage_parsed", stage_and_look)
     monkeypatch.setattr(pl.Pipeline, "run", run_and_count)

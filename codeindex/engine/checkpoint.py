@@ -10,10 +10,10 @@ vectors are content-addressed and committed, so the next run re-embeds none of t
 ``CheckpointPolicy`` is the pure decision of when; ``Checkpointer`` seals the segment writer's vectors
 and hands the pipeline's staged work to the commit.
 
-A first build's lexical checkpoints come while it parses (every ``lexical_s``, spaced out to at least
-``LEXICAL_COST_RATIO`` times what the last commit took, so committing never takes more than a small
-share of the run) and once more the moment its parsing ends: the whole tree is then lexically
-searchable, and from there on only the vector cadence commits (``every_s``, ``every_chunks``).
+A first build's lexical checkpoints come while it parses (every ``lexical_s``, further apart as the run
+goes on: ``LEXICAL_SPACING``), whenever the uncommitted text the pipeline holds fills its memory bound,
+and once more the moment its parsing ends: the whole tree is then lexically searchable, and from there
+on only the vector cadence commits (``every_s``, ``every_chunks``).
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ from codeindex.engine.results import PipelineResult
 from codeindex.progress import ProgressCallback, ProgressEvent
 from codeindex.store.segments import SegmentWriter
 
-LEXICAL_COST_RATIO = 10.0
-"""Lexical checkpoints wait at least this many times the last checkpoint's duration: on a tree whose
-commits take a second, one every 10 s rather than every 3 (at most ~1/11 of the time spent committing)."""
+LEXICAL_SPACING = 0.1
+"""Timed lexical checkpoints are at least this share of the run's elapsed time apart: a file parsed t
+seconds into a build waits about 0.1 t to be searchable, and a build that parses for an hour commits
+~60 times on the clock, not 1,200 (every commit has a fixed cost, which grows with the index). Not
+the commit's own duration: that grows with what it commits, so the spacing would feed on itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,7 @@ class CheckpointPolicy:
     """When a run commits what it has: every ``every_s`` seconds or ``every_chunks`` embedded chunks.
 
     ``lexical_s`` (a first build only, None otherwise): newly parsed files are committed once they wait
-    that long (or ``LEXICAL_COST_RATIO`` times the last commit, if longer), and at once when parsing ends,
+    that long (or ``LEXICAL_SPACING`` of the time elapsed, if longer), and at once when parsing ends,
     so a new index answers lexical searches on them within seconds while it embeds. ``lexical_s = 0``:
     after every batch of parse results (the crash tests' reproducible checkpoints).
     ``every_s <= 0`` turns checkpoints off: one commit at the end.
@@ -58,18 +60,18 @@ class CheckpointPolicy:
         return self.every_s > 0
 
     def due(self, *, since_last: float, parsed_since: int, embedded_since: int, parsing_done: bool = False,
-            memory_full: bool = False, last_cost: float = 0.0) -> bool:
+            memory_full: bool = False, elapsed: float = 0.0) -> bool:
         """Whether to commit now. ``since_last``: seconds since the last checkpoint (or the run's start);
         ``parsed_since``/``embedded_since``: files parsed and vectors embedded since then; ``parsing_done``:
         every file of the run is parsed; ``memory_full``: the pipeline holds as much uncommitted text as it
         should (committed, it is dropped: a lexical checkpoint comes early rather than parsing wait);
-        ``last_cost``: seconds the last checkpoint took."""
+        ``elapsed``: seconds since the run started."""
         if not self.enabled or not (parsed_since or embedded_since):
             return False
         if self.lexical_s is not None and parsed_since:
-            if parsing_done or self.lexical_s <= 0:
+            if parsing_done or memory_full or self.lexical_s <= 0:
                 return True
-            if since_last >= max(0.0 if memory_full else self.lexical_s, LEXICAL_COST_RATIO * last_cost):
+            if since_last >= max(self.lexical_s, LEXICAL_SPACING * elapsed):
                 return True
         if since_last >= self.every_s:
             return True
@@ -87,15 +89,15 @@ class Checkpointer:
         self.writer = writer
         self.commit = commit
         self.progress = progress
+        self.started = started
         self.last = started
-        self.last_cost = 0.0
 
     def due(self, result: PipelineResult, now: float, *, parsing_done: bool = False,
             memory_full: bool = False) -> bool:
         work = result.work
         return self.policy.due(since_last=now - self.last, parsed_since=len(work.outcomes) + int(work.carried),
                                embedded_since=len(work.embedded), parsing_done=parsing_done,
-                               memory_full=memory_full, last_cost=self.last_cost)
+                               memory_full=memory_full, elapsed=now - self.started)
 
     def __call__(self, result: PipelineResult) -> set[str]:
         """Commit ``result.work`` as a checkpoint; returns the vector keys the commit retired."""
@@ -111,7 +113,6 @@ class Checkpointer:
             raise
         crashpoints.hit("after-checkpoint")
         self.last = time.perf_counter()
-        self.last_cost = self.last - start
         self.progress(ProgressEvent("checkpoint", done=result.checkpoints + 1, detail={
             **self.commit.coverage, "seconds": round(self.last - start, 3)}))
         return retired

@@ -65,8 +65,8 @@ memory stays flat however large the tree."""
 
 LEXICAL_FLUSH_BUDGETS = EMBED_WINDOW_BUDGETS
 """A run with lexical checkpoints (a first build) commits once the uncommitted texts it holds reach this
-many budgets, without waiting for ``engine.lexical_checkpoint_s`` (but still spaced out by the commits'
-cost, ``engine/checkpoint.py``): parsing rarely waits on memory for the next lexical checkpoint."""
+many budgets, without waiting for the next timed one (``engine/checkpoint.py``): parsing never waits on
+memory. Such commits come at fixed points of the run (a window's worth of text each), not on the clock."""
 
 __all__ = ["CHUNK_SCHEMA", "PendingText", "Pipeline", "chunks_to_table", "join_embed_text", "split_embed_text"]
 
