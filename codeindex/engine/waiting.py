@@ -5,7 +5,7 @@ chunk, the text is held here (it exists nowhere else); once committed, only its 
 and token count are kept, and its text is read back from the database when its window is formed. So a
 first build parses the whole tree ahead of the embedding (its files lexically searchable long before
 their vectors exist) while memory holds the texts of one window and of what the last few seconds
-parsed: ~40 bytes a waiting text, not the text itself (a 100k-file tree's millions of chunks wait in
+parsed: ~36 bytes a waiting text, not the text itself (a 100k-file tree's millions of chunks wait in
 tens of MB, not GB).
 
 ``take`` hands out the oldest waiting texts, up to a window's worth of tokens: first in, first embedded,
@@ -52,7 +52,7 @@ class WaitingTexts:
         self._texts: list[str | None] = []
         self._vec_ids = array("q")
         self._chunk_ids = array("q")
-        self._n_tokens = array("l")
+        self._n_tokens = array("i")
         self._head = 0  # entries before it were taken
         self._held_from = 0  # entries before it hold no text
         self.tokens = 0
