@@ -110,7 +110,8 @@ SETTINGS: tuple[Setting, ...] = (
             _at_least(0)),
     Setting("engine.lexical_checkpoint_s", float, 3.0,
             "A first build commits newly parsed files once they wait this long (its first at its first parse "
-            "results), so lexical search covers them while it embeds.", _at_least(0)),
+            "results; further apart as the run goes on: a tenth of its time so far) and when parsing ends, so "
+            "lexical search covers them while it embeds.", _at_least(0)),
     Setting("store.segment_max_vectors", int, 65_536,
             "A segment is sealed when it holds this many vectors (bounds the writer's memory: ~100 MB at 384 dims).",
             _at_least(1)),

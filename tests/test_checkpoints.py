@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -43,6 +44,48 @@ def test_checkpoint_policy() -> None:
     off = CheckpointPolicy(every_s=0, every_chunks=100, lexical_s=0)
     assert not off.enabled
     assert not off.due(since_last=99, parsed_since=9, embedded_since=999)
+
+
+def test_lexical_checkpoints_come_when_parsing_ends_or_memory_fills_and_spread_out_as_the_run_goes_on() -> None:
+    policy = CheckpointPolicy(every_s=30, every_chunks=100, lexical_s=3)
+    assert policy.due(since_last=0.1, parsed_since=5, embedded_since=0, parsing_done=True)  # the last files: at once
+    assert not policy.due(since_last=0.1, parsed_since=0, embedded_since=5, parsing_done=True)  # all committed
+    assert policy.due(since_last=3, parsed_since=5, embedded_since=0, elapsed=20)
+    assert not policy.due(since_last=5, parsed_since=5, embedded_since=0, elapsed=600)  # a tenth of 600 s apart
+    assert policy.due(since_last=60, parsed_since=5, embedded_since=0, elapsed=600)
+    assert policy.due(since_last=0.5, parsed_since=5, embedded_since=0, memory_full=True, elapsed=600)  # early
+    every_batch = CheckpointPolicy(every_s=3600, every_chunks=8, lexical_s=0)  # the crash tests': no clock
+    assert every_batch.due(since_last=0.0, parsed_since=1, embedded_since=0, elapsed=5000)
+    update = CheckpointPolicy(every_s=30, every_chunks=100)
+    assert not update.due(since_last=1, parsed_since=5, embedded_since=0, parsing_done=True, memory_full=True)
+
+
+def test_waiting_texts_hand_out_fifo_windows_and_keep_no_committed_text() -> None:
+    from codeindex.engine.waiting import PendingText, WaitingTexts
+
+    waiting = WaitingTexts()
+    waiting.add(PendingText("resumed", None, 100, vec_id=1, chunk_id=10))  # committed by a killed run
+    for i in range(2, 6):
+        waiting.add(PendingText(f"k{i}", f"text {i}", 100 * i, vec_id=i, chunk_id=10 * i))
+    assert len(waiting) == 5 and waiting.tokens == 100 + 200 + 300 + 400 + 500
+    assert waiting.texts_held() == 4 and waiting.held_tokens == 1400
+    waiting.drop_texts()  # a checkpoint committed their chunks
+    assert waiting.texts_held() == 0 and waiting.held_tokens == 0 and len(waiting) == 5
+    waiting.add(PendingText("k6", "text 6", 9000, vec_id=6, chunk_id=60))
+    assert waiting.held_tokens == 512  # counted as the model sees it: truncated
+    window = waiting.take(600)  # oldest first, until the window holds 600 tokens
+    assert [(p.key, p.text, p.chunk_id) for p in window] == [("resumed", None, 10), ("k2", None, 20),
+                                                             ("k3", None, 30)]
+    assert [p.key for p in waiting.take(1)] == ["k4"]  # at least one
+    rest = waiting.take(10**6)
+    assert [(p.key, p.text) for p in rest] == [("k5", None), ("k6", "text 6")]
+    assert not waiting and waiting.tokens == 0 and waiting.held_tokens == 0
+    big = WaitingTexts()  # taken entries are compacted away; what is left keeps its order and texts
+    for i in range(10_000):
+        big.add(PendingText(f"b{i}", None if i < 9_000 else f"t{i}", 1, vec_id=i, chunk_id=i))
+    assert [p.key for p in big.take(6_000)][-1] == "b5999"
+    assert big.texts_held() == 1_000
+    assert [(p.key, p.text) for p in big.take(10**6)][3_000:3_002] == [("b9000", "t9000"), ("b9001", "t9001")]
 
 
 def test_run_progress_plans_from_bytes_then_from_what_parsing_measures() -> None:
@@ -120,6 +163,82 @@ def test_progress_events_plan_the_embedding_and_the_eta_holds(tmp_path: Path, mo
     assert remaining / 2 <= event.detail["eta_s"] <= remaining * 2, (event.detail["eta_s"], remaining)
 
 
+def test_a_first_build_parses_ahead_of_the_embedding_holding_no_committed_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file of a first build is lexically searchable before a quarter of its vectors are embedded,
+    however much text that is; after each checkpoint the pipeline holds no text of a committed chunk (it
+    reads each back when its window is embedded), and the build equals one that held every text.
+
+    A small ``batch_tokens`` makes the tree span many embed windows and memory budgets; on the sync
+    scheduler each round parses 4 batches and embeds 4, and the commits that drop the texts come when
+    they fill memory, so the order of events is fixed, not timed."""
+    from codeindex.embedders import hashing
+    from codeindex.engine import pipeline as pl
+    from codeindex.engine.results import PipelineResult
+    from codeindex.engine.waiting import capped
+
+    budget = 64
+    seen: list[tuple[str, int, int, int]] = []  # (what, texts held, texts waiting, tokens held)
+
+    def look(self: pl.Pipeline, what: str) -> None:
+        seen.append((what, self.texts_held, self.texts_waiting, self._waiting.held_tokens + self._ready_tokens))
+
+    commit_checkpoint, stage_parsed, run = pl.Pipeline._commit_checkpoint, pl.Pipeline._stage_parsed, pl.Pipeline.run
+    read_back: list[int] = []
+
+    def run_and_count(self: pl.Pipeline, *args: Any) -> PipelineResult:
+        result = run(self, *args)
+        read_back.append(result.texts_read_back)
+        return result
+
+    def checkpoint_and_look(self: pl.Pipeline) -> None:
+        commit_checkpoint(self)
+        look(self, "checkpoint")
+
+    def stage_and_look(self: pl.Pipeline, *args: object) -> None:
+        stage_parsed(self, *args)  # type: ignore[arg-type]
+        look(self, "parsed")
+
+    embedded: list[list[str]] = [[]]  # per run, the texts given to the embedder
+    embed = hashing.HashingEmbedder.embed
+
+    def recording(self: hashing.HashingEmbedder, texts: list[str]) -> object:
+        embedded[-1].extend(texts)
+        return embed(self, texts)
+
+    monkeypatch.setattr(pl.Pipeline, "_commit_checkpoint", checkpoint_and_look)
+    monkeypatch.setattr(pl.Pipeline, "_stage_parsed", stage_and_look)
+    monkeypatch.setattr(pl.Pipeline, "run", run_and_count)
+    monkeypatch.setattr(hashing.HashingEmbedder, "embed", recording)
+    config: dict[str, Any] = {"embedder.backend": "hashing", "embedder.batch_tokens": budget,
+                              "engine.scheduler": "sync", "engine.parse_batch_files": 4, "engine.checkpoint_chunks": 0}
+    root = _tree(tmp_path / "tree", 160)
+    events: list[ProgressEvent] = []
+    report = Index(root, **config).rebuild(progress=events.append)
+    tokens = sum(capped(n) for n in _chunk_tokens(root))
+    assert tokens > 4 * pl.PARSE_BACKLOG_BUDGETS * budget, "the tree must be far more than parsing may hold"
+    checkpoints = [e.detail for e in events if e.stage == "checkpoint"]
+    everything = next(c for c in checkpoints if c["files"] == 160)
+    assert everything["chunks_embedded"] < 0.25 * report.chunks_total, checkpoints
+    assert [h for what, h, _, _ in seen if what == "checkpoint"] == [0] * len(checkpoints)
+    assert max(w for what, _, w, _ in seen if what == "checkpoint") > 100  # committed, waiting, not held
+    assert read_back[0] > 0.5 * report.chunks_total  # most texts were read back from the database
+    assert max(t for _, _, _, t in seen) < pl.PARSE_BACKLOG_BUDGETS * budget + 4 * 4 * 3 * 512  # + one round
+    parsed_events = [i for i, (what, *_) in enumerate(seen) if what == "parsed"]
+    assert parsed_events[-1] < len(seen) - 1 and seen[parsed_events[-1] + 1][0] == "checkpoint"  # at once
+
+    reference = _tree(tmp_path / "reference", 160)
+    embedded.append([])
+    Index(reference, **{**config, "engine.checkpoint_s": 0}).rebuild()  # one commit: holds every text
+    assert sorted(embedded[0]) == sorted(embedded[1])  # the texts read back are the texts parsed
+    assert read_state(root) == read_state(reference)
+
+
+def _chunk_tokens(root: Path) -> list[int]:
+    with duckdb.connect(str(root / ".codeindex" / "meta.duckdb"), read_only=True) as con:
+        return [int(r[0]) for r in con.execute("SELECT n_tokens FROM chunks").fetchall()]
+
+
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
@@ -160,9 +279,10 @@ def test_ctrl_c_keeps_the_last_checkpoint_says_so_and_update_finishes(tmp_path: 
 @pytest.mark.slow
 def test_an_unfinished_build_is_searchable_and_says_how_much_has_vectors(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "tree")
-    # no lexical cadence: the first checkpoint comes after 8 embedded chunks, with every parsed file
+    # no lexical cadence: the first checkpoint comes when parsing ends (every parsed file, no vector),
+    # the second after 8 embedded chunks
     env = {**os.environ, **CHECKPOINTING, "CODEINDEX_ENGINE__LEXICAL_CHECKPOINT_S": "3600",
-           "CODEINDEX_CRASH_AT": "after-checkpoint#1"}
+           "CODEINDEX_CRASH_AT": "after-checkpoint#2"}
     killed = subprocess.run([sys.executable, "-m", "codeindex.cli", "rebuild", str(root)], env=env,
                             capture_output=True, text=True, check=False)
     assert killed.returncode == -signal.SIGKILL

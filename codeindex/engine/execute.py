@@ -6,6 +6,7 @@ needed at all. The commit itself is ``engine/commit.py``, the checkpoints ``engi
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import time
@@ -21,7 +22,7 @@ from codeindex.engine.context import RunContext
 from codeindex.engine.executor import local_worker_settings, make_executor, usable_gpu_devices
 from codeindex.engine.pipeline import Pipeline
 from codeindex.engine.report import RunReport
-from codeindex.engine.reuse import reuse_inputs
+from codeindex.engine.reuse import reuse_inputs, stored_texts
 from codeindex.engine.target import has_pending
 from codeindex.engine.tasks import EmbedContext
 from codeindex.errors import CorruptIndexError, Interrupted
@@ -90,7 +91,8 @@ class Execution:
                                 next_vec_id=int(meta.get("next_vec_id", "0")),
                                 parse_batch_files=self.config["engine.parse_batch_files"],
                                 max_in_flight=self.config["engine.max_in_flight"], progress=self.ctx.progress,
-                                checkpoint=checkpoints, run_progress=work, resumed=resumed)
+                                checkpoint=checkpoints, run_progress=work, resumed=resumed,
+                                stored_texts=functools.partial(stored_texts, self.ctx.reads))
             result = pipeline.run(items, carried)
             del pipeline, known, carried, resumed  # the run's key maps and queues are not needed to commit
             executor.close()  # workers hold hundreds of MB: release them before the ANN build and the commit

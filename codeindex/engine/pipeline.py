@@ -6,14 +6,19 @@ index even when the workers are remote. While batch N embeds, batch N+1 parses a
 written. Chunk rows and postings are staged to Parquet files and vectors to segment files as they
 arrive, so memory stays flat on huge trees; nothing becomes visible until a commit. A long run hands
 its staged work to a checkpoint (``engine/checkpoint.py``) every so often and starts staging anew.
+
+Parsing is bounded by the parsed text held in memory, not by the embedding: a checkpoint commits the
+chunks of the texts waiting for their vectors, after which the pipeline keeps only their keys and
+reads the texts back from the database when their window is embedded (``engine/waiting.py``). A
+first build's lexical checkpoints come every few seconds, so it parses the whole tree ahead of the
+embedding and every file is lexically searchable soon after the parsing ends.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,7 +32,8 @@ from codeindex.embedders.batching import plan_batches
 from codeindex.engine.executor import Executor
 from codeindex.engine.results import FileOutcome, PipelineResult, StagedWork
 from codeindex.engine.tasks import EmbedContext, EmbeddedBatch, ParsedBatch, ParseItem, vector_key
-from codeindex.errors import EmbedderError, Interrupted, UsageError, environment_problem
+from codeindex.engine.waiting import PendingText, WaitingTexts, capped
+from codeindex.errors import CorruptIndexError, EmbedderError, Interrupted, UsageError, environment_problem
 from codeindex.models import Chunk, ParseResult
 from codeindex.progress import ProgressCallback, ProgressEvent, RunProgress
 from codeindex.store.checksums import fingerprint_file
@@ -51,8 +57,18 @@ padding: replaying the small and medium corpora's chunk lengths, a window of 8 b
 window delays the first embed task by the time it takes to parse its ~4,000 chunks (seconds)."""
 
 PARSE_BACKLOG_BUDGETS = 2 * EMBED_WINDOW_BUDGETS
-"""No new parse task is submitted while this many budgets of parsed text wait to be embedded: parsing
-stays a window ahead of embedding, and memory stays flat however large the tree."""
+"""No new parse task is submitted while this many budgets of parsed text are held in memory: texts not
+committed yet, and those of the embed batches formed but not submitted. A checkpoint commits the chunks
+of the waiting texts, which are then dropped (and read back when embedded): with checkpoints, parsing
+runs ahead of embedding; without (``engine.checkpoint_s = 0``) it stays a window ahead. Either way
+memory stays flat however large the tree."""
+
+LEXICAL_FLUSH_BUDGETS = EMBED_WINDOW_BUDGETS
+"""A run with lexical checkpoints (a first build) commits once the uncommitted texts it holds reach this
+many budgets, without waiting for the next timed one (``engine/checkpoint.py``): parsing never waits on
+memory. Such commits come at fixed points of the run (a window's worth of text each), not on the clock."""
+
+__all__ = ["CHUNK_SCHEMA", "PendingText", "Pipeline", "chunks_to_table", "join_embed_text", "split_embed_text"]
 
 
 def split_embed_text(chunk: Chunk) -> str:
@@ -80,20 +96,18 @@ class KnownKeyLookup(Protocol):
 
 
 class CheckpointHook(Protocol):
-    """Commits the pipeline's staged work while it runs (``engine/checkpoint.py: Checkpointer``)."""
+    """Commits the pipeline's staged work while it runs (``engine/checkpoint.py: Checkpointer``).
 
-    def due(self, result: PipelineResult, now: float) -> bool: ...
+    ``due`` hears whether parsing is done and whether the uncommitted texts held fill their share of
+    memory (``LEXICAL_FLUSH_BUDGETS``): a first build's lexical checkpoints then come early.
+    """
+
+    def due(self, result: PipelineResult, now: float, *, parsing_done: bool, memory_full: bool) -> bool: ...
     def __call__(self, result: PipelineResult) -> set[str]: ...
 
 
-@dataclass(slots=True)
-class PendingText:
-    """A text waiting for its vector: its key, the vector id its chunks use, what to embed."""
-
-    key: str
-    text: str
-    n_tokens: int
-    vec_id: int = -1
+StoredTexts = Callable[[Sequence[int]], Mapping[int, str]]
+"""Committed chunk ids -> their embed texts, read on the run's own read session (``engine/reuse.py``)."""
 
 
 class Pipeline:
@@ -103,7 +117,10 @@ class Pipeline:
                  segments: SegmentWriter, known_keys: KnownKeyLookup, next_chunk_id: int, next_vec_id: int,
                  parse_batch_files: int, max_in_flight: int, progress: ProgressCallback,
                  read_file: Callable[[str], bytes] | None = None, checkpoint: CheckpointHook | None = None,
-                 run_progress: RunProgress | None = None, resumed: Sequence[PendingText] = ()) -> None:
+                 run_progress: RunProgress | None = None, resumed: Sequence[PendingText] = (),
+                 stored_texts: StoredTexts | None = None) -> None:
+        """``resumed``: a killed run's committed texts without vectors (read back through ``stored_texts``);
+        ``stored_texts``: reads committed chunks' texts back. Without it, texts are held until embedded."""
         self.root = root
         self.executor = executor
         self.ctx = ctx
@@ -118,8 +135,9 @@ class Pipeline:
         self.plan = run_progress or RunProgress(bytes_total=0)
         self.result = PipelineResult(next_chunk_id=next_chunk_id, next_vec_id=next_vec_id)
         self._vec_ids: dict[str, int] = {}  # key -> vec_id of every vector this run embeds or reuses new
-        self._queue: list[PendingText] = []
-        self._queued_tokens = 0
+        self.stored_texts = stored_texts
+        self._waiting = WaitingTexts()
+        self._ready_tokens = 0  # capped tokens of the embed batches formed and not yet submitted
         self._part = 0
         self._files_total = 0
         self._symbol_part = 0
@@ -127,15 +145,23 @@ class Pipeline:
         for pending in resumed:  # a killed run's chunks whose vectors it did not finish: embed them first
             self._vec_ids[pending.key] = pending.vec_id
             self._enqueue(pending)
-        self.plan.add_known(sum(min(p.n_tokens, 512) for p in resumed), len(resumed))
+        self.plan.add_known(sum(capped(p.n_tokens) for p in resumed), len(resumed))
 
     # ------------------------------------------------------------------ staging (the write stage)
 
     def _enqueue(self, pending: PendingText) -> None:
-        self._queue.append(pending)
-        self._queued_tokens += min(pending.n_tokens, 512)
+        self._waiting.add(pending)
 
-    def _vec_id_for(self, key: str, embed_text: str, n_tokens: int) -> int:
+    @property
+    def texts_held(self) -> int:
+        """Texts held in memory while they wait for their vectors (not those of formed batches)."""
+        return self._waiting.texts_held()
+
+    @property
+    def texts_waiting(self) -> int:
+        return len(self._waiting)
+
+    def _vec_id_for(self, key: str, embed_text: str, n_tokens: int, chunk_id: int) -> int:
         if key in self._vec_ids:  # this run already embeds (or embedded) this text
             self.result.chunks_reused += 1
             return self._vec_ids[key]
@@ -145,13 +171,13 @@ class Pipeline:
                 self.result.chunks_reused += 1
                 return vec_id
             self._vec_ids[key] = vec_id  # stored, but a killed run never embedded it: do it now
-            self._enqueue(PendingText(key, embed_text, n_tokens, vec_id))
+            self._enqueue(PendingText(key, embed_text, n_tokens, vec_id, chunk_id))
             return vec_id
         vec_id = self.result.next_vec_id
         self.result.next_vec_id += 1
         self._vec_ids[key] = vec_id
         self.result.work.new_keys[key] = vec_id
-        self._enqueue(PendingText(key, embed_text, n_tokens, vec_id))
+        self._enqueue(PendingText(key, embed_text, n_tokens, vec_id, chunk_id))
         return vec_id
 
     def stage_rows(self, rows: pa.Table, postings: pa.Table | None) -> None:
@@ -167,8 +193,8 @@ class Pipeline:
             embed_texts = [join_embed_text(head, text) for head, text in zip(heads, texts, strict=True)]
             keys = [vector_key(self.ctx.key_prefix, t) for t in embed_texts]
             self.known.prefetch(keys)
-            vec_ids = [self._vec_id_for(key, text, ntok) for key, text, ntok in zip(keys, embed_texts, n_tokens,
-                                                                                     strict=True)]
+            vec_ids = [self._vec_id_for(key, text, ntok, first + i)
+                       for i, (key, text, ntok) in enumerate(zip(keys, embed_texts, n_tokens, strict=True))]
             chunk_ids = pa.array(np.arange(first, first + n, dtype=np.int64))
             rows = rows.set_column(rows.schema.get_field_index("chunk_id"), "chunk_id", chunk_ids)
             rows = rows.set_column(rows.schema.get_field_index("vec_id"), "vec_id",
@@ -202,10 +228,10 @@ class Pipeline:
             self._record_outcome(res)
             chunks.extend(res.chunks)
         rows = chunks_to_table(chunks, batch.lex_lens)
-        queued, tokens = len(self._queue), self._queued_tokens
+        queued, tokens = len(self._waiting), self._waiting.tokens
         self.stage_rows(rows, batch.postings)
         self._stage_symbols(batch.results)
-        self.plan.parsed(n_bytes, self._queued_tokens - tokens, len(self._queue) - queued)
+        self.plan.parsed(n_bytes, self._waiting.tokens - tokens, len(self._waiting) - queued)
         self.progress(ProgressEvent("parse", done=len(self.result.outcomes), total=self._files_total,
                                     detail={"chunks": self.result.chunks_written}))
 
@@ -270,6 +296,8 @@ class Pipeline:
         self._run_event("checkpoint")
         retired = self.checkpoint(self.result)
         self.known.forget(retired)  # their vectors are gone: a text seen again gets a new one
+        if self.stored_texts is not None:  # every waiting text's chunk is committed: read back when embedded
+            self._waiting.drop_texts()
         done = self.result.work
         for part in [*done.chunk_parts, *done.postings_parts, *done.symbol_parts]:
             part.unlink(missing_ok=True)
@@ -278,16 +306,37 @@ class Pipeline:
 
     # ------------------------------------------------------------------ scheduling
 
-    def _take_embed_batches(self, final: bool) -> list[list[PendingText]]:
-        """Form token-budget batches from the queue once it holds enough to sort by length meaningfully."""
+    def _take_embed_window(self, final: bool) -> list[list[PendingText]]:
+        """The next window of waiting texts (the oldest, ``EMBED_WINDOW_BUDGETS`` budgets of them) as
+        token-budget batches sorted by length, once enough wait to sort meaningfully (or parsing is done)."""
         budget = self.ctx.settings.batch_tokens
-        if not self._queue or (not final and self._queued_tokens < EMBED_WINDOW_BUDGETS * budget):
+        window = EMBED_WINDOW_BUDGETS * budget
+        if not self._waiting or (not final and self._waiting.tokens < window):
             return []
-        lengths = [p.n_tokens for p in self._queue]
-        order = plan_batches(lengths, budget, self.ctx.max_tokens)
-        batches = [[self._queue[i] for i in idx] for idx in order]
-        self._queue, self._queued_tokens = [], 0
-        return batches
+        group = self._waiting.take(window)
+        self._read_back(group)
+        order = plan_batches([p.n_tokens for p in group], budget, self.ctx.max_tokens)
+        self._ready_tokens += sum(capped(p.n_tokens) for p in group)
+        return [[group[i] for i in idx] for idx in order]
+
+    def _read_back(self, group: Sequence[PendingText]) -> None:
+        """Fill in the texts of committed chunks, read from the database; each must still have its key."""
+        missing = [p for p in group if p.text is None]
+        if not missing:
+            return
+        if self.stored_texts is None:
+            raise RuntimeError("texts of committed chunks to embed, but no way to read them back")
+        start = time.perf_counter()
+        texts = self.stored_texts([p.chunk_id for p in missing])
+        for p in missing:
+            text = texts.get(p.chunk_id)
+            if text is None or vector_key(self.ctx.key_prefix, text) != p.key:
+                what = "is gone" if text is None else "no longer has the text its vector key names"
+                raise CorruptIndexError(f"chunk {p.chunk_id}, committed by this run, {what}: nothing more was "
+                                        "committed", hint="run `codeindex verify`, then rerun the command")
+            p.text = text
+        self.result.texts_read_back += len(missing)
+        self.result.times.read += time.perf_counter() - start
 
     def run(self, items: Sequence[tuple[str, str, str, str]], carried: Sequence[pa.Table] = ()) -> PipelineResult:
         """``items``: (path, language, parser name, content hash) to parse; ``carried``: chunk rows to re-stage."""
@@ -298,9 +347,9 @@ class Pipeline:
 
             postings, _ = postings_table(list(range(rows.num_rows)), rows.column("text").to_pylist(),
                                          rows.column("path").to_pylist(), rows.column("symbol").to_pylist())
-            queued, tokens = len(self._queue), self._queued_tokens
+            queued, tokens = len(self._waiting), self._waiting.tokens
             self.stage_rows(rows, postings)
-            self.plan.add_known(self._queued_tokens - tokens, len(self._queue) - queued)
+            self.plan.add_known(self._waiting.tokens - tokens, len(self._waiting) - queued)
             self.result.work.carried = True
         batches: deque[list[tuple[str, str, str, str]]] = deque(
             list(items[i:i + self.parse_batch_files]) for i in range(0, len(items), self.parse_batch_files))
@@ -310,26 +359,29 @@ class Pipeline:
         self.progress(ProgressEvent("parse", done=0, total=len(items)))
         self._embed_event()
         self._run_event("parse")
+        budget = self.ctx.settings.batch_tokens
         try:
             while True:
-                backlog = self._queued_tokens + sum(p.n_tokens for b in embed_ready for p in b)
                 while (batches and len(parse_futs) < self.max_in_flight
-                       and backlog < PARSE_BACKLOG_BUDGETS * self.ctx.settings.batch_tokens):
+                       and self._waiting.held_tokens + self._ready_tokens < PARSE_BACKLOG_BUDGETS * budget):
                     read = self._read(batches.popleft())
                     parse_futs[self.executor.submit_parse(read, self.ctx)] = sum(len(i.data) for i in read)
                 final = not batches and not parse_futs
                 if final and not self.plan.parse_finished:
                     self.plan.parse_finished = True  # from here on the plan is exact
                     self._embed_event()
-                embed_ready.extend(self._take_embed_batches(final))
+                if not embed_ready:  # one window at a time: its texts are all that is read back
+                    embed_ready.extend(self._take_embed_window(final))
                 while embed_ready and len(embed_futs) < self.max_in_flight:
                     group = embed_ready.popleft()
+                    self._ready_tokens -= sum(capped(p.n_tokens) for p in group)
                     keys = [p.key for p in group]
-                    fut = self.executor.submit_embed(keys, [p.text for p in group], [p.n_tokens for p in group],
-                                                     self.ctx)
+                    texts = [p.text for p in group if p.text is not None]  # all of them: read back
+                    assert len(texts) == len(keys)
+                    fut = self.executor.submit_embed(keys, texts, [p.n_tokens for p in group], self.ctx)
                     embed_futs[fut] = keys
                 if not parse_futs and not embed_futs:
-                    if batches or embed_ready or self._queue:
+                    if batches or embed_ready or self._waiting:
                         continue
                     break
                 finished, _ = self.executor.wait_any([*parse_futs, *embed_futs])
@@ -350,7 +402,7 @@ class Pipeline:
                                                 f"{type(exc).__name__}: {exc}") from exc
                         self._stage_embedded(keys, out)
                 self._run_event("embed" if self.result.chunks_embedded else "parse")
-                if self.checkpoint is not None and self.checkpoint.due(self.result, time.perf_counter()):
+                if self.checkpoint is not None and self._checkpoint_due(budget, not batches and not parse_futs):
                     self._commit_checkpoint()
         except KeyboardInterrupt:
             for fut in [*parse_futs, *embed_futs]:
@@ -360,6 +412,11 @@ class Pipeline:
             raise Interrupted("interrupted") from None
         self.result.times.wall = time.perf_counter() - wall_start
         return self.result
+
+    def _checkpoint_due(self, budget: int, parsing_done: bool) -> bool:
+        assert self.checkpoint is not None
+        full = self.stored_texts is not None and self._waiting.held_tokens >= LEXICAL_FLUSH_BUDGETS * budget
+        return self.checkpoint.due(self.result, time.perf_counter(), parsing_done=parsing_done, memory_full=full)
 
     def _read(self, batch: Sequence[tuple[str, str, str, str]]) -> list[ParseItem]:
         """Read a batch for parsing: the one read whose bytes are chunked, and hashed again here.

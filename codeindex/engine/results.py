@@ -92,3 +92,5 @@ class PipelineResult:
     next_chunk_id: int = 0
     next_vec_id: int = 0
     checkpoints: int = 0
+    texts_read_back: int = 0
+    """Texts embedded after their chunks were committed: read back from the database, not held meanwhile."""

@@ -1,16 +1,17 @@
 """What a run reuses instead of recomputing: stored vector keys (content addressing), the chunk rows
-of moved files, carried to their new path without re-parsing, and a killed run's committed chunks
-whose vectors it did not finish."""
+of moved files, carried to their new path without re-parsing, a killed run's committed chunks whose
+vectors it did not finish, and the texts of committed chunks read back when they are embedded."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import pyarrow as pa
 
 from codeindex.chunking.source import module_path
 from codeindex.engine.context import RunContext
-from codeindex.engine.pipeline import CHUNK_SCHEMA, PendingText, join_embed_text
+from codeindex.engine.pipeline import CHUNK_SCHEMA, join_embed_text
+from codeindex.engine.waiting import PendingText
 from codeindex.search.analysis import postings_table
 from codeindex.store import db as dbm
 from codeindex.store.session import ReadSession
@@ -111,19 +112,37 @@ def resumed_texts(ctx: RunContext, replaced: list[str]) -> list[PendingText]:
     """The pending vectors of chunks this run keeps: a killed run committed them before their vectors.
 
     Pending vectors only referenced by files this run re-parses are not resumed: those chunks go,
-    and a re-parsed chunk with the same text finds the pending key and queues it itself.
+    and a re-parsed chunk with the same text finds the pending key and queues it itself. Their texts
+    are not read here: the pipeline reads each back from its chunk when its window is embedded.
     """
     if ctx.state.meta.get("vectors_pending", "0") == "0":
         return []
     con = ctx.reads.con()
     dbm.register_list(con, "replaced_paths", "path", replaced, pa.string())
     rows = con.execute("""
-        SELECT DISTINCT ON (v.vec_id) v.vec_key, v.vec_id, c.embed_head, c.text, c.n_tokens
+        SELECT DISTINCT ON (v.vec_id) v.vec_key, v.vec_id, c.chunk_id, c.n_tokens
         FROM vectors v JOIN chunks c ON c.vec_id = v.vec_id
         WHERE v.segment IS NULL AND c.path NOT IN (SELECT path FROM replaced_paths)
         ORDER BY v.vec_id, c.chunk_id""").fetchall()
-    return [PendingText(key, join_embed_text(head, text), n_tokens, vec_id)
-            for key, vec_id, head, text, n_tokens in rows]
+    return [PendingText(key, None, n_tokens, vec_id, chunk_id) for key, vec_id, chunk_id, n_tokens in rows]
+
+
+def stored_texts(session: ReadSession, chunk_ids: Sequence[int]) -> dict[int, str]:
+    """The embed texts of committed chunks (chunk id -> text), on the run's read session.
+
+    The pipeline asks for one window's texts at a time (a few thousand chunks, ids close together: a
+    run numbers its chunks in the order it stages them), so the range lets DuckDB skip the row groups
+    outside it.
+    """
+    if not chunk_ids:
+        return {}
+    con = session.con()
+    dbm.register_list(con, "wanted_chunks", "chunk_id", chunk_ids, pa.int64())
+    rows = con.execute("SELECT chunk_id, embed_head, text FROM chunks WHERE chunk_id BETWEEN ? AND ? "
+                       "AND chunk_id IN (SELECT chunk_id FROM wanted_chunks)",
+                       [min(chunk_ids), max(chunk_ids)]).fetchall()
+    con.unregister("wanted_chunks")
+    return {chunk_id: join_embed_text(head, text) for chunk_id, head, text in rows}
 
 
 def move_symbol(symbol: str, old_path: str, new_path: str) -> str:
