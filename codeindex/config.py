@@ -125,7 +125,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("search.mode", str, "hybrid", "hybrid (reciprocal-rank fusion), vector or lexical.",
             _one_of("hybrid", "vector", "lexical")),
     Setting("search.k", int, 10, "Results returned by default.", _at_least(1)),
-    Setting("live.quiet_ms", int, 50,
+    Setting("live.quiet_ms", int, 20,
             "serve/watch: an update starts once the tree has been quiet this long after a change.", _at_least(1)),
     Setting("live.max_delay_ms", int, 2000,
             "serve/watch: ... or this long after the first change of a burst that keeps going.", _at_least(1)),

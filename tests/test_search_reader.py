@@ -108,10 +108,13 @@ def test_chunk_places_give_the_rows_asked_in_order_and_skip_unknown_ids() -> Non
 
 
 def test_definitions_by_name_answer_like_the_symbol_table() -> None:
-    by_name = DefinitionsByName.load(_places_db())
-    assert by_name.of([("b.py", "g"), ("a.py", "g"), ("b.py", "g")]) == [SymbolRow("b.py", "g", "g", "function", 6, 8)]
-    assert sorted(d.path for d in by_name.named("f")) == ["b.py", "c.py"]  # case ignored, as in SQL
-    assert by_name.named("missing") == []
+    con = _places_db()
+    by_name = DefinitionsByName.load(con)
+    assert by_name.of(con, [("b.py", "g"), ("a.py", "g"), ("b.py", "g")]) == [
+        SymbolRow("b.py", "g", "g", "function", 6, 8)]
+    assert by_name.of(con, []) == []
+    assert sorted(d.path for d in by_name.named(con, "f")) == ["b.py", "c.py"]  # case ignored, as in SQL
+    assert by_name.named(con, "missing") == []
 
 
 # ---------------------------------------------------------------------------------------------- caches

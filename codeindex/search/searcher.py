@@ -369,7 +369,7 @@ class Searcher:
         hits = [rows[c] for c in [*exact, *rest] if c in rows]
         names = [(p, q) for p, q in {(h.path, in_file_name(h.path, h.symbol)) for h in hits} if q is not None]
         by_name = snap.definitions(con)
-        definitions = by_name.of(names) if by_name is not None else definitions_of(con, names)
+        definitions = by_name.of(con, names) if by_name is not None else definitions_of(con, names)
         groups = group_results(hits, definitions, group, k)
         _fill_texts(con, [g.row for g in groups])
         around = {g.row.chunk_id: _context_lines(con, g.row, context) for g in groups} if context else {}
@@ -451,7 +451,7 @@ class Searcher:
         """Chunk ids of the definitions ``ident`` names, best first: each definition's chunk is the one
         holding its first line (its signature or decorator), among the chunks the filters allow."""
         by_name, places = snap.definitions(con), snap.places(con)
-        named = by_name.named(ident.name) if by_name is not None else definitions_named(con, ident.name)
+        named = by_name.named(con, ident.name) if by_name is not None else definitions_named(con, ident.name)
         if not named:
             return []
         if places is not None and not where:

@@ -22,6 +22,7 @@ from codeindex.store.symbols import SymbolRow
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow as pa
 
 
 @dataclass(slots=True)
@@ -53,59 +54,36 @@ PLACE_COLUMNS = ("chunk_id", "path", "start_line", "end_line", "symbol", "kind",
 
 @dataclass(slots=True)
 class ChunkPlaces:
-    """Where every chunk is and what it is named (``PLACE_COLUMNS``, no text), indexed by chunk id.
+    """Where every chunk is and what it is named (``PLACE_COLUMNS``, no text), looked up by chunk id.
 
     A query's ~100 candidates become result rows by array look-ups instead of a query that scans the
     whole ``chunks`` table to find them (5 ms at 46k chunks, more the bigger the index). Loaded once
-    per committed state like the lengths (~40 ms and a few MB at 100k chunks; path, kind and
-    language repeat, so they are kept as codes into their distinct values).
+    per committed state like the lengths, as one Arrow table (no Python object per chunk: ~0.15 s
+    at 400k chunks); a query takes its rows out of it.
     """
 
+    table: pa.Table
     row_of: np.ndarray
-    """For each chunk id, its row in the columns below (-1 where no chunk has that id)."""
-    chunk_id: np.ndarray
-    start_line: np.ndarray
-    end_line: np.ndarray
-    symbol: list[str]
-    codes: dict[str, tuple[np.ndarray, list[str]]]
-    """``path``, ``kind``, ``language``: per row a code, and the distinct values the codes index."""
-    by_path: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    """Rows ordered by path code, so one file's chunks are a slice (``in_paths``)."""
-    path_code: dict[str, int] = field(default_factory=dict)
+    """For each chunk id, its row in ``table`` (-1 where no chunk has that id)."""
+    by_path: np.ndarray
+    """Rows ordered by file, so one file's chunks are a slice (``in_paths``)..."""
+    path_codes: np.ndarray
+    """... whose file codes, in that order, are these (ascending)."""
+    path_code: dict[str, int]
 
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection) -> ChunkPlaces:
         import pyarrow.compute as pc
 
-        table = dbm.arrow(con, f"SELECT {', '.join(PLACE_COLUMNS)} FROM chunks")
+        table = dbm.arrow(con, f"SELECT {', '.join(PLACE_COLUMNS)} FROM chunks").combine_chunks()
         ids = table.column("chunk_id").to_numpy().astype(np.int64)
         row_of = np.full(int(ids.max()) + 1 if len(ids) else 0, -1, dtype=np.int64)
         row_of[ids] = np.arange(len(ids), dtype=np.int64)
-        codes = {}
-        for name in ("path", "kind", "language"):
-            encoded = pc.dictionary_encode(table.column(name)).combine_chunks()
-            codes[name] = (encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64),
-                           encoded.dictionary.to_pylist())
-        paths, values = codes["path"]
-        return cls(row_of, ids, table.column("start_line").to_numpy(), table.column("end_line").to_numpy(),
-                   table.column("symbol").to_pylist(), codes, np.argsort(paths, kind="stable"),
-                   {v: i for i, v in enumerate(values)})
-
-    def in_paths(self, paths: Iterable[str]) -> list[tuple[int, str, int, int]]:
-        """``(chunk_id, path, start_line, end_line)`` of every chunk of the files ``paths``."""
-        codes, _ = self.codes["path"]
-        ordered = codes[self.by_path]
-        out: list[tuple[int, str, int, int]] = []
-        for path in paths:
-            code = self.path_code.get(path)
-            if code is None:
-                continue
-            a, b = np.searchsorted(ordered, [code, code + 1])
-            rows = self.by_path[a:b]
-            out.extend((c, path, int(s), int(e)) for c, s, e in zip(
-                self.chunk_id[rows].tolist(), self.start_line[rows].tolist(), self.end_line[rows].tolist(),
-                strict=True))
-        return out
+        encoded = pc.dictionary_encode(table.column("path")).combine_chunks()
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        by_path = np.argsort(codes, kind="stable")
+        return cls(table, row_of, by_path, codes[by_path],
+                   {p: i for i, p in enumerate(encoded.dictionary.to_pylist())})
 
     def of(self, chunk_ids: Sequence[int]) -> list[tuple[int, str, int, int, str, str, str]]:
         """The ``PLACE_COLUMNS`` of each of ``chunk_ids`` that is a live chunk, in the order asked."""
@@ -113,48 +91,88 @@ class ChunkPlaces:
         rows = np.full(len(wanted), -1, dtype=np.int64)
         inside = (wanted >= 0) & (wanted < len(self.row_of))
         rows[inside] = self.row_of[wanted[inside]]
-        found = rows >= 0
-        ids, rows = wanted[found].tolist(), rows[found]
-        paths, kinds, languages = (self._decoded(name, rows) for name in ("path", "kind", "language"))
-        return [(c, paths[i], int(a), int(b), self.symbol[r], kinds[i], languages[i])
-                for i, (c, r, a, b) in enumerate(zip(ids, rows.tolist(), self.start_line[rows].tolist(),
-                                                     self.end_line[rows].tolist(), strict=True))]
+        return self._rows(rows[rows >= 0])
 
-    def _decoded(self, name: str, rows: np.ndarray) -> list[str]:
-        codes, values = self.codes[name]
-        return [values[c] for c in codes[rows].tolist()]
+    def in_paths(self, paths: Iterable[str]) -> list[tuple[int, str, int, int]]:
+        """``(chunk_id, path, start_line, end_line)`` of every chunk of the files ``paths``."""
+        slices = []
+        for path in paths:
+            code = self.path_code.get(path)
+            if code is not None:
+                a, b = np.searchsorted(self.path_codes, [code, code + 1])
+                slices.append(self.by_path[a:b])
+        rows = np.concatenate(slices) if slices else np.zeros(0, dtype=np.int64)
+        return [r[:4] for r in self._rows(rows)]
+
+    def _rows(self, rows: np.ndarray) -> list[tuple[int, str, int, int, str, str, str]]:
+        import pyarrow as pa
+
+        part = self.table.take(pa.array(rows, pa.int64()))
+        return list(zip(*(part.column(c).to_pylist() for c in PLACE_COLUMNS), strict=True))
 
 
 @dataclass(slots=True)
 class DefinitionsByName:
-    """The symbol table by (path, in-file name): what grouping asks of every candidate.
+    """The symbol table, looked up by (path, in-file name) and by own name: what grouping asks of
+    every candidate, and what an identifier query names.
 
     Reading it per query cost 9 ms (every definition of the candidates' files) or, narrowed to the
-    names asked, a join over the whole table (3 ms and growing with it); held per committed state,
-    a look-up is a dict access. Loaded with the other per-state parts (~50 ms at 70k definitions).
+    names asked, a join over the whole table (3 ms at 30k definitions, growing with it). Held per
+    committed state as one Arrow table sorted by DuckDB's 64-bit ``hash`` of the key (~0.1 s to
+    load at 290k definitions; Python objects per row took 2.4 s), a look-up is one tiny query that
+    hashes the keys asked, then binary searches; rows are checked against the key, so a hash
+    collision costs nothing but a wasted row.
     """
 
-    by_key: dict[tuple[str, str], list[SymbolRow]]
-    by_name: dict[str, list[SymbolRow]]
-    """By own name in lower case: what an identifier query names (``store/symbols.definitions_named``)."""
+    table: pa.Table
+    """``SYMBOL_COLUMNS``, ordered by ``key_hash``."""
+    key_hash: np.ndarray
+    """``hash(path, qualified)`` of each row (ascending)."""
+    by_name: np.ndarray
+    """Rows ordered by ``hash(lower(name))``, which ``name_hash`` holds in that order."""
+    name_hash: np.ndarray
 
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection) -> DefinitionsByName:
-        by_key: dict[tuple[str, str], list[SymbolRow]] = {}
-        by_name: dict[str, list[SymbolRow]] = {}
-        for row in con.execute(f"SELECT {', '.join(SYMBOL_COLUMNS)} FROM symbols").fetchall():
-            d = SymbolRow(*row)
-            by_key.setdefault((d.path, d.qualified), []).append(d)
-            by_name.setdefault(d.name.lower(), []).append(d)
-        return cls(by_key, by_name)
+        table = dbm.arrow(con, f"SELECT hash(path, qualified) AS key_hash, hash(lower(name)) AS name_hash, "
+                               f"{', '.join(SYMBOL_COLUMNS)} FROM symbols ORDER BY key_hash").combine_chunks()
+        names = table.column("name_hash").to_numpy()
+        by_name = np.argsort(names, kind="stable")
+        return cls(table.select(list(SYMBOL_COLUMNS)), table.column("key_hash").to_numpy(), by_name,
+                   names[by_name])
 
-    def named(self, name: str) -> list[SymbolRow]:
-        """Definitions whose own name is ``name``, ignoring case."""
-        return list(self.by_name.get(name.lower(), ()))
-
-    def of(self, pairs: Iterable[tuple[str, str]]) -> list[SymbolRow]:
+    def of(self, con: duckdb.DuckDBPyConnection, pairs: Iterable[tuple[str, str]]) -> list[SymbolRow]:
         """The definitions named ``qualified`` in ``path``, for each ``(path, qualified)``."""
-        return [d for key in set(pairs) for d in self.by_key.get(key, ())]
+        wanted = sorted(set(pairs))
+        if not wanted:
+            return []
+        hashes = con.execute("SELECT hash(p, q) FROM (SELECT unnest(?::VARCHAR[]) AS p, unnest(?::VARCHAR[]) AS q)",
+                             [[p for p, _ in wanted], [q for _, q in wanted]]).fetchnumpy()
+        rows = _matching(self.key_hash, next(iter(hashes.values())), np.arange(len(self.key_hash)))
+        keys = set(wanted)
+        return [d for d in self._symbols(rows) if (d.path, d.qualified) in keys]
+
+    def named(self, con: duckdb.DuckDBPyConnection, name: str) -> list[SymbolRow]:
+        """Definitions whose own name is ``name``, ignoring case."""
+        got = con.execute("SELECT hash(lower(?))", [name]).fetchnumpy()
+        rows = _matching(self.name_hash, next(iter(got.values())), self.by_name)
+        return [d for d in self._symbols(np.sort(rows)) if d.name.lower() == name.lower()]
+
+    def _symbols(self, rows: np.ndarray) -> list[SymbolRow]:
+        import pyarrow as pa
+
+        part = self.table.take(pa.array(rows, pa.int64()))
+        return [SymbolRow(*r) for r in zip(*(part.column(c).to_pylist() for c in SYMBOL_COLUMNS), strict=True)]
+
+
+def _matching(sorted_hashes: np.ndarray, wanted: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``rows[i]`` for every i where ``sorted_hashes[i]`` is one of ``wanted``."""
+    wanted = np.asarray(wanted, dtype=sorted_hashes.dtype)
+    starts = np.searchsorted(sorted_hashes, wanted, side="left")
+    ends = np.searchsorted(sorted_hashes, wanted, side="right")
+    if not len(wanted):
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([rows[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]).astype(np.int64)
 
 
 @dataclass(slots=True)
