@@ -130,6 +130,13 @@ def local_cluster_shape(cores: int, workers: int = 0) -> tuple[int, int]:
     return cores // 2, 2
 
 
+PARSE_PRIORITY = 1
+"""Parse tasks go before embed tasks waiting at the scheduler (which hands a saturated worker only about
+as many tasks as it has threads): a first build's lexical side should be searchable within seconds, and
+parsing is a few percent of the work. The pipeline also keeps few embed tasks in flight
+(``pipeline.EMBEDS_PER_WORKER``), which is what measurably kept parsing from stalling."""
+
+
 class DaskExecutor:
     """A ``distributed.Client`` over a new LocalCluster or an existing scheduler address."""
 
@@ -183,7 +190,7 @@ class DaskExecutor:
     def submit_parse(self, items: Sequence[ParseItem], ctx: EmbedContext) -> Any:
         from codeindex.engine.graph import parse_task
 
-        return self.submit(parse_task(items, ctx))
+        return self.submit(parse_task(items, ctx), priority=PARSE_PRIORITY)
 
     def submit_embed(self, keys: Sequence[str], texts: Sequence[str], lengths: Sequence[int],
                      ctx: EmbedContext) -> Any:
@@ -191,9 +198,9 @@ class DaskExecutor:
 
         return self.submit(embed_task(keys, texts, lengths, ctx, gpu=self.has_gpu, resource=self.embed_resource))
 
-    def submit(self, task: Delayed) -> Any:
+    def submit(self, task: Delayed, *, priority: int = 0) -> Any:
         self._check_resources(task)
-        return self.client.compute(task)
+        return self.client.compute(task, priority=priority)
 
     def _check_resources(self, task: Delayed) -> None:
         """Fail fast: a task annotated with a resource no worker offers would pend forever, silently."""

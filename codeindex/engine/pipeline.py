@@ -63,6 +63,13 @@ of the waiting texts, which are then dropped (and read back when embedded): with
 runs ahead of embedding; without (``engine.checkpoint_s = 0``) it stays a window ahead. Either way
 memory stays flat however large the tree."""
 
+EMBEDS_PER_WORKER = 2
+"""Embed tasks in flight per worker: the one running and the next, so a worker never waits on the driver.
+More only queue, and they crowd parsing out: the scheduler gives a worker as many tasks as it has threads
+(a little more: ``worker-saturation``) and holds the rest back in submission order, so with four embed
+tasks in flight on a two-thread worker no parse task reached it for minutes (a medium first build parsed
+900 of 2,127 files, then nothing until the embedding caught up; with two, the whole tree in 50 s)."""
+
 LEXICAL_FLUSH_BUDGETS = EMBED_WINDOW_BUDGETS
 """A run with lexical checkpoints (a first build) commits once the uncommitted texts it holds reach this
 many budgets, without waiting for the next timed one (``engine/checkpoint.py``): parsing never waits on
@@ -129,6 +136,7 @@ class Pipeline:
         self.known = known_keys
         self.parse_batch_files = max(1, parse_batch_files)
         self.max_in_flight = max(1, max_in_flight) * max(1, executor.n_slots)
+        self.max_embeds_in_flight = EMBEDS_PER_WORKER * max(1, executor.n_workers)
         self.progress = progress
         self.read_file = read_file or (lambda rel: (root / rel).read_bytes())
         self.checkpoint = checkpoint
@@ -372,7 +380,7 @@ class Pipeline:
                     self._embed_event()
                 if not embed_ready:  # one window at a time: its texts are all that is read back
                     embed_ready.extend(self._take_embed_window(final))
-                while embed_ready and len(embed_futs) < self.max_in_flight:
+                while embed_ready and len(embed_futs) < self.max_embeds_in_flight:
                     group = embed_ready.popleft()
                     self._ready_tokens -= sum(capped(p.n_tokens) for p in group)
                     keys = [p.key for p in group]
