@@ -44,12 +44,23 @@ def _biggest_segment(root: Path) -> Path:
 
 
 def _overwrite_db(root: Path) -> None:
-    """80 KB of noise in the middle of the database file, as the fault campaign did."""
+    """80 KB of noise over live data: from the start of a block of the ``chunks`` table in the middle of
+    its blocks, as the fault campaign did to the middle of the file. (The middle of the file itself can
+    be free space, which DuckDB never reads: then nothing is damaged, and the index is rightly sound.)"""
     path = _db(root)
+    with duckdb.connect(str(path), read_only=True) as con:
+        blocks = sorted({b for (b,) in con.execute(
+            "SELECT block_id FROM pragma_storage_info('chunks') WHERE block_id >= 0").fetchall()})
+        block_size = con.execute("SELECT block_size FROM pragma_database_size()").fetchall()[0][0]
+    assert blocks, "the chunks table has no block on disk"
     noise = random.Random(1).randbytes(80 * 1024)
     with open(path, "r+b") as fh:
-        fh.seek(max(0, path.stat().st_size // 2 - len(noise) // 2))
+        fh.seek(DB_HEADER_BYTES + blocks[len(blocks) // 2] * block_size)
         fh.write(noise)
+
+
+DB_HEADER_BYTES = 3 * 4096
+"""DuckDB's file header and its two database headers come before block 0."""
 
 
 def _truncate_db(root: Path) -> None:
