@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,7 +113,6 @@ class Searcher:
         self._embedder_key: tuple[str, str] | None = None
         self._selectors: dict[str, tuple[tuple[str, int], Any, Any]] = {}
         self._vocabulary = FilterVocabulary()
-        self._embed_thread: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ vector side
 
@@ -189,25 +187,14 @@ class Searcher:
                 del self._selectors[file]
         return out
 
-    def _query_vector_soon(self, query: str, meta: dict[str, str], embedder: str | None) -> Future[np.ndarray]:
-        """The query's embedding, computed in a helper thread while this one reads the lexical side.
-
-        ONNX Runtime and DuckDB both release the GIL, so a hybrid query pays the longer of the two
-        instead of their sum. One thread: queries of one searcher are serialised by its connection.
-        """
-        if self._embed_thread is None:
-            self._embed_thread = ThreadPoolExecutor(1, thread_name_prefix="codeindex-query-embed")
-        return self._embed_thread.submit(self._query_vector, query, meta, embedder)
-
     def _vector_candidates(self, con: duckdb.DuckDBPyConnection, snap: Snapshot, query: str, n: int, where: str,
-                           params: list[Any], embedder: str | None,
-                           query_vector: Future[np.ndarray] | None = None) -> list[tuple[int, float]]:
+                           params: list[Any], embedder: str | None) -> list[tuple[int, float]]:
         import faiss
 
         if not snap.segments:
             return []
         files = [rec.file for rec in snap.segments]
-        qv = query_vector.result() if query_vector is not None else self._query_vector(query, snap.meta, embedder)
+        qv = self._query_vector(query, snap.meta, embedder)
         allowed = None
         if where:  # ids of live chunks only: tombstoned vectors are excluded too
             ids = con.execute(f"SELECT DISTINCT c.vec_id FROM chunks c WHERE {where}", params).fetchnumpy()["vec_id"]
@@ -307,9 +294,6 @@ class Searcher:
     def close(self) -> None:
         """Close the database connection now (it is also closed when idle, or when a writer runs)."""
         self._reader.release()
-        if self._embed_thread is not None:
-            self._embed_thread.shutdown(wait=False)
-            self._embed_thread = None
 
     def meta(self) -> dict[str, str]:
         """The ``meta`` table of the state the last search read (empty before the first search)."""
@@ -330,17 +314,11 @@ class Searcher:
         self._vocabulary.check(con, stamp, languages, kinds)
         vector: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
-        ahead = self._query_vector_soon(query, snap.meta, embedder) if mode == "hybrid" and snap.segments else None
-        try:
-            if mode in ("hybrid", "lexical"):
-                lexical = bm25_search(con, query, n, where_sql=where, params=params,
-                                      lengths=snap.chunk_lengths(con), stats=snap.lex_stats)
-        except BaseException:
-            if ahead is not None:
-                ahead.cancel()  # not wanted any more (a running one finishes to no one)
-            raise
         if mode in ("hybrid", "vector"):
-            vector = self._vector_candidates(con, snap, query, n, where, params, embedder, ahead)
+            vector = self._vector_candidates(con, snap, query, n, where, params, embedder)
+        if mode in ("hybrid", "lexical"):
+            lexical = bm25_search(con, query, n, where_sql=where, params=params,
+                                  lengths=snap.chunk_lengths(con), stats=snap.lex_stats)
         if mode == "vector":
             ranked = vector
         elif mode == "lexical":
