@@ -15,7 +15,7 @@ docs/explanation/incremental-model.md, "Directory nodes", for the measurements.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import blake3
@@ -46,18 +46,14 @@ def _node_hash(files: list[tuple[str, str]], dirs: Iterable[str], prefix: str,
     return blake3.blake3(b"".join(encoded)).hexdigest()
 
 
-def _hash_dirs(leaves: Mapping[str, str], wanted: Container[str] | None,
-               keep: Mapping[str, str]) -> dict[str, str]:
-    """Node hashes of the directories of ``leaves``; those outside ``wanted`` are copied from ``keep``."""
+def build_tree(leaves: Mapping[str, str]) -> dict[str, str]:
+    """Directory relpath -> node hash for every directory holding a file ("" is the root, always present)."""
     files_in: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    parents: set[str] = set()
     for path, digest in leaves.items():
         parent, _, name = path.rpartition("/")
-        parents.add(parent)
-        if wanted is None or parent in wanted:
-            files_in[parent].append((name, digest))
+        files_in[parent].append((name, digest))
     directories = {""}
-    for parent in parents:  # every ancestor of a file is a directory of the tree
+    for parent in files_in:  # every ancestor of a file is a directory of the tree
         while parent not in directories:
             directories.add(parent)
             parent = parent.rpartition("/")[0]
@@ -65,22 +61,12 @@ def _hash_dirs(leaves: Mapping[str, str], wanted: Container[str] | None,
     for directory in directories:
         if directory:
             parent, _, name = directory.rpartition("/")
-            if wanted is None or parent in wanted:
-                subdirs[parent].append(name)
+            subdirs[parent].append(name)
     nodes: dict[str, str] = {}
     for directory in sorted(directories, key=_depth, reverse=True):  # children before parents
-        if wanted is None or directory in wanted:
-            prefix = f"{directory}/" if directory else ""
-            nodes[directory] = _node_hash(files_in.get(directory, []), subdirs.get(directory, ()),
-                                          prefix, nodes)
-        else:
-            nodes[directory] = keep[directory]
+        prefix = f"{directory}/" if directory else ""
+        nodes[directory] = _node_hash(files_in.get(directory, []), subdirs.get(directory, ()), prefix, nodes)
     return nodes
-
-
-def build_tree(leaves: Mapping[str, str]) -> dict[str, str]:
-    """Directory relpath -> node hash for every directory holding a file ("" is the root, always present)."""
-    return _hash_dirs(leaves, None, {})
 
 
 def update_tree(old_nodes: Mapping[str, str], new_leaves: Mapping[str, str],

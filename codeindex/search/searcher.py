@@ -28,7 +28,7 @@ from codeindex.errors import CorruptIndexError, ModelMismatchError, NotIndexedEr
 from codeindex.search.filters import where_clause
 from codeindex.search.grouping import GROUPINGS, Group, group_results, in_file_name
 from codeindex.search.ranking import RRF_K, bm25_search, fusion_weights, rrf
-from codeindex.search.state import Snapshot
+from codeindex.search.state import PLACE_COLUMNS, Snapshot
 from codeindex.search.symbols import IdentifierQuery, parse_identifier, rank_definitions
 from codeindex.search.validate import FilterVocabulary, check_k
 from codeindex.store import db as dbm
@@ -338,8 +338,8 @@ class Searcher:
             rows = {r[0]: _Row(*r, "") for r in places.of(order)}
         else:
             rows = {r[0]: _Row(*r) for r in con.execute(
-                "SELECT chunk_id, path, start_line, end_line, symbol, kind, language, '' "
-                "FROM chunks WHERE chunk_id IN (SELECT unnest(?::BIGINT[]))", [order]).fetchall()}
+                f"SELECT {', '.join(PLACE_COLUMNS)}, '' FROM chunks WHERE chunk_id IN (SELECT unnest(?::BIGINT[]))",
+                [order]).fetchall()}
         rest = [c for c in order[len(exact):] if c in rows]
         if rerank is not None:
             _fill_texts(con, [rows[c] for c in rest[:RERANK_DEPTH]])

@@ -125,7 +125,7 @@ class DefinitionsByName:
     """
 
     table: pa.Table
-    """``SYMBOL_COLUMNS``, ordered by ``key_hash``."""
+    """``stored`` (the row's place in ``symbols``) and ``SYMBOL_COLUMNS``, ordered by ``key_hash``."""
     key_hash: np.ndarray
     """``hash(path, qualified)`` of each row (ascending)."""
     by_name: np.ndarray
@@ -135,10 +135,11 @@ class DefinitionsByName:
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection) -> DefinitionsByName:
         table = dbm.arrow(con, f"SELECT hash(path, qualified) AS key_hash, hash(lower(name)) AS name_hash, "
-                               f"{', '.join(SYMBOL_COLUMNS)} FROM symbols ORDER BY key_hash").combine_chunks()
+                               f"rowid AS stored, {', '.join(SYMBOL_COLUMNS)} FROM symbols "
+                               f"ORDER BY key_hash, stored").combine_chunks()
         names = table.column("name_hash").to_numpy()
         by_name = np.argsort(names, kind="stable")
-        return cls(table.select(list(SYMBOL_COLUMNS)), table.column("key_hash").to_numpy(), by_name,
+        return cls(table.select(["stored", *SYMBOL_COLUMNS]), table.column("key_hash").to_numpy(), by_name,
                    names[by_name])
 
     def of(self, con: duckdb.DuckDBPyConnection, pairs: Iterable[tuple[str, str]]) -> list[SymbolRow]:
@@ -148,7 +149,7 @@ class DefinitionsByName:
             return []
         hashes = con.execute("SELECT hash(p, q) FROM (SELECT unnest(?::VARCHAR[]) AS p, unnest(?::VARCHAR[]) AS q)",
                              [[p for p, _ in wanted], [q for _, q in wanted]]).fetchnumpy()
-        rows = _matching(self.key_hash, next(iter(hashes.values())), np.arange(len(self.key_hash)))
+        rows = _matching(self.key_hash, next(iter(hashes.values())))
         keys = set(wanted)
         return [d for d in self._symbols(rows) if (d.path, d.qualified) in keys]
 
@@ -156,23 +157,27 @@ class DefinitionsByName:
         """Definitions whose own name is ``name``, ignoring case."""
         got = con.execute("SELECT hash(lower(?))", [name]).fetchnumpy()
         rows = _matching(self.name_hash, next(iter(got.values())), self.by_name)
-        return [d for d in self._symbols(np.sort(rows)) if d.name.lower() == name.lower()]
+        return [d for d in self._symbols(rows) if d.name.lower() == name.lower()]
 
     def _symbols(self, rows: np.ndarray) -> list[SymbolRow]:
+        """The rows at ``rows``, in the symbol table's own order: the order the SQL look-ups return, which
+        decides between two definitions that tie for a piece (``grouping.owner``)."""
         import pyarrow as pa
 
         part = self.table.take(pa.array(rows, pa.int64()))
+        part = part.take(np.argsort(part.column("stored").to_numpy(), kind="stable"))
         return [SymbolRow(*r) for r in zip(*(part.column(c).to_pylist() for c in SYMBOL_COLUMNS), strict=True)]
 
 
-def _matching(sorted_hashes: np.ndarray, wanted: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``rows[i]`` for every i where ``sorted_hashes[i]`` is one of ``wanted``."""
+def _matching(sorted_hashes: np.ndarray, wanted: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """The positions in ``sorted_hashes`` of every one of ``wanted`` (mapped through ``rows`` when given)."""
     wanted = np.asarray(wanted, dtype=sorted_hashes.dtype)
-    starts = np.searchsorted(sorted_hashes, wanted, side="left")
-    ends = np.searchsorted(sorted_hashes, wanted, side="right")
     if not len(wanted):
         return np.zeros(0, dtype=np.int64)
-    return np.concatenate([rows[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]).astype(np.int64)
+    starts = np.searchsorted(sorted_hashes, wanted, side="left")
+    ends = np.searchsorted(sorted_hashes, wanted, side="right")
+    found = np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)])
+    return (found if rows is None else rows[found]).astype(np.int64)
 
 
 @dataclass(slots=True)

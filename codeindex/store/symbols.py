@@ -92,6 +92,6 @@ def definitions_of(con: duckdb.DuckDBPyConnection, pairs: Sequence[tuple[str, st
     wanted = sorted(set(pairs))
     rows = con.execute(f"SELECT {', '.join('s.' + c for c in COLUMNS)} FROM symbols s JOIN "
                        "(SELECT unnest(?::VARCHAR[]) AS path, unnest(?::VARCHAR[]) AS qualified) w "
-                       "ON s.path = w.path AND s.qualified = w.qualified",
+                       "ON s.path = w.path AND s.qualified = w.qualified ORDER BY s.rowid",
                        [[p for p, _ in wanted], [q for _, q in wanted]]).fetchall()
     return [SymbolRow(*r) for r in rows]
